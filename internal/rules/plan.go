@@ -1,0 +1,126 @@
+package rules
+
+import "time"
+
+// NoticeKind is the kind of a notification.
+type NoticeKind string
+
+// The notice kinds.
+const (
+	KindExpiryReminder NoticeKind = "expiry_reminder"
+	KindExpiryDay      NoticeKind = "expiry_day"
+	KindLockout        NoticeKind = "lockout"
+	KindWelcome        NoticeKind = "welcome"
+)
+
+// Valid reports whether k is a known kind.
+func (k NoticeKind) Valid() bool {
+	switch k {
+	case KindExpiryReminder, KindExpiryDay, KindLockout, KindWelcome:
+		return true
+	}
+	return false
+}
+
+// OccasionDateLayout formats the local date that keys daily notices.
+const OccasionDateLayout = "2006-01-02"
+
+// Notice is a notification due for an end user. (end user, Kind, Occasion)
+// identifies it in the ledger: it is sent once per channel.
+type Notice struct {
+	Kind NoticeKind
+	// Occasion is the local date (YYYY-MM-DD) for expiry notices, the lockout
+	// instant (RFC 3339, UTC) for lockout notices.
+	Occasion string
+	// DaysLeft counts local days until the password expires (0 on the day);
+	// zero for lockouts.
+	DaysLeft int
+	// DueAt is the instant the notice became due.
+	DueAt time.Time
+	// ExpiresAt is the password expiry instant, for expiry notices.
+	ExpiresAt time.Time
+}
+
+// Plan returns the notices due for u at the instant now, with loc the
+// customer's time zone. Daily expiry notices are due from the tenant's send
+// hour of each local day: reminders on each of the ReminderDays days before
+// the expiry date, the expiry-day notice on that date (also when the password
+// already expired earlier that day). A lockout notice is due as soon as the
+// account is locked. Inactive, never-expiring and non-directory end users get
+// nothing. The result is deterministic, so running the planner again at any
+// later instant of the same local day yields the same occasions.
+func Plan(t Tenant, loc *time.Location, u EndUser, now time.Time) []Notice {
+	if !u.Source.IsDirectory() || !Active(t, u) {
+		return nil
+	}
+	var due []Notice
+	if u.LockedOut && !u.LockedOutAt.IsZero() && !u.LockedOutAt.After(now) {
+		due = append(due, Notice{
+			Kind:     KindLockout,
+			Occasion: LockoutOccasion(u.LockedOutAt),
+			DueAt:    u.LockedOutAt,
+		})
+	}
+	if n, ok := expiryNotice(t, loc, u, now); ok {
+		due = append(due, n)
+	}
+	return due
+}
+
+// LockoutOccasion is the ledger occasion of a lockout that began at.
+func LockoutOccasion(at time.Time) string {
+	return at.UTC().Truncate(time.Second).Format(time.RFC3339)
+}
+
+func expiryNotice(t Tenant, loc *time.Location, u EndUser, now time.Time) (Notice, bool) {
+	if u.PasswordNeverExpires || u.PasswordExpiresAt.IsZero() {
+		return Notice{}, false
+	}
+	local := now.In(loc)
+	today := civilDate(local)
+	sendAt := time.Date(today.year, today.month, today.day, sendHour(t), 0, 0, 0, loc)
+	if local.Before(sendAt) {
+		return Notice{}, false
+	}
+	days := daysBetween(today, civilDate(u.PasswordExpiresAt.In(loc)))
+	window := t.ReminderDays
+	if window <= 0 {
+		window = DefaultReminderDays
+	}
+	n := Notice{Occasion: local.Format(OccasionDateLayout), DaysLeft: days, DueAt: sendAt, ExpiresAt: u.PasswordExpiresAt}
+	switch {
+	case days == 0:
+		n.Kind = KindExpiryDay
+	case days >= 1 && days <= window:
+		n.Kind = KindExpiryReminder
+	default:
+		return Notice{}, false
+	}
+	return n, true
+}
+
+func sendHour(t Tenant) int {
+	if t.SendHour < 0 || t.SendHour > 23 {
+		return DefaultSendHour
+	}
+	return t.SendHour
+}
+
+type date struct {
+	year  int
+	month time.Month
+	day   int
+}
+
+func civilDate(t time.Time) date {
+	y, m, d := t.Date()
+	return date{y, m, d}
+}
+
+// daysBetween counts calendar days from a to b, independent of DST (both are
+// placed at noon UTC, where every day has 24 hours).
+func daysBetween(a, b date) int {
+	ta := time.Date(a.year, a.month, a.day, 12, 0, 0, 0, time.UTC)
+	tb := time.Date(b.year, b.month, b.day, 12, 0, 0, 0, time.UTC)
+	return int(tb.Sub(ta).Hours() / 24)
+}

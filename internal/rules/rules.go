@@ -1,0 +1,194 @@
+// Package rules holds selfserve's domain rules as pure functions: whether an
+// end user is served (Active), their registration status, which notices are
+// due at an instant (Plan), how imported contact values merge with what is
+// stored (MergeContactField), and phone normalisation. Nothing here does I/O:
+// the API, the planner and the sender all call the same functions.
+package rules
+
+import "time"
+
+// Subscription is a tenant's plan. Self-serve exists only on qdesk and bundle.
+type Subscription string
+
+// The subscriptions.
+const (
+	SubscriptionNone   Subscription = "none"
+	SubscriptionQDesk  Subscription = "qdesk"
+	SubscriptionBundle Subscription = "bundle"
+)
+
+// Valid reports whether s is a known subscription.
+func (s Subscription) Valid() bool {
+	return s == SubscriptionNone || s == SubscriptionQDesk || s == SubscriptionBundle
+}
+
+// AllowsSelfServe reports whether the plan includes self-serve features.
+func (s Subscription) AllowsSelfServe() bool {
+	return s == SubscriptionQDesk || s == SubscriptionBundle
+}
+
+// Source is where an end user comes from.
+type Source string
+
+// The end-user sources. local, ad and azure are directory sources.
+const (
+	SourceLocal  Source = "local"
+	SourceAD     Source = "ad"
+	SourceAzure  Source = "azure"
+	SourceManual Source = "manual"
+)
+
+// IsDirectory reports whether the source is a directory (one that owns a
+// password and so gets expiry and lockout notices).
+func (s Source) IsDirectory() bool {
+	return s == SourceLocal || s == SourceAD || s == SourceAzure
+}
+
+// Provenance is where an email or mobile value came from.
+type Provenance string
+
+// The provenances, from least to most authoritative for imports: an import
+// never overwrites a manual or end_user value, and a PSA value never
+// overwrites a directory value.
+const (
+	ProvenanceNone      Provenance = ""
+	ProvenanceDirectory Provenance = "directory"
+	ProvenancePSA       Provenance = "psa"
+	ProvenanceManual    Provenance = "manual"
+	ProvenanceEndUser   Provenance = "end_user"
+)
+
+// IsHuman reports whether a person typed the value (a technician or the end
+// user): no sync may overwrite it.
+func (p Provenance) IsHuman() bool { return p == ProvenanceManual || p == ProvenanceEndUser }
+
+// Tenant is what the rules need of a tenant's settings.
+type Tenant struct {
+	Subscription Subscription
+	// SelfServe is the global override: false disables every end user.
+	SelfServe bool
+	// SendHour is the local hour (0-23) daily notices go out at.
+	SendHour int
+	// ReminderDays is how many days before expiry reminders start (default 10).
+	ReminderDays int
+}
+
+// DefaultSendHour and DefaultReminderDays are the tenant defaults.
+const (
+	DefaultSendHour     = 9
+	DefaultReminderDays = 10
+)
+
+// EndUser is what the rules need of an end user.
+type EndUser struct {
+	Source Source
+	Email  string
+	Mobile string
+	// SelfServe is the per-user switch.
+	SelfServe bool
+	Enabled   bool
+	// Removed is set once the user vanished from its source.
+	Removed              bool
+	LockedOut            bool
+	LockedOutAt          time.Time
+	PasswordNeverExpires bool
+	// PasswordExpiresAt is zero when unknown or never.
+	PasswordExpiresAt time.Time
+	FirstAccessAt     time.Time
+	WelcomeSentAt     time.Time
+}
+
+// Status is the derived registration status ("QP Status").
+type Status string
+
+// The statuses.
+const (
+	StatusIncomplete           Status = "incomplete"
+	StatusWelcomeSent          Status = "welcome_sent"
+	StatusRegistrationComplete Status = "registration_complete"
+	StatusAccessedSelfServe    Status = "accessed_self_serve"
+)
+
+// Label is the status as the product shows it.
+func (s Status) Label() string {
+	switch s {
+	case StatusAccessedSelfServe:
+		return "Accessed Self-Serve"
+	case StatusRegistrationComplete:
+		return "Registration Complete"
+	case StatusWelcomeSent:
+		return "Welcome Email Sent"
+	default:
+		return "Incomplete"
+	}
+}
+
+// Valid reports whether s is a known status.
+func (s Status) Valid() bool {
+	switch s {
+	case StatusIncomplete, StatusWelcomeSent, StatusRegistrationComplete, StatusAccessedSelfServe:
+		return true
+	}
+	return false
+}
+
+// StatusOf derives an end user's registration status.
+func StatusOf(u EndUser) Status {
+	switch {
+	case !u.FirstAccessAt.IsZero():
+		return StatusAccessedSelfServe
+	case u.Email != "" && u.Mobile != "":
+		return StatusRegistrationComplete
+	case !u.WelcomeSentAt.IsZero():
+		return StatusWelcomeSent
+	default:
+		return StatusIncomplete
+	}
+}
+
+// Reason says why an end user is not active. The zero Reason means active.
+type Reason string
+
+// The reasons an end user is not served, in the order they are checked.
+const (
+	ReasonNone            Reason = ""
+	ReasonSubscription    Reason = "the tenant's subscription does not include self-serve"
+	ReasonTenantOverride  Reason = "self-serve is turned off for the whole tenant"
+	ReasonSwitchOff       Reason = "self-serve is disallowed for this end user"
+	ReasonMissingEmail    Reason = "no email address"
+	ReasonMissingMobile   Reason = "no mobile number"
+	ReasonDisabled        Reason = "the account is disabled"
+	ReasonRemovedAtSource Reason = "the account was removed from its source"
+)
+
+// InactiveReason returns why notifications and self-serve are off for u, or
+// ReasonNone when they are on.
+func InactiveReason(t Tenant, u EndUser) Reason {
+	switch {
+	case !t.Subscription.AllowsSelfServe():
+		return ReasonSubscription
+	case !t.SelfServe:
+		return ReasonTenantOverride
+	case !u.SelfServe:
+		return ReasonSwitchOff
+	case u.Email == "":
+		return ReasonMissingEmail
+	case u.Mobile == "":
+		return ReasonMissingMobile
+	case !u.Enabled:
+		return ReasonDisabled
+	case u.Removed:
+		return ReasonRemovedAtSource
+	}
+	return ReasonNone
+}
+
+// Active reports whether notifications and self-serve are on for u: the
+// subscription allows it, the tenant override is on, the user's switch is on,
+// email and mobile are both present, and the account is enabled and still in
+// its source.
+func Active(t Tenant, u EndUser) bool { return InactiveReason(t, u) == ReasonNone }
+
+// SwitchLocked reports whether per-user switches are locked ("greyed out") by
+// the tenant override.
+func SwitchLocked(t Tenant) bool { return !t.SelfServe }
