@@ -1,0 +1,385 @@
+// Package importer is the sync engine: it runs one connection's sync from
+// its source into the store, page by page, whatever the connector.
+//
+// A run streams pages from the source; each page is normalised (emails
+// checked, mobiles to E.164 in the customer's region) and committed in one
+// transaction together with the run's progress and, when the page carries
+// one, the connection's cursor, so an interrupted run resumes and a
+// technician sees progress. Removals are decided only after a complete,
+// error-free full enumeration, and a run that would remove more than the
+// allowed share of users removes nothing and asks for confirmation.
+// The engine needs no Redis: the CLI runs it inline, workers run it from a
+// queue.
+package importer
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"iter"
+	"log/slog"
+	"time"
+
+	"selfserve/connectors"
+	"selfserve/internal/rules"
+	"selfserve/internal/secretbox"
+	"selfserve/internal/store"
+)
+
+// Defaults of the engine.
+const (
+	DefaultMaxRemovalShare = 0.3
+	DefaultStaleAfter      = 15 * time.Minute
+)
+
+// SecretsContext binds sealed connection secrets to their purpose.
+const SecretsContext = "selfserve/connection-secrets/v1"
+
+// ErrNotDirectory: the connection's kind does not import end users.
+var ErrNotDirectory = errors.New("connection does not import end users")
+
+// Importer runs syncs. Its fields are its dependencies; the zero values of
+// the tunables mean their defaults.
+type Importer struct {
+	Store    *store.Store
+	Registry connectors.Registry
+	Secrets  *secretbox.Box
+	Logger   *slog.Logger
+	// MaxRemovalShare is the share of a connection's users a full run may
+	// remove without confirmation (default 0.3).
+	MaxRemovalShare float64
+	// StaleAfter is how long a run may go without a heartbeat before another
+	// run may take over (default 15 minutes).
+	StaleAfter time.Duration
+}
+
+// Request asks for one sync.
+type Request struct {
+	TenantID     int64
+	ConnectionID int64
+	// RunID runs (or resumes) an existing run, as created by the API before
+	// enqueueing; 0 creates one.
+	RunID int64
+	// Full forces a full enumeration even when an incremental cursor exists.
+	Full bool
+	// Trigger says who asked: "schedule", "api", "cli".
+	Trigger string
+	// ConfirmRemovals lets the run remove more than MaxRemovalShare.
+	ConfirmRemovals bool
+	// KeepRunOnCancel leaves a cancelled run running (a worker's task is
+	// retried and resumes it); otherwise it is marked failed.
+	KeepRunOnCancel bool
+	// OnProgress, if set, is called after each committed page.
+	OnProgress func(store.SyncRun)
+}
+
+// Result is what a finished sync reports.
+type Result struct {
+	Run store.SyncRun
+	// Lockouts are the not-locked → locked transitions the run saw, for
+	// lockout notices.
+	Lockouts []store.Lockout
+}
+
+// target bundles what a run needs to know about its connection.
+type target struct {
+	tenant   store.Tenant
+	customer store.Customer
+	conn     store.Connection
+	source   rules.Source
+}
+
+// Sync runs one sync of a connection and returns its run. The error is
+// non-nil when the run failed; the run is recorded either way.
+func (im *Importer) Sync(ctx context.Context, req Request) (Result, error) {
+	t, err := im.target(ctx, req)
+	if err != nil {
+		return Result{}, err
+	}
+	src, err := im.open(t.conn)
+	if err != nil {
+		return Result{}, err
+	}
+	defer src.Close()
+	users, ok := src.(connectors.UserSource)
+	if !ok {
+		return Result{}, fmt.Errorf("connection %q (%s): %w", t.conn.Name, t.conn.Kind, ErrNotDirectory)
+	}
+	delta, canDelta := src.(connectors.DeltaSource)
+
+	mode := store.ModeFull
+	if !req.Full && canDelta && t.conn.Cursor != "" {
+		mode = store.ModeIncremental
+	}
+	var run store.SyncRun
+	if req.RunID != 0 {
+		run, err = im.Store.StartRun(ctx, req.TenantID, req.RunID)
+		if err == nil && run.Mode == store.ModeFull {
+			mode = store.ModeFull
+		}
+	} else {
+		run, err = im.Store.CreateRun(ctx, req.TenantID, req.ConnectionID, mode, req.Trigger, store.RunRunning, req.ConfirmRemovals, im.staleAfter())
+	}
+	if err != nil {
+		return Result{}, err
+	}
+	run.Mode = mode
+	log := im.logger().With("run_id", run.ID, "connection", t.conn.Name, "tenant_id", t.tenant.ID, "mode", mode)
+	log.Info("sync started", "resume", run.Resume != "")
+
+	r := &runner{im: im, t: t, run: &run, log: log, onProgress: req.OnProgress}
+	var pages iter.Seq2[connectors.UserPage, error]
+	if mode == store.ModeIncremental {
+		pages = delta.Changes(ctx, t.conn.Cursor)
+	} else {
+		pages = users.Users(ctx, run.Resume)
+	}
+	err = r.consume(ctx, pages)
+	if mode == store.ModeIncremental && errors.Is(err, connectors.ErrResyncRequired) {
+		log.Warn("incremental cursor rejected: running a full sync", "reason", err)
+		run.Mode, run.Resume = store.ModeFull, ""
+		err = r.consume(ctx, users.Users(ctx, ""))
+	}
+	if err == nil && run.Mode == store.ModeFull {
+		err = r.decideRemovals(ctx, req.ConfirmRemovals || run.ConfirmRemovals)
+	}
+	return r.finish(ctx, err, req.KeepRunOnCancel)
+}
+
+func (im *Importer) target(ctx context.Context, req Request) (target, error) {
+	var t target
+	var err error
+	if t.conn, err = im.Store.Connection(ctx, req.TenantID, req.ConnectionID); err != nil {
+		return t, err
+	}
+	if !t.conn.Kind.IsDirectory() {
+		return t, fmt.Errorf("connection %q (%s): %w", t.conn.Name, t.conn.Kind, ErrNotDirectory)
+	}
+	if t.conn.CustomerID == nil {
+		return t, fmt.Errorf("connection %q: %w: a directory connection must belong to a customer", t.conn.Name, connectors.ErrInvalidConfig)
+	}
+	if t.tenant, err = im.Store.Tenant(ctx, req.TenantID); err != nil {
+		return t, err
+	}
+	if t.customer, err = im.Store.Customer(ctx, req.TenantID, *t.conn.CustomerID); err != nil {
+		return t, err
+	}
+	t.source = SourceOf(t.conn.Kind)
+	return t, nil
+}
+
+// SourceOf maps a directory connector kind to the end users' source.
+func SourceOf(kind connectors.Kind) rules.Source {
+	switch kind {
+	case connectors.KindAD:
+		return rules.SourceAD
+	case connectors.KindAzure:
+		return rules.SourceAzure
+	default:
+		return rules.SourceLocal
+	}
+}
+
+// open decrypts the connection's secrets and opens its source.
+func (im *Importer) open(conn store.Connection) (connectors.Source, error) {
+	secrets, err := OpenSecrets(im.Secrets, conn)
+	if err != nil {
+		return nil, err
+	}
+	return im.Registry.Open(conn.Kind, conn.Name, conn.Settings, secrets, im.logger())
+}
+
+// OpenSecrets decrypts a connection's sealed secrets to their JSON object.
+func OpenSecrets(box *secretbox.Box, conn store.Connection) (json.RawMessage, error) {
+	if len(conn.SealedSecrets) == 0 {
+		return nil, nil
+	}
+	if box == nil {
+		return nil, fmt.Errorf("connection %q has secrets but no encryption key is configured (SELFSERVE_ENCRYPTION_KEY)", conn.Name)
+	}
+	plain, err := box.Open(conn.SealedSecrets, SecretsContext)
+	if err != nil {
+		return nil, fmt.Errorf("connection %q secrets: %w", conn.Name, err)
+	}
+	return plain, nil
+}
+
+func (im *Importer) logger() *slog.Logger {
+	if im.Logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return im.Logger
+}
+
+func (im *Importer) staleAfter() time.Duration {
+	if im.StaleAfter <= 0 {
+		return DefaultStaleAfter
+	}
+	return im.StaleAfter
+}
+
+func (im *Importer) maxRemovalShare() float64 {
+	if im.MaxRemovalShare <= 0 {
+		return DefaultMaxRemovalShare
+	}
+	return im.MaxRemovalShare
+}
+
+// runner is one run in progress.
+type runner struct {
+	im         *Importer
+	t          target
+	run        *store.SyncRun
+	log        *slog.Logger
+	lockouts   []store.Lockout
+	onProgress func(store.SyncRun)
+}
+
+func (r *runner) consume(ctx context.Context, pages iter.Seq2[connectors.UserPage, error]) error {
+	for page, err := range pages {
+		if err != nil {
+			return err
+		}
+		if err := r.commit(ctx, page); err != nil {
+			return err
+		}
+	}
+	return ctx.Err()
+}
+
+// commit normalises a page and stores it with the run's progress in one
+// transaction.
+func (r *runner) commit(ctx context.Context, page connectors.UserPage) error {
+	recs, problems := Normalize(page.Users, r.t.customer.DefaultRegion)
+	run := *r.run
+	run.Pages++
+	run.Processed += len(page.Users) + len(page.Invalid)
+	run.Invalid += len(page.Invalid) + (len(page.Users) - len(recs))
+	run.AddProblems(page.Invalid...)
+	run.AddProblems(problems...)
+	if page.Resume != "" || run.Mode == store.ModeFull {
+		run.Resume = page.Resume
+	}
+	var res store.PageResult
+	err := r.im.Store.InTx(ctx, func(tx *store.Store) error {
+		var err error
+		res, err = tx.ApplyUserPage(ctx, store.PageTarget{
+			TenantID:        r.t.tenant.ID,
+			CustomerID:      r.t.customer.ID,
+			ConnectionID:    r.t.conn.ID,
+			RunID:           run.ID,
+			Source:          r.t.source,
+			EnableSelfServe: r.t.conn.EnableSelfServe,
+		}, recs, page.Removed)
+		if err != nil {
+			return err
+		}
+		run.Created += res.Created
+		run.Updated += res.Updated
+		run.Unchanged += res.Unchanged
+		run.Removed += res.Removed
+		if err := tx.SaveRunProgress(ctx, &run); err != nil {
+			return err
+		}
+		if page.Cursor != "" {
+			return tx.SetConnectionCursor(ctx, r.t.tenant.ID, r.t.conn.ID, page.Cursor)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("store page %d: %w", run.Pages, err)
+	}
+	*r.run = run
+	r.lockouts = append(r.lockouts, res.Lockouts...)
+	r.log.Debug("page committed", "page", run.Pages, "processed", run.Processed, "created", res.Created, "updated", res.Updated)
+	if r.onProgress != nil {
+		r.onProgress(run)
+	}
+	return nil
+}
+
+// decideRemovals runs after a complete full enumeration.
+func (r *runner) decideRemovals(ctx context.Context, confirmed bool) error {
+	present, unseen, err := r.im.Store.RemovalCheck(ctx, r.t.tenant.ID, r.t.conn.ID, r.run.ID)
+	if err != nil || unseen == 0 {
+		return err
+	}
+	share := float64(unseen) / float64(present)
+	if share > r.im.maxRemovalShare() && !confirmed {
+		r.run.PendingRemovals = unseen
+		r.log.Warn("removals held for confirmation", "would_remove", unseen, "present", present, "max_share", r.im.maxRemovalShare())
+		return nil
+	}
+	n, err := r.im.Store.RemoveUnseen(ctx, r.t.tenant.ID, r.t.conn.ID, r.run.ID)
+	r.run.Removed += n
+	r.run.PendingRemovals = 0
+	return err
+}
+
+func (r *runner) finish(ctx context.Context, runErr error, keepOnCancel bool) (Result, error) {
+	run := r.run
+	ctx = context.WithoutCancel(ctx)
+	switch {
+	case runErr != nil && keepOnCancel && errors.Is(runErr, context.Canceled):
+		r.log.Warn("sync interrupted; it resumes when retried", "pages", run.Pages)
+		return Result{Run: *run, Lockouts: r.lockouts}, runErr
+	case runErr != nil:
+		run.Status = store.RunFailed
+		run.Error = runErr.Error()
+		if errors.Is(runErr, context.Canceled) {
+			run.Error = "interrupted: " + run.Error
+		}
+	case run.PendingRemovals > 0:
+		run.Status = store.RunNeedsConfirmation
+		run.Error = fmt.Sprintf("%d end users are no longer in the source: more than %.0f%% of them, so none was removed; run again with removals confirmed to remove them",
+			run.PendingRemovals, r.im.maxRemovalShare()*100)
+	default:
+		run.Status = store.RunSucceeded
+	}
+	if err := r.im.Store.FinishRun(ctx, run); err != nil {
+		return Result{Run: *run, Lockouts: r.lockouts}, errors.Join(runErr, err)
+	}
+	r.log.Info("sync finished", "status", run.Status, "created", run.Created, "updated", run.Updated, "unchanged", run.Unchanged,
+		"removed", run.Removed, "invalid", run.Invalid, "lockouts", len(r.lockouts), "duration_ms", run.DurationMS)
+	if runErr != nil {
+		return Result{Run: *run, Lockouts: r.lockouts}, fmt.Errorf("sync of connection %q: %w", r.t.conn.Name, runErr)
+	}
+	return Result{Run: *run, Lockouts: r.lockouts}, nil
+}
+
+// Normalize checks and normalises a page's users for storage: emails must be
+// bare addresses and mobiles become E.164 in region. An unusable email or
+// mobile is reported as a problem and marked so the stored value is kept; a
+// user whose external id repeats within the page is dropped and reported.
+func Normalize(users []connectors.User, region string) ([]store.UserRecord, []store.Problem) {
+	recs := make([]store.UserRecord, 0, len(users))
+	var problems []store.Problem
+	seen := make(map[string]bool, len(users))
+	for _, u := range users {
+		ref := u.Ref
+		if ref == "" {
+			ref = u.ExternalID
+		}
+		if seen[u.ExternalID] {
+			problems = append(problems, store.Problem{Ref: ref, Reason: fmt.Sprintf("external id %q appears twice in one page; the second was skipped", u.ExternalID)})
+			continue
+		}
+		seen[u.ExternalID] = true
+		rec := store.UserRecord{User: u}
+		if email, err := rules.NormalizeEmail(u.Email); err != nil {
+			rec.EmailInvalid = true
+			problems = append(problems, store.Problem{Ref: ref, Reason: "email: " + err.Error()})
+		} else {
+			rec.Email = email
+		}
+		if mobile, err := rules.NormalizePhone(u.Mobile, region); err != nil {
+			rec.MobileInvalid = true
+			problems = append(problems, store.Problem{Ref: ref, Reason: "mobile: " + err.Error()})
+		} else {
+			rec.Mobile = mobile
+		}
+		recs = append(recs, rec)
+	}
+	return recs, problems
+}

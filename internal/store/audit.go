@@ -1,0 +1,77 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// Audit records a change in the tenant's audit log. before and after are
+// marshalled to JSON (nil is JSON null).
+func (s *Store) Audit(ctx context.Context, tenantID int64, loginID *int64, actor, action, objectType, objectID string, before, after any) error {
+	b, err := json.Marshal(before)
+	if err != nil {
+		return fmt.Errorf("audit: %w", err)
+	}
+	a, err := json.Marshal(after)
+	if err != nil {
+		return fmt.Errorf("audit: %w", err)
+	}
+	_, err = s.exec(ctx, `INSERT INTO audit_log (tenant_id, login_id, actor, action, object_type, object_id, before, after, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		tenantID, loginID, actor, action, objectType, objectID, string(b), string(a), s.stamp())
+	if err != nil {
+		return fmt.Errorf("audit %s %s/%s: %w", action, objectType, objectID, err)
+	}
+	return nil
+}
+
+// AuditFilter narrows an audit log listing. Zero fields do not filter.
+type AuditFilter struct {
+	Action     string
+	ObjectType string
+	ObjectID   string
+	LoginID    int64
+	Since      time.Time
+	Until      time.Time
+	// Limit caps the rows (default 100, max 1000); BeforeID pages backwards.
+	Limit    int
+	BeforeID int64
+}
+
+// AuditLog lists the tenant's audit entries, newest first.
+func (s *Store) AuditLog(ctx context.Context, tenantID int64, f AuditFilter) ([]AuditEntry, error) {
+	q := `SELECT id, tenant_id, login_id, actor, action, object_type, object_id, before, after, at FROM audit_log WHERE tenant_id = ?`
+	args := []any{tenantID}
+	add := func(cond string, v any) { q += " AND " + cond; args = append(args, v) }
+	if f.Action != "" {
+		add("action = ?", f.Action)
+	}
+	if f.ObjectType != "" {
+		add("object_type = ?", f.ObjectType)
+	}
+	if f.ObjectID != "" {
+		add("object_id = ?", f.ObjectID)
+	}
+	if f.LoginID != 0 {
+		add("login_id = ?", f.LoginID)
+	}
+	if !f.Since.IsZero() {
+		add("at >= ?", f.Since.UTC())
+	}
+	if !f.Until.IsZero() {
+		add("at < ?", f.Until.UTC())
+	}
+	if f.BeforeID != 0 {
+		add("id < ?", f.BeforeID)
+	}
+	limit := f.Limit
+	if limit <= 0 {
+		limit = 100
+	}
+	limit = min(limit, 1000)
+	q += fmt.Sprintf(" ORDER BY id DESC LIMIT %d", limit)
+	var out []AuditEntry
+	err := s.list(ctx, &out, q, args...)
+	return out, err
+}

@@ -1,0 +1,465 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"selfserve/connectors"
+	"selfserve/internal/rules"
+)
+
+const endUserColumns = `id, tenant_id, customer_id, connection_id, source, external_id, username, upn, first_name, last_name, display_name,
+	email, email_source, mobile, mobile_source, enabled, locked_out, locked_out_at, must_change_password, password_never_expires,
+	password_last_set, password_expires_at, immutable_id, self_serve, first_access_at, welcome_sent_at, removed_at, seen_run_id, created_at, updated_at`
+
+// batchSize bounds the rows of one multi-row statement (27 parameters a row
+// stays well under PostgreSQL's 65535 and SQLite's 32766 parameters).
+const batchSize = 500
+
+// UserRecord is a directory user ready to store: email and mobile already
+// normalised. EmailInvalid/MobileInvalid mark an incoming value that could
+// not be used: the stored value is then kept as it is.
+type UserRecord struct {
+	connectors.User
+	EmailInvalid  bool
+	MobileInvalid bool
+}
+
+// PageTarget says where a page of users goes.
+type PageTarget struct {
+	TenantID     int64
+	CustomerID   int64
+	ConnectionID int64
+	RunID        int64
+	Source       rules.Source
+	// EnableSelfServe is the switch new end users get; existing users keep
+	// theirs.
+	EnableSelfServe bool
+}
+
+// Lockout is a not-locked → locked transition seen by a sync.
+type Lockout struct {
+	EndUserID int64
+	At        time.Time
+}
+
+// PageResult counts what ApplyUserPage did.
+type PageResult struct {
+	Created   int
+	Updated   int
+	Unchanged int
+	Removed   int
+	Lockouts  []Lockout
+}
+
+// ApplyUserPage stores one page of directory users for a connection, in the
+// caller's transaction if there is one: new users are created with the
+// target's switch; existing users are updated field by field under the
+// provenance rules (rules.MergeContactField: never over a manual or end-user
+// value), keep their switch, and are restored if they had been removed.
+// Every user of the page is stamped as seen by the run. removals (from delta
+// sources) mark users removed. It returns the counts and the lockout
+// transitions.
+func (s *Store) ApplyUserPage(ctx context.Context, target PageTarget, recs []UserRecord, removals []connectors.Removal) (PageResult, error) {
+	var res PageResult
+	now := s.stamp()
+	for start := 0; start < len(recs); start += batchSize {
+		chunk := recs[start:min(start+batchSize, len(recs))]
+		existing, err := s.existingUsers(ctx, target, chunk)
+		if err != nil {
+			return res, err
+		}
+		var writes []EndUser
+		var unchanged []int64
+		for _, rec := range chunk {
+			old, ok := existing[rec.ExternalID]
+			if !ok {
+				writes = append(writes, newEndUser(target, rec, now))
+				res.Created++
+				continue
+			}
+			merged := mergeEndUser(old, rec, now)
+			if sameEndUser(old, merged) {
+				unchanged = append(unchanged, old.ID)
+				res.Unchanged++
+				continue
+			}
+			if !old.LockedOut && merged.LockedOut {
+				res.Lockouts = append(res.Lockouts, Lockout{EndUserID: old.ID, At: *merged.LockedOutAt})
+			}
+			merged.SeenRunID = &target.RunID
+			writes = append(writes, merged)
+			res.Updated++
+		}
+		if err := s.upsertEndUsers(ctx, writes); err != nil {
+			return res, err
+		}
+		if err := s.markSeen(ctx, target, unchanged); err != nil {
+			return res, err
+		}
+	}
+	n, err := s.removeByExternalID(ctx, target, removals, now)
+	res.Removed = n
+	return res, err
+}
+
+func (s *Store) existingUsers(ctx context.Context, target PageTarget, recs []UserRecord) (map[string]EndUser, error) {
+	out := make(map[string]EndUser, len(recs))
+	if len(recs) == 0 {
+		return out, nil
+	}
+	ids := make([]any, 0, len(recs)+2)
+	ids = append(ids, target.TenantID, target.ConnectionID)
+	for _, r := range recs {
+		ids = append(ids, r.ExternalID)
+	}
+	var rows []EndUser
+	q := `SELECT ` + endUserColumns + ` FROM end_users WHERE tenant_id = ? AND connection_id = ? AND external_id IN (` + placeholders(len(recs)) + `)`
+	if err := s.list(ctx, &rows, q, ids...); err != nil {
+		return nil, fmt.Errorf("read existing end users: %w", err)
+	}
+	for _, u := range rows {
+		out[u.ExternalID] = u
+	}
+	return out, nil
+}
+
+func placeholders(n int) string {
+	return strings.TrimSuffix(strings.Repeat("?,", n), ",")
+}
+
+func newEndUser(target PageTarget, rec UserRecord, now time.Time) EndUser {
+	connID, runID := target.ConnectionID, target.RunID
+	u := EndUser{
+		TenantID:     target.TenantID,
+		CustomerID:   target.CustomerID,
+		ConnectionID: &connID,
+		Source:       target.Source,
+		ExternalID:   rec.ExternalID,
+		SelfServe:    target.EnableSelfServe,
+		SeenRunID:    &runID,
+		CreatedAt:    now,
+		UpdatedAt:    now,
+	}
+	applyDirectoryFields(&u, rec, now)
+	if !rec.EmailInvalid {
+		u.Email, u.EmailSource = rules.MergeContactField("", rules.ProvenanceNone, rec.Email, rules.ProvenanceDirectory)
+	}
+	if !rec.MobileInvalid {
+		u.Mobile, u.MobileSource = rules.MergeContactField("", rules.ProvenanceNone, rec.Mobile, rules.ProvenanceDirectory)
+	}
+	return u
+}
+
+func mergeEndUser(old EndUser, rec UserRecord, now time.Time) EndUser {
+	u := old
+	applyDirectoryFields(&u, rec, now)
+	if u.LockedOut && old.LockedOut && old.LockedOutAt != nil && rec.LockedOutAt.IsZero() {
+		u.LockedOutAt = old.LockedOutAt // still the same lockout
+	}
+	if !rec.EmailInvalid {
+		u.Email, u.EmailSource = rules.MergeContactField(old.Email, old.EmailSource, rec.Email, rules.ProvenanceDirectory)
+	}
+	if !rec.MobileInvalid {
+		u.Mobile, u.MobileSource = rules.MergeContactField(old.Mobile, old.MobileSource, rec.Mobile, rules.ProvenanceDirectory)
+	}
+	u.RemovedAt = nil
+	u.UpdatedAt = now
+	return u
+}
+
+// applyDirectoryFields copies what the directory owns.
+func applyDirectoryFields(u *EndUser, rec UserRecord, now time.Time) {
+	u.Username, u.UPN = rec.Username, rec.UPN
+	u.FirstName, u.LastName, u.DisplayName = rec.FirstName, rec.LastName, rec.DisplayName
+	u.Enabled = rec.Enabled
+	u.LockedOut = rec.LockedOut
+	u.LockedOutAt = nil
+	if rec.LockedOut {
+		at := rec.LockedOutAt
+		if at.IsZero() {
+			at = now
+		}
+		at = at.UTC().Truncate(time.Microsecond)
+		u.LockedOutAt = &at
+	}
+	u.MustChangePassword = rec.MustChangePassword
+	u.PasswordNeverExpires = rec.PasswordNeverExpires
+	u.PasswordLastSet = timePtr(rec.PasswordLastSet)
+	u.PasswordExpiresAt = timePtr(rec.PasswordExpiresAt)
+	if rec.PasswordNeverExpires {
+		u.PasswordExpiresAt = nil
+	}
+	u.ImmutableID = rec.ImmutableID
+}
+
+func timePtr(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	t = t.UTC().Truncate(time.Microsecond)
+	return &t
+}
+
+func sameTime(a, b *time.Time) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return a.Equal(*b)
+}
+
+// sameEndUser compares what an import may change.
+func sameEndUser(a, b EndUser) bool {
+	return a.Username == b.Username && a.UPN == b.UPN && a.FirstName == b.FirstName && a.LastName == b.LastName &&
+		a.DisplayName == b.DisplayName && a.Email == b.Email && a.EmailSource == b.EmailSource &&
+		a.Mobile == b.Mobile && a.MobileSource == b.MobileSource && a.Enabled == b.Enabled &&
+		a.LockedOut == b.LockedOut && sameTime(a.LockedOutAt, b.LockedOutAt) &&
+		a.MustChangePassword == b.MustChangePassword && a.PasswordNeverExpires == b.PasswordNeverExpires &&
+		sameTime(a.PasswordLastSet, b.PasswordLastSet) && sameTime(a.PasswordExpiresAt, b.PasswordExpiresAt) &&
+		a.ImmutableID == b.ImmutableID && sameTime(a.RemovedAt, b.RemovedAt)
+}
+
+const endUserWriteColumns = `tenant_id, customer_id, connection_id, source, external_id, username, upn, first_name, last_name, display_name,
+	email, email_source, mobile, mobile_source, enabled, locked_out, locked_out_at, must_change_password, password_never_expires,
+	password_last_set, password_expires_at, immutable_id, self_serve, removed_at, seen_run_id, created_at, updated_at`
+
+// upsertEndUsers writes rows in one multi-row statement per batch. On
+// conflict the directory-owned fields are replaced; the switch, access and
+// welcome stamps are kept; and a human-typed email or mobile is kept even if
+// it was typed after this page was read.
+func (s *Store) upsertEndUsers(ctx context.Context, users []EndUser) error {
+	const cols = 27
+	for start := 0; start < len(users); start += batchSize {
+		chunk := users[start:min(start+batchSize, len(users))]
+		var b strings.Builder
+		b.WriteString(`INSERT INTO end_users (` + endUserWriteColumns + `) VALUES `)
+		args := make([]any, 0, len(chunk)*cols)
+		row := "(" + placeholders(cols) + ")"
+		for i, u := range chunk {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			b.WriteString(row)
+			args = append(args, u.TenantID, u.CustomerID, u.ConnectionID, u.Source, u.ExternalID, u.Username, u.UPN, u.FirstName, u.LastName, u.DisplayName,
+				u.Email, u.EmailSource, u.Mobile, u.MobileSource, u.Enabled, u.LockedOut, u.LockedOutAt, u.MustChangePassword, u.PasswordNeverExpires,
+				u.PasswordLastSet, u.PasswordExpiresAt, u.ImmutableID, u.SelfServe, u.RemovedAt, u.SeenRunID, u.CreatedAt, u.UpdatedAt)
+		}
+		b.WriteString(` ON CONFLICT (connection_id, external_id) DO UPDATE SET
+			customer_id = excluded.customer_id, username = excluded.username, upn = excluded.upn,
+			first_name = excluded.first_name, last_name = excluded.last_name, display_name = excluded.display_name,
+			email = CASE WHEN end_users.email_source IN ('manual', 'end_user') AND end_users.email <> '' THEN end_users.email ELSE excluded.email END,
+			email_source = CASE WHEN end_users.email_source IN ('manual', 'end_user') AND end_users.email <> '' THEN end_users.email_source ELSE excluded.email_source END,
+			mobile = CASE WHEN end_users.mobile_source IN ('manual', 'end_user') AND end_users.mobile <> '' THEN end_users.mobile ELSE excluded.mobile END,
+			mobile_source = CASE WHEN end_users.mobile_source IN ('manual', 'end_user') AND end_users.mobile <> '' THEN end_users.mobile_source ELSE excluded.mobile_source END,
+			enabled = excluded.enabled, locked_out = excluded.locked_out, locked_out_at = excluded.locked_out_at,
+			must_change_password = excluded.must_change_password, password_never_expires = excluded.password_never_expires,
+			password_last_set = excluded.password_last_set, password_expires_at = excluded.password_expires_at,
+			immutable_id = excluded.immutable_id, removed_at = excluded.removed_at, seen_run_id = excluded.seen_run_id,
+			updated_at = excluded.updated_at`)
+		if _, err := s.exec(ctx, b.String(), args...); err != nil {
+			return fmt.Errorf("write %d end users: %w", len(chunk), err)
+		}
+	}
+	return nil
+}
+
+func (s *Store) markSeen(ctx context.Context, target PageTarget, ids []int64) error {
+	for start := 0; start < len(ids); start += batchSize {
+		chunk := ids[start:min(start+batchSize, len(ids))]
+		args := make([]any, 0, len(chunk)+2)
+		args = append(args, target.RunID, target.TenantID)
+		for _, id := range chunk {
+			args = append(args, id)
+		}
+		if _, err := s.exec(ctx, `UPDATE end_users SET seen_run_id = ? WHERE tenant_id = ? AND id IN (`+placeholders(len(chunk))+`)`, args...); err != nil {
+			return fmt.Errorf("mark end users seen: %w", err)
+		}
+	}
+	return nil
+}
+
+func (s *Store) removeByExternalID(ctx context.Context, target PageTarget, removals []connectors.Removal, now time.Time) (int, error) {
+	total := 0
+	for start := 0; start < len(removals); start += batchSize {
+		chunk := removals[start:min(start+batchSize, len(removals))]
+		args := []any{now, now, target.TenantID, target.ConnectionID}
+		for _, r := range chunk {
+			args = append(args, r.ExternalID)
+		}
+		res, err := s.exec(ctx, `UPDATE end_users SET removed_at = ?, updated_at = ? WHERE tenant_id = ? AND connection_id = ? AND removed_at IS NULL AND external_id IN (`+placeholders(len(chunk))+`)`, args...)
+		if err != nil {
+			return total, fmt.Errorf("mark end users removed: %w", err)
+		}
+		n, _ := res.RowsAffected()
+		total += int(n)
+	}
+	return total, nil
+}
+
+// RemovalCheck counts, after a complete full run, the connection's present
+// users and those the run did not see.
+func (s *Store) RemovalCheck(ctx context.Context, tenantID, connectionID, runID int64) (present, unseen int, err error) {
+	err = s.get(ctx, &present, `SELECT COUNT(*) FROM end_users WHERE tenant_id = ? AND connection_id = ? AND removed_at IS NULL`, tenantID, connectionID)
+	if err != nil {
+		return 0, 0, fmt.Errorf("count end users: %w", err)
+	}
+	err = s.get(ctx, &unseen, `SELECT COUNT(*) FROM end_users WHERE tenant_id = ? AND connection_id = ? AND removed_at IS NULL AND (seen_run_id IS NULL OR seen_run_id <> ?)`, tenantID, connectionID, runID)
+	if err != nil {
+		return 0, 0, fmt.Errorf("count unseen end users: %w", err)
+	}
+	return present, unseen, nil
+}
+
+// RemoveUnseen marks removed the connection's users that run did not see.
+// Call it only after a complete, error-free full enumeration.
+func (s *Store) RemoveUnseen(ctx context.Context, tenantID, connectionID, runID int64) (int, error) {
+	now := s.stamp()
+	res, err := s.exec(ctx, `UPDATE end_users SET removed_at = ?, updated_at = ? WHERE tenant_id = ? AND connection_id = ? AND removed_at IS NULL AND (seen_run_id IS NULL OR seen_run_id <> ?)`,
+		now, now, tenantID, connectionID, runID)
+	if err != nil {
+		return 0, fmt.Errorf("remove unseen end users: %w", err)
+	}
+	n, _ := res.RowsAffected()
+	return int(n), nil
+}
+
+// EndUserFilter narrows an end-user listing. Zero fields do not filter.
+type EndUserFilter struct {
+	CustomerID   int64
+	ConnectionID int64
+	Source       rules.Source
+	// LockedOut filters on the lockout flag when non-nil.
+	LockedOut *bool
+	// IncludeRemoved lists users removed from their source too.
+	IncludeRemoved bool
+	// AfterID pages: only users with a larger id. Limit caps the rows
+	// (0: no cap).
+	AfterID int64
+	Limit   int
+}
+
+// EndUsers lists the tenant's end users by id.
+func (s *Store) EndUsers(ctx context.Context, tenantID int64, f EndUserFilter) ([]EndUser, error) {
+	q := `SELECT ` + endUserColumns + ` FROM end_users WHERE tenant_id = ?`
+	args := []any{tenantID}
+	add := func(cond string, v any) { q += " AND " + cond; args = append(args, v) }
+	if f.CustomerID != 0 {
+		add("customer_id = ?", f.CustomerID)
+	}
+	if f.ConnectionID != 0 {
+		add("connection_id = ?", f.ConnectionID)
+	}
+	if f.Source != "" {
+		add("source = ?", f.Source)
+	}
+	if f.LockedOut != nil {
+		add("locked_out = ?", *f.LockedOut)
+	}
+	if !f.IncludeRemoved {
+		q += " AND removed_at IS NULL"
+	}
+	if f.AfterID != 0 {
+		add("id > ?", f.AfterID)
+	}
+	q += " ORDER BY id"
+	if f.Limit > 0 {
+		q += fmt.Sprintf(" LIMIT %d", f.Limit)
+	}
+	var out []EndUser
+	if err := s.list(ctx, &out, q, args...); err != nil {
+		return nil, fmt.Errorf("list end users: %w", err)
+	}
+	return out, nil
+}
+
+// EndUser returns the tenant's end user with id.
+func (s *Store) EndUser(ctx context.Context, tenantID, id int64) (EndUser, error) {
+	var u EndUser
+	err := s.get(ctx, &u, `SELECT `+endUserColumns+` FROM end_users WHERE tenant_id = ? AND id = ?`, tenantID, id)
+	if err != nil {
+		return u, notFound(err, "end user", id)
+	}
+	return u, nil
+}
+
+// SetContact sets an end user's email and/or mobile with the given
+// provenance (manual for a technician, end_user for the person). A nil
+// value leaves the field alone. It returns the user before and after.
+func (s *Store) SetContact(ctx context.Context, tenantID, id int64, email, mobile *string, from rules.Provenance) (before, after EndUser, err error) {
+	err = s.InTx(ctx, func(tx *Store) error {
+		before, err = tx.EndUser(ctx, tenantID, id)
+		if err != nil {
+			return err
+		}
+		after = before
+		if email != nil {
+			after.Email, after.EmailSource = *email, from
+			if *email == "" {
+				after.EmailSource = from
+			}
+		}
+		if mobile != nil {
+			after.Mobile, after.MobileSource = *mobile, from
+		}
+		after.UpdatedAt = tx.stamp()
+		_, err = tx.exec(ctx, `UPDATE end_users SET email = ?, email_source = ?, mobile = ?, mobile_source = ?, updated_at = ? WHERE tenant_id = ? AND id = ?`,
+			after.Email, after.EmailSource, after.Mobile, after.MobileSource, after.UpdatedAt, tenantID, id)
+		return err
+	})
+	return before, after, err
+}
+
+// SetSelfServe sets the switch of the tenant's end users ids, all or none:
+// if any id is unknown nothing changes and the error names the missing ids.
+// It returns the users as they were before.
+func (s *Store) SetSelfServe(ctx context.Context, tenantID int64, ids []int64, on bool) ([]EndUser, error) {
+	var before []EndUser
+	err := s.InTx(ctx, func(tx *Store) error {
+		before = before[:0]
+		var missing []string
+		for _, id := range ids {
+			u, err := tx.EndUser(ctx, tenantID, id)
+			if err != nil {
+				missing = append(missing, fmt.Sprint(id))
+				continue
+			}
+			before = append(before, u)
+		}
+		if len(missing) > 0 {
+			return fmt.Errorf("end users %s: %w", strings.Join(missing, ", "), ErrNotFound)
+		}
+		now := tx.stamp()
+		for _, id := range ids {
+			if _, err := tx.exec(ctx, `UPDATE end_users SET self_serve = ?, updated_at = ? WHERE tenant_id = ? AND id = ?`, on, now, tenantID, id); err != nil {
+				return fmt.Errorf("set self-serve of end user %d: %w", id, err)
+			}
+		}
+		return nil
+	})
+	return before, err
+}
+
+// MarkFirstAccess records the end user's first self-serve access (kept if
+// already set). It reports whether it was newly set.
+func (s *Store) MarkFirstAccess(ctx context.Context, tenantID, id int64, at time.Time) (bool, error) {
+	if _, err := s.EndUser(ctx, tenantID, id); err != nil {
+		return false, err
+	}
+	res, err := s.exec(ctx, `UPDATE end_users SET first_access_at = ?, updated_at = ? WHERE tenant_id = ? AND id = ? AND first_access_at IS NULL`, at.UTC(), s.stamp(), tenantID, id)
+	if err != nil {
+		return false, fmt.Errorf("record first access of end user %d: %w", id, err)
+	}
+	n, _ := res.RowsAffected()
+	return n > 0, nil
+}
+
+// MarkWelcomeSent records that a welcome email went out to the end user.
+func (s *Store) MarkWelcomeSent(ctx context.Context, tenantID, id int64, at time.Time) error {
+	res, err := s.exec(ctx, `UPDATE end_users SET welcome_sent_at = ?, updated_at = ? WHERE tenant_id = ? AND id = ?`, at.UTC(), s.stamp(), tenantID, id)
+	if err != nil {
+		return fmt.Errorf("record welcome email of end user %d: %w", id, err)
+	}
+	return mustAffect(res, "end user", id)
+}

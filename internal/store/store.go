@@ -1,0 +1,312 @@
+// Package store keeps selfserve's data in SQL through sqlx: PostgreSQL (pgx)
+// in production, SQLite (pure Go, no cgo) as the embedded default. Both run
+// the same queries, written with ? placeholders and rebound per dialect; only
+// the DDL of the embedded, versioned migrations differs.
+//
+// Every method that reads or writes tenant data takes the tenant's id and
+// filters on it: an object of another tenant is ErrNotFound, never visible.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"path"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
+	"github.com/jmoiron/sqlx"
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+)
+
+// Dialect is the SQL database in use.
+type Dialect string
+
+// The supported dialects.
+const (
+	Postgres Dialect = "postgres"
+	SQLite   Dialect = "sqlite"
+)
+
+// Errors of the store. Methods wrap them with %w and context.
+var (
+	// ErrNotFound: no such object in this tenant.
+	ErrNotFound = errors.New("not found")
+	// ErrConflict: the write collides with an existing object or state (a
+	// duplicate name, a sync already running).
+	ErrConflict = errors.New("conflict")
+)
+
+//go:embed migrations
+var migrations embed.FS
+
+// Store is the database handle. It is safe for concurrent use.
+type Store struct {
+	db      *sqlx.DB
+	tx      *sqlx.Tx
+	q       sqlx.ExtContext // db, or tx inside InTx
+	dialect Dialect
+	now     func() time.Time
+}
+
+// Open connects to the database named by url: "postgres://…" (or
+// "postgresql://…") or "sqlite:PATH" ("sqlite::memory:" for a private
+// in-memory database). It does not migrate: call Migrate.
+func Open(ctx context.Context, databaseURL string) (*Store, error) {
+	dialect, dsn, err := ParseURL(databaseURL)
+	if err != nil {
+		return nil, err
+	}
+	var db *sqlx.DB
+	switch dialect {
+	case Postgres:
+		db, err = sqlx.Open("pgx", dsn)
+		if err == nil {
+			db.SetMaxOpenConns(16)
+			db.SetMaxIdleConns(8)
+			db.SetConnMaxIdleTime(5 * time.Minute)
+		}
+	case SQLite:
+		db, err = sqlx.Open("sqlite", dsn)
+		if err == nil {
+			// One writer at a time is SQLite's nature: transactions begin
+			// IMMEDIATE and wait on busy_timeout instead of failing.
+			db.SetMaxOpenConns(4)
+			if strings.Contains(dsn, "mode=memory") {
+				db.SetMaxOpenConns(1)
+			}
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open %s database: %w", dialect, err)
+	}
+	db = db.Unsafe()
+	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := db.PingContext(pingCtx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("connect to %s database: %w", dialect, err)
+	}
+	return &Store{db: db, q: db, dialect: dialect, now: time.Now}, nil
+}
+
+// ParseURL splits a database URL into its dialect and driver DSN.
+func ParseURL(databaseURL string) (Dialect, string, error) {
+	switch {
+	case strings.HasPrefix(databaseURL, "postgres://"), strings.HasPrefix(databaseURL, "postgresql://"):
+		if _, err := url.Parse(databaseURL); err != nil {
+			return "", "", fmt.Errorf("database URL: %w", err)
+		}
+		return Postgres, databaseURL, nil
+	case strings.HasPrefix(databaseURL, "sqlite:"):
+		p := strings.TrimPrefix(databaseURL, "sqlite:")
+		p = strings.TrimPrefix(p, "//")
+		if p == "" {
+			return "", "", errors.New("database URL: sqlite: needs a path, e.g. sqlite:selfserve.db")
+		}
+		params := "_pragma=foreign_keys(1)&_pragma=busy_timeout(15000)&_txlock=immediate&_time_format=sqlite"
+		if p == ":memory:" {
+			return SQLite, "file::memory:?mode=memory&" + params, nil
+		}
+		return SQLite, "file:" + p + "?" + params + "&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)", nil
+	default:
+		return "", "", fmt.Errorf("database URL %q: want postgres://… or sqlite:PATH", redactURL(databaseURL))
+	}
+}
+
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil || u.User == nil {
+		return s
+	}
+	u.User = url.User(u.User.Username())
+	return u.String()
+}
+
+// Dialect returns the database dialect.
+func (s *Store) Dialect() Dialect { return s.dialect }
+
+// DB returns the underlying handle, for benchmarks and tests that measure the
+// bare SQL baseline.
+func (s *Store) DB() *sqlx.DB { return s.db }
+
+// SetClock replaces the clock used for created/updated stamps (tests).
+func (s *Store) SetClock(now func() time.Time) { s.now = now }
+
+// Close closes the database.
+func (s *Store) Close() error { return s.db.Close() }
+
+// Ping checks the database answers (readiness).
+func (s *Store) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
+
+func (s *Store) stamp() time.Time { return s.now().UTC().Truncate(time.Microsecond) }
+
+func (s *Store) rebind(q string) string { return s.db.Rebind(q) }
+
+// Migrate applies the embedded migrations not yet applied, each in its own
+// transaction. Concurrent callers are serialised (an advisory lock on
+// PostgreSQL, an immediate transaction on SQLite).
+func (s *Store) Migrate(ctx context.Context) (applied []int, err error) {
+	files, err := s.migrationFiles()
+	if err != nil {
+		return nil, err
+	}
+	conn, err := s.db.Connx(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	if s.dialect == Postgres {
+		if _, err := conn.ExecContext(ctx, `SELECT pg_advisory_lock(7357001)`); err != nil {
+			return nil, fmt.Errorf("migrate: lock: %w", err)
+		}
+		defer conn.ExecContext(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock(7357001)`)
+	}
+	if _, err := conn.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)`); err != nil {
+		return nil, fmt.Errorf("migrate: %w", err)
+	}
+	for _, f := range files {
+		tx, err := conn.BeginTxx(ctx, nil)
+		if err != nil {
+			return applied, fmt.Errorf("migrate: %w", err)
+		}
+		var n int
+		if err := tx.GetContext(ctx, &n, s.rebind(`SELECT COUNT(*) FROM schema_migrations WHERE version = ?`), f.version); err != nil {
+			tx.Rollback()
+			return applied, fmt.Errorf("migrate: %w", err)
+		}
+		if n > 0 {
+			tx.Rollback()
+			continue
+		}
+		if _, err := tx.ExecContext(ctx, f.sql); err != nil {
+			tx.Rollback()
+			return applied, fmt.Errorf("migrate: version %d (%s): %w", f.version, f.name, err)
+		}
+		if _, err := tx.ExecContext(ctx, s.rebind(`INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`), f.version, s.stamp().Format(time.RFC3339)); err != nil {
+			tx.Rollback()
+			return applied, fmt.Errorf("migrate: version %d: %w", f.version, err)
+		}
+		if err := tx.Commit(); err != nil {
+			return applied, fmt.Errorf("migrate: version %d: %w", f.version, err)
+		}
+		applied = append(applied, f.version)
+	}
+	return applied, nil
+}
+
+type migration struct {
+	version int
+	name    string
+	sql     string
+}
+
+func (s *Store) migrationFiles() ([]migration, error) {
+	dir := path.Join("migrations", string(s.dialect))
+	entries, err := fs.ReadDir(migrations, dir)
+	if err != nil {
+		return nil, err
+	}
+	var out []migration
+	for _, e := range entries {
+		num, _, ok := strings.Cut(e.Name(), "_")
+		v, err := strconv.Atoi(num)
+		if !ok || err != nil || !strings.HasSuffix(e.Name(), ".sql") {
+			return nil, fmt.Errorf("migration file %s: want NNNN_name.sql", e.Name())
+		}
+		b, err := migrations.ReadFile(path.Join(dir, e.Name()))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, migration{version: v, name: e.Name(), sql: string(b)})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].version < out[j].version })
+	return out, nil
+}
+
+// InTx runs fn with a Store bound to one transaction, committing when fn
+// returns nil and rolling back otherwise. Inside a transaction InTx simply
+// calls fn: the outer transaction decides.
+func (s *Store) InTx(ctx context.Context, fn func(tx *Store) error) error {
+	if s.tx != nil {
+		return fn(s)
+	}
+	tx, err := s.db.BeginTxx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin transaction: %w", err)
+	}
+	inner := *s
+	inner.tx, inner.q = tx, tx
+	if err := fn(&inner); err != nil {
+		tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+func (s *Store) get(ctx context.Context, dest any, query string, args ...any) error {
+	return sqlx.GetContext(ctx, s.q, dest, s.rebind(query), args...)
+}
+
+func (s *Store) list(ctx context.Context, dest any, query string, args ...any) error {
+	return sqlx.SelectContext(ctx, s.q, dest, s.rebind(query), args...)
+}
+
+func (s *Store) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	return s.q.ExecContext(ctx, s.rebind(query), args...)
+}
+
+// insertID runs an INSERT … RETURNING id and returns the id.
+func (s *Store) insertID(ctx context.Context, query string, args ...any) (int64, error) {
+	var id int64
+	err := sqlx.GetContext(ctx, s.q, &id, s.rebind(query+" RETURNING id"), args...)
+	return id, err
+}
+
+// isUniqueViolation reports whether err is a unique-constraint failure.
+func isUniqueViolation(err error) bool {
+	if err == nil {
+		return false
+	}
+	msg := err.Error()
+	return strings.Contains(msg, "SQLSTATE 23505") || strings.Contains(msg, "UNIQUE constraint failed")
+}
+
+// notFound turns sql.ErrNoRows into ErrNotFound with a message.
+func notFound(err error, what string, id any) error {
+	if errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("%s %v: %w", what, id, ErrNotFound)
+	}
+	return fmt.Errorf("%s %v: %w", what, id, err)
+}
+
+func nullString(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+func nullTime(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t.UTC().Truncate(time.Microsecond)
+}
+
+func timeOrZero(t *time.Time) time.Time {
+	if t == nil {
+		return time.Time{}
+	}
+	return t.UTC()
+}
