@@ -1,0 +1,436 @@
+// Package config is selfserve's typed configuration: the settings every
+// subcommand reads, loaded from an optional YAML file and then from
+// SELFSERVE_* environment variables (the environment wins), with defaults,
+// and checked by Validate, which lists every problem at once.
+//
+// A complete file (every key is optional; the values shown are the defaults
+// where one exists):
+//
+//	database_url: sqlite:selfserve.db        # or postgres://user:pass@db:5432/selfserve
+//	redis_url: embedded                      # or redis://redis:6379/0, rediss://…
+//	encryption_key: ""                       # base64 of 32 random bytes: openssl rand -base64 32
+//	admin_addr: 127.0.0.1:8080
+//	log_level: info                          # debug | info | warn | error
+//	log_format: json                         # json | text
+//	ops_token: ""                            # bearer token for /monitoring and /metrics
+//	outbox: ""                               # directory where the demo "sends" notices
+//	self_serve_url: https://reset.acme-msp.example
+//	max_removal_share: 0.3
+//	smtp:
+//	  host: smtp.acme-msp.example
+//	  port: 587                              # default 587, or 465 when tls is "tls"
+//	  username: selfserve
+//	  password: ""
+//	  from: "Password reminders <noreply@acme-msp.example>"
+//	  tls: starttls                          # starttls | tls | none
+//	sms:
+//	  base_url: https://api.twilio.com
+//	  account_sid: ""
+//	  auth_token: ""
+//	  from: "+12025550100"
+//
+// Secrets (the encryption key, the ops token, the SMTP password, the SMS auth
+// token and any password inside the database or Redis URL) are held in types
+// that print, log and marshal redacted.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"reflect"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is selfserve's configuration. Each field's comment gives its YAML
+// key, its environment variable and its default. An environment variable
+// that is set but empty counts as unset.
+type Config struct {
+	// DatabaseURL names the store: postgres://… or postgresql://… (PostgreSQL
+	// through pgx) or sqlite:PATH (the embedded pure-Go SQLite; sqlite:///abs
+	// is read as the absolute path /abs). See ParseDatabaseURL.
+	// YAML database_url, env SELFSERVE_DATABASE_URL, default "sqlite:selfserve.db".
+	DatabaseURL CredentialURL `yaml:"database_url"`
+
+	// RedisURL is the asynq broker: redis://… or rediss://… (TLS), or
+	// "embedded" for an in-process Redis (demo and single-process use).
+	// YAML redis_url, env SELFSERVE_REDIS_URL, default "embedded".
+	RedisURL CredentialURL `yaml:"redis_url"`
+
+	// EncryptionKey encrypts connection secrets at rest (AES-256-GCM): the
+	// base64 of exactly 32 random bytes (openssl rand -base64 32). Commands
+	// that read or write connection secrets need it (EncryptionKey.Bytes
+	// says precisely what is wrong when it is missing); Validate checks its
+	// form when it is set.
+	// YAML encryption_key, env SELFSERVE_ENCRYPTION_KEY, no default.
+	EncryptionKey EncryptionKey `yaml:"encryption_key"`
+
+	// AdminAddr is the host:port the admin HTTP API listens on.
+	// YAML admin_addr, env SELFSERVE_ADMIN_ADDR, default "127.0.0.1:8080".
+	AdminAddr string `yaml:"admin_addr"`
+
+	// LogLevel is the least level logged: debug, info, warn or error.
+	// YAML log_level, env SELFSERVE_LOG_LEVEL, default "info".
+	LogLevel string `yaml:"log_level"`
+
+	// LogFormat is the log line format: json or text.
+	// YAML log_format, env SELFSERVE_LOG_FORMAT, default "json".
+	LogFormat string `yaml:"log_format"`
+
+	// OpsToken is the bearer token that opens the ops endpoints (asynqmon
+	// under /monitoring, /metrics). At least 16 characters when set; empty
+	// leaves those endpoints closed.
+	// YAML ops_token, env SELFSERVE_OPS_TOKEN, no default.
+	OpsToken Secret `yaml:"ops_token"`
+
+	// OutboxDir is a directory where notices are written as files instead of
+	// being sent (the demo's outbox). Empty sends through SMTP and SMS.
+	// YAML outbox, env SELFSERVE_OUTBOX, default "" (no outbox).
+	OutboxDir string `yaml:"outbox"`
+
+	// SelfServeURL is the link put in notices, where end users reset their
+	// password: an absolute http:// or https:// URL.
+	// YAML self_serve_url, env SELFSERVE_SELF_SERVE_URL, default "" (no link).
+	SelfServeURL string `yaml:"self_serve_url"`
+
+	// MaxRemovalShare is the largest share (0..1) of a connection's known
+	// end users that one sync may remove; a run that would remove more stops
+	// and asks. 0 refuses every removal, 1 allows removing everyone.
+	// YAML max_removal_share, env SELFSERVE_MAX_REMOVAL_SHARE, default 0.3.
+	MaxRemovalShare float64 `yaml:"max_removal_share"`
+
+	// SMTP is the email channel. YAML key smtp.
+	SMTP SMTP `yaml:"smtp"`
+
+	// SMS is the SMS channel (a Twilio-compatible REST API). YAML key sms.
+	SMS SMS `yaml:"sms"`
+}
+
+// SMTP configures the email channel. It is enabled when Host is set.
+type SMTP struct {
+	// Host is the SMTP server's host name.
+	// YAML smtp.host, env SELFSERVE_SMTP_HOST, default "" (email disabled).
+	Host string `yaml:"host"`
+	// Port is the SMTP server's port, 1..65535; 0 means the default of the
+	// TLS mode, which Load fills in.
+	// YAML smtp.port, env SELFSERVE_SMTP_PORT, default 587 (465 when TLS is "tls").
+	Port int `yaml:"port"`
+	// Username authenticates to the server; empty sends without AUTH.
+	// YAML smtp.username, env SELFSERVE_SMTP_USERNAME, default "".
+	Username string `yaml:"username"`
+	// Password goes with Username.
+	// YAML smtp.password, env SELFSERVE_SMTP_PASSWORD, default "".
+	Password Secret `yaml:"password"`
+	// From is the sender address of notices ("Name <addr@host>" or a bare
+	// address). Required when Host is set.
+	// YAML smtp.from, env SELFSERVE_SMTP_FROM, default "".
+	From string `yaml:"from"`
+	// TLS is how the connection is protected: starttls (upgrade a plain
+	// connection, refusing servers that cannot), tls (TLS from the first
+	// byte) or none (plain text; only when written explicitly).
+	// YAML smtp.tls, env SELFSERVE_SMTP_TLS, default "starttls".
+	TLS TLSMode `yaml:"tls"`
+}
+
+// Enabled reports whether the email channel is configured.
+func (s SMTP) Enabled() bool { return s.Host != "" }
+
+// Address returns host:port of the server, with the TLS mode's default port
+// when Port is 0.
+func (s SMTP) Address() string {
+	port := s.Port
+	if port == 0 {
+		port = s.TLS.DefaultPort()
+	}
+	return s.Host + ":" + strconv.Itoa(port)
+}
+
+// SMS configures the SMS channel, a Twilio-compatible REST API. It is enabled
+// when AccountSID is set.
+type SMS struct {
+	// BaseURL is the API's root; https is required unless the host is a
+	// loopback address (a local fake).
+	// YAML sms.base_url, env SELFSERVE_SMS_BASE_URL, default "https://api.twilio.com".
+	BaseURL string `yaml:"base_url"`
+	// AccountSID is the account's id (Twilio: AC followed by 32 hex digits).
+	// YAML sms.account_sid, env SELFSERVE_SMS_ACCOUNT_SID, default "" (SMS disabled).
+	AccountSID string `yaml:"account_sid"`
+	// AuthToken is the account's secret. Required when AccountSID is set.
+	// YAML sms.auth_token, env SELFSERVE_SMS_AUTH_TOKEN, default "".
+	AuthToken Secret `yaml:"auth_token"`
+	// From is the sending number in E.164 (or an alphanumeric sender id or
+	// messaging service id the provider accepts). Required when AccountSID is
+	// set.
+	// YAML sms.from, env SELFSERVE_SMS_FROM, default "".
+	From string `yaml:"from"`
+}
+
+// Enabled reports whether the SMS channel is configured.
+func (s SMS) Enabled() bool { return s.AccountSID != "" }
+
+// TLSMode is how the SMTP connection is protected.
+type TLSMode string
+
+// The SMTP TLS modes.
+const (
+	// TLSStartTLS upgrades a plain connection with STARTTLS and refuses a
+	// server that does not offer it.
+	TLSStartTLS TLSMode = "starttls"
+	// TLSImplicit speaks TLS from the first byte (SMTPS, port 465).
+	TLSImplicit TLSMode = "tls"
+	// TLSNone sends in plain text.
+	TLSNone TLSMode = "none"
+)
+
+// DefaultPort is the usual port of the mode: 465 for tls, 587 otherwise.
+func (m TLSMode) DefaultPort() int {
+	if m == TLSImplicit {
+		return 465
+	}
+	return 587
+}
+
+// Default returns the configuration used when neither file nor environment
+// says otherwise.
+func Default() *Config {
+	return &Config{
+		DatabaseURL:     "sqlite:selfserve.db",
+		RedisURL:        "embedded",
+		AdminAddr:       "127.0.0.1:8080",
+		LogLevel:        "info",
+		LogFormat:       "json",
+		MaxRemovalShare: 0.3,
+		SMTP:            SMTP{TLS: TLSStartTLS},
+		SMS:             SMS{BaseURL: "https://api.twilio.com"},
+	}
+}
+
+// Load builds the configuration: Default, then the YAML file at path (""
+// for none; unknown keys are errors naming the key and line), then the
+// SELFSERVE_* variables that env reports (pass os.LookupEnv, or a map's
+// lookup in tests), then Validate. The error lists every problem found in
+// the environment and by Validate together; a file that cannot be read or
+// parsed is reported alone.
+func Load(path string, env func(string) (string, bool)) (*Config, error) {
+	c := Default()
+	if path != "" {
+		if err := c.loadFile(path); err != nil {
+			return nil, err
+		}
+	}
+	var problems []error
+	if env != nil {
+		for _, v := range envVars {
+			value, ok := env(v.name)
+			if !ok || value == "" {
+				continue
+			}
+			if err := v.set(c, value); err != nil {
+				problems = append(problems, &FieldError{Key: v.key, Env: v.name, Problem: err.Error()})
+			}
+		}
+	}
+	if c.SMTP.Port == 0 {
+		c.SMTP.Port = c.SMTP.TLS.DefaultPort()
+	}
+	if err := c.Validate(); err != nil {
+		problems = append(problems, err)
+	}
+	if err := errors.Join(problems...); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func (c *Config) loadFile(path string) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("config file: %w", err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	err = dec.Decode(c)
+	if errors.Is(err, io.EOF) {
+		return nil // empty file, or only comments
+	}
+	if err != nil {
+		return fileError(path, err)
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		line := extra.Line
+		if err != nil {
+			return fileError(path, err)
+		}
+		return fmt.Errorf("config file %s: line %d: a second YAML document starts here; the file must hold one", path, line)
+	}
+	return nil
+}
+
+var unknownFieldRE = regexp.MustCompile(`^line (\d+): field (.+) not found in type (\S+)$`)
+
+// fileError rewrites yaml.v3's messages so that each names the file, the line
+// and the key as it is written in the file.
+func fileError(path string, err error) error {
+	var typeErr *yaml.TypeError
+	if !errors.As(err, &typeErr) {
+		return fmt.Errorf("config file %s: %s", path, strings.TrimPrefix(err.Error(), "yaml: "))
+	}
+	errs := make([]error, 0, len(typeErr.Errors))
+	for _, msg := range typeErr.Errors {
+		m := unknownFieldRE.FindStringSubmatch(msg)
+		if m == nil {
+			errs = append(errs, fmt.Errorf("config file %s: %s", path, msg))
+			continue
+		}
+		section, known := knownKeys(m[3])
+		key := m[2]
+		if section != "" {
+			key = section + "." + key
+		}
+		errs = append(errs, fmt.Errorf("config file %s: line %s: unknown key %q (known keys%s: %s)",
+			path, m[1], key, inSection(section), strings.Join(known, ", ")))
+	}
+	return errors.Join(errs...)
+}
+
+func inSection(section string) string {
+	if section == "" {
+		return ""
+	}
+	return " in " + section
+}
+
+// knownKeys returns the YAML section a Go type name decodes and the keys it
+// accepts.
+func knownKeys(typeName string) (section string, keys []string) {
+	var t reflect.Type
+	switch typeName {
+	case "config.SMTP":
+		section, t = "smtp", reflect.TypeFor[SMTP]()
+	case "config.SMS":
+		section, t = "sms", reflect.TypeFor[SMS]()
+	default:
+		t = reflect.TypeFor[Config]()
+	}
+	for i := range t.NumField() {
+		if tag, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ","); tag != "" && tag != "-" {
+			keys = append(keys, tag)
+		}
+	}
+	return section, keys
+}
+
+// envVar binds one environment variable to the field it sets.
+type envVar struct {
+	name string // SELFSERVE_…
+	key  string // the YAML key, for messages
+	set  func(c *Config, value string) error
+}
+
+// envVars lists every environment variable Load reads.
+var envVars = []envVar{
+	{"SELFSERVE_DATABASE_URL", "database_url", func(c *Config, v string) error { c.DatabaseURL = CredentialURL(v); return nil }},
+	{"SELFSERVE_REDIS_URL", "redis_url", func(c *Config, v string) error { c.RedisURL = CredentialURL(v); return nil }},
+	{"SELFSERVE_ENCRYPTION_KEY", "encryption_key", func(c *Config, v string) error { c.EncryptionKey = EncryptionKey{text: v}; return nil }},
+	{"SELFSERVE_ADMIN_ADDR", "admin_addr", func(c *Config, v string) error { c.AdminAddr = v; return nil }},
+	{"SELFSERVE_LOG_LEVEL", "log_level", func(c *Config, v string) error { c.LogLevel = v; return nil }},
+	{"SELFSERVE_LOG_FORMAT", "log_format", func(c *Config, v string) error { c.LogFormat = v; return nil }},
+	{"SELFSERVE_OPS_TOKEN", "ops_token", func(c *Config, v string) error { c.OpsToken = Secret(v); return nil }},
+	{"SELFSERVE_OUTBOX", "outbox", func(c *Config, v string) error { c.OutboxDir = v; return nil }},
+	{"SELFSERVE_SELF_SERVE_URL", "self_serve_url", func(c *Config, v string) error { c.SelfServeURL = v; return nil }},
+	{"SELFSERVE_MAX_REMOVAL_SHARE", "max_removal_share", func(c *Config, v string) error {
+		f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+		if err != nil {
+			return fmt.Errorf("%q is not a number (write a share such as 0.3)", v)
+		}
+		c.MaxRemovalShare = f
+		return nil
+	}},
+	{"SELFSERVE_SMTP_HOST", "smtp.host", func(c *Config, v string) error { c.SMTP.Host = v; return nil }},
+	{"SELFSERVE_SMTP_PORT", "smtp.port", func(c *Config, v string) error {
+		n, err := strconv.Atoi(strings.TrimSpace(v))
+		if err != nil {
+			return fmt.Errorf("%q is not a port number", v)
+		}
+		c.SMTP.Port = n
+		return nil
+	}},
+	{"SELFSERVE_SMTP_USERNAME", "smtp.username", func(c *Config, v string) error { c.SMTP.Username = v; return nil }},
+	{"SELFSERVE_SMTP_PASSWORD", "smtp.password", func(c *Config, v string) error { c.SMTP.Password = Secret(v); return nil }},
+	{"SELFSERVE_SMTP_FROM", "smtp.from", func(c *Config, v string) error { c.SMTP.From = v; return nil }},
+	{"SELFSERVE_SMTP_TLS", "smtp.tls", func(c *Config, v string) error { c.SMTP.TLS = TLSMode(v); return nil }},
+	{"SELFSERVE_SMS_BASE_URL", "sms.base_url", func(c *Config, v string) error { c.SMS.BaseURL = v; return nil }},
+	{"SELFSERVE_SMS_ACCOUNT_SID", "sms.account_sid", func(c *Config, v string) error { c.SMS.AccountSID = v; return nil }},
+	{"SELFSERVE_SMS_AUTH_TOKEN", "sms.auth_token", func(c *Config, v string) error { c.SMS.AuthToken = Secret(v); return nil }},
+	{"SELFSERVE_SMS_FROM", "sms.from", func(c *Config, v string) error { c.SMS.From = v; return nil }},
+}
+
+// envName returns the environment variable of a YAML key.
+func envName(key string) string {
+	for _, v := range envVars {
+		if v.key == key {
+			return v.name
+		}
+	}
+	return ""
+}
+
+// SlogLevel returns LogLevel as a slog.Level (info when it is not valid).
+func (c *Config) SlogLevel() slog.Level {
+	switch strings.ToLower(c.LogLevel) {
+	case "debug":
+		return slog.LevelDebug
+	case "warn":
+		return slog.LevelWarn
+	case "error":
+		return slog.LevelError
+	}
+	return slog.LevelInfo
+}
+
+// NewLogger returns a logger writing to w in LogFormat at LogLevel.
+func (c *Config) NewLogger(w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: c.SlogLevel()}
+	if strings.EqualFold(c.LogFormat, "text") {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+// LogValue implements slog.LogValuer: the configuration without its secrets,
+// for a "starting" log line.
+func (c *Config) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("database_url", c.DatabaseURL.String()),
+		slog.String("redis_url", c.RedisURL.String()),
+		slog.Bool("encryption_key_set", c.EncryptionKey.IsSet()),
+		slog.String("admin_addr", c.AdminAddr),
+		slog.String("log_level", c.LogLevel),
+		slog.String("log_format", c.LogFormat),
+		slog.Bool("ops_token_set", c.OpsToken != ""),
+		slog.String("outbox", c.OutboxDir),
+		slog.String("self_serve_url", c.SelfServeURL),
+		slog.Float64("max_removal_share", c.MaxRemovalShare),
+		slog.Group("smtp",
+			slog.String("address", c.SMTP.Address()),
+			slog.String("username", c.SMTP.Username),
+			slog.String("from", c.SMTP.From),
+			slog.String("tls", string(c.SMTP.TLS)),
+			slog.Bool("enabled", c.SMTP.Enabled()),
+		),
+		slog.Group("sms",
+			slog.String("base_url", c.SMS.BaseURL),
+			slog.String("account_sid", c.SMS.AccountSID),
+			slog.String("from", c.SMS.From),
+			slog.Bool("enabled", c.SMS.Enabled()),
+		),
+	)
+}

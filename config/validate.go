@@ -1,0 +1,286 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"net"
+	"net/mail"
+	"net/url"
+	"strconv"
+	"strings"
+)
+
+// FieldError is one problem Validate or Load found: the field as it is
+// written in the YAML file and in the environment, and what is wrong.
+type FieldError struct {
+	// Key is the YAML key ("smtp.port").
+	Key string
+	// Env is the environment variable ("SELFSERVE_SMTP_PORT").
+	Env string
+	// Problem says what is wrong and how to fix it. It never quotes a
+	// secret.
+	Problem string
+}
+
+// Error implements error.
+func (e *FieldError) Error() string {
+	return fmt.Sprintf("%s (%s): %s", e.Key, e.Env, e.Problem)
+}
+
+// Validate checks every field and returns all problems at once (an
+// errors.Join of *FieldError), or nil. It changes nothing.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, &FieldError{Key: key, Env: envName(key), Problem: fmt.Sprintf(format, args...)})
+	}
+
+	if _, _, err := ParseDatabaseURL(c.DatabaseURL.Reveal()); err != nil {
+		bad("database_url", "%s", err)
+	}
+	if err := checkRedisURL(c.RedisURL.Reveal()); err != nil {
+		bad("redis_url", "%s", err)
+	}
+	if c.EncryptionKey.IsSet() {
+		if _, err := c.EncryptionKey.Bytes(); err != nil {
+			bad("encryption_key", "%s", err)
+		}
+	}
+	if err := checkHostPort(c.AdminAddr); err != nil {
+		bad("admin_addr", "%s", err)
+	}
+	switch strings.ToLower(c.LogLevel) {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log_level", "%q is not a log level; use debug, info, warn or error", c.LogLevel)
+	}
+	switch strings.ToLower(c.LogFormat) {
+	case "json", "text":
+	default:
+		bad("log_format", "%q is not a log format; use json or text", c.LogFormat)
+	}
+	if n := len(c.OpsToken.Reveal()); n > 0 && n < 16 {
+		bad("ops_token", "too short (%d characters); use at least 16, e.g. `openssl rand -hex 32`", n)
+	}
+	if c.SelfServeURL != "" {
+		if err := checkHTTPURL(c.SelfServeURL, false); err != nil {
+			bad("self_serve_url", "%s", err)
+		}
+	}
+	if math.IsNaN(c.MaxRemovalShare) || c.MaxRemovalShare < 0 || c.MaxRemovalShare > 1 {
+		bad("max_removal_share", "%v is out of range; it is a share between 0 and 1 (0.3 allows removing up to 30%% of known users in one run)", c.MaxRemovalShare)
+	}
+
+	// SMTP.
+	s := c.SMTP
+	if s.Port < 0 || s.Port > 65535 {
+		bad("smtp.port", "%d is out of range; use 1..65535 (or 0 for the default of the TLS mode)", s.Port)
+	}
+	switch s.TLS {
+	case TLSStartTLS, TLSImplicit, TLSNone:
+	default:
+		bad("smtp.tls", "%q is not a TLS mode; use starttls, tls or none", s.TLS)
+	}
+	if s.Host == "" {
+		for _, f := range []struct {
+			key string
+			set bool
+		}{{"smtp.username", s.Username != ""}, {"smtp.password", s.Password != ""}, {"smtp.from", s.From != ""}} {
+			if f.set {
+				bad(f.key, "is set but smtp.host is not; set SELFSERVE_SMTP_HOST to enable email")
+			}
+		}
+	} else {
+		if strings.ContainsAny(s.Host, ":/ ") {
+			bad("smtp.host", "%q must be a host name only; put the port in smtp.port", s.Host)
+		}
+		if s.From == "" {
+			bad("smtp.from", "required when smtp.host is set: the sender address of notices")
+		} else if _, err := mail.ParseAddress(s.From); err != nil {
+			bad("smtp.from", "%q is not an email address (write noreply@example.com or \"Name <noreply@example.com>\")", s.From)
+		}
+		if s.Password != "" && s.Username == "" {
+			bad("smtp.username", "required when smtp.password is set")
+		}
+	}
+
+	// SMS.
+	m := c.SMS
+	if err := checkHTTPURL(m.BaseURL, true); err != nil {
+		bad("sms.base_url", "%s", err)
+	}
+	if m.AccountSID == "" {
+		if m.AuthToken != "" {
+			bad("sms.auth_token", "is set but sms.account_sid is not; set SELFSERVE_SMS_ACCOUNT_SID to enable SMS")
+		}
+		if m.From != "" {
+			bad("sms.from", "is set but sms.account_sid is not; set SELFSERVE_SMS_ACCOUNT_SID to enable SMS")
+		}
+	} else {
+		if m.AuthToken == "" {
+			bad("sms.auth_token", "required when sms.account_sid is set")
+		}
+		if m.From == "" {
+			bad("sms.from", "required when sms.account_sid is set: the sending number in E.164, e.g. +12025550100")
+		}
+		if strings.ContainsAny(m.AccountSID, "/?# ") {
+			bad("sms.account_sid", "%q is not an account id (it goes into the API path)", m.AccountSID)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Dialect is the SQL database a DatabaseURL names.
+type Dialect string
+
+// The supported dialects.
+const (
+	DialectPostgres Dialect = "postgres"
+	DialectSQLite   Dialect = "sqlite"
+)
+
+// Dialect returns the dialect of the configured database and what to hand its
+// driver: the URL for PostgreSQL, the file path for SQLite.
+func (c *Config) Dialect() (Dialect, string, error) {
+	return ParseDatabaseURL(c.DatabaseURL.Reveal())
+}
+
+// ParseDatabaseURL tells which database raw names and returns what to hand
+// its driver: for postgres://… and postgresql://…, the URL unchanged; for
+// sqlite:PATH, PATH (sqlite:///var/lib/x.db gives /var/lib/x.db; anything
+// after PATH such as ?_pragma=… is kept). Errors never quote raw, which may
+// hold a password.
+func ParseDatabaseURL(raw string) (Dialect, string, error) {
+	if raw == "" {
+		return "", "", errors.New("required: postgres://user:password@host:5432/db or sqlite:PATH")
+	}
+	if rest, ok := cutPrefixFold(raw, "sqlite:"); ok {
+		if strings.HasPrefix(rest, "//") {
+			rest = rest[2:] // sqlite:///abs/path → /abs/path
+		}
+		if rest == "" || strings.HasPrefix(rest, "?") {
+			return "", "", errors.New("sqlite: needs a file path, e.g. sqlite:selfserve.db or sqlite:///var/lib/selfserve/selfserve.db")
+		}
+		return DialectSQLite, rest, nil
+	}
+	scheme, _, hasColon := strings.Cut(raw, ":")
+	if !hasColon || !isScheme(scheme) {
+		return "", "", errors.New("not a database URL; use postgres://user:password@host:5432/db or sqlite:PATH")
+	}
+	switch strings.ToLower(scheme) {
+	case "postgres", "postgresql":
+	default:
+		return "", "", fmt.Errorf("scheme %q is not supported; use postgres://, postgresql:// or sqlite:PATH", scheme)
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "", "", errors.New("not a valid URL (percent-encode special characters in the user name and password, e.g. @ as %40)")
+	}
+	if u.Opaque != "" {
+		return "", "", fmt.Errorf("write %s://host/db, with two slashes", scheme)
+	}
+	return DialectPostgres, raw, nil
+}
+
+func checkRedisURL(raw string) error {
+	if raw == "embedded" {
+		return nil
+	}
+	if raw == "" {
+		return errors.New(`required: redis://host:6379/0, rediss://host:6380/0 or "embedded"`)
+	}
+	scheme, _, hasColon := strings.Cut(raw, ":")
+	if !hasColon || !isScheme(scheme) {
+		return errors.New(`not a Redis URL; use redis://host:6379/0, rediss://host:6380/0 or "embedded"`)
+	}
+	switch strings.ToLower(scheme) {
+	case "redis", "rediss":
+	default:
+		return fmt.Errorf(`scheme %q is not supported; use redis://, rediss:// or "embedded"`, scheme)
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return errors.New("not a valid URL (percent-encode special characters in the password)")
+	}
+	if u.Host == "" {
+		return fmt.Errorf("no host; write %s://host:6379/0", scheme)
+	}
+	if port := u.Port(); port != "" {
+		if err := checkPort(port); err != nil {
+			return err
+		}
+	}
+	if db := strings.Trim(u.Path, "/"); db != "" {
+		if n, err := strconv.Atoi(db); err != nil || n < 0 {
+			return fmt.Errorf("database %q in the path is not a number; write %s://host:6379/0", db, scheme)
+		}
+	}
+	return nil
+}
+
+func checkHostPort(addr string) error {
+	if addr == "" {
+		return errors.New("required: host:port to listen on, e.g. 127.0.0.1:8080")
+	}
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%q is not host:port (e.g. 127.0.0.1:8080, or :8080 for every interface)", addr)
+	}
+	return checkPort(port)
+}
+
+func checkPort(port string) error {
+	n, err := strconv.Atoi(port)
+	if err != nil {
+		return fmt.Errorf("port %q is not a number", port)
+	}
+	if n < 0 || n > 65535 {
+		return fmt.Errorf("port %d is out of range 0..65535", n)
+	}
+	return nil
+}
+
+// checkHTTPURL checks that raw is an absolute http(s) URL; with httpsOnly,
+// plain http is allowed only to a loopback host (a local fake), since the
+// request carries credentials.
+func checkHTTPURL(raw string, httpsOnly bool) error {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+		return fmt.Errorf("%q is not an absolute http:// or https:// URL", raw)
+	}
+	if httpsOnly && u.Scheme == "http" && !isLoopback(u.Hostname()) {
+		return fmt.Errorf("%q uses plain http, which would send the credentials in clear; use https (http is allowed only to localhost)", raw)
+	}
+	return nil
+}
+
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func isScheme(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i, r := range s {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z':
+		case i > 0 && (r >= '0' && r <= '9' || r == '+' || r == '-' || r == '.'):
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+func cutPrefixFold(s, prefix string) (string, bool) {
+	if len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix) {
+		return s[len(prefix):], true
+	}
+	return s, false
+}
