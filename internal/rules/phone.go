@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/mail"
 	"strings"
+	"unicode"
 
 	"github.com/nyaruka/phonenumbers"
 )
@@ -17,18 +18,30 @@ var ErrInvalidEmail = errors.New("invalid email address")
 
 // NormalizePhone returns raw in E.164 form ("+441632960961"). Numbers without
 // a country code are read in region (ISO 3166 alpha-2, e.g. "GB"). An empty
-// raw gives "" and no error. Errors wrap ErrInvalidPhone and say why.
+// raw gives "" and no error. Letters are refused (the phone library would
+// read "1-800-FLOWERS" as digits and drop "ext. 12"; neither makes a mobile
+// number). Errors wrap ErrInvalidPhone, quote raw and say why.
 func NormalizePhone(raw, region string) (string, error) {
 	raw = strings.TrimSpace(raw)
 	if raw == "" {
 		return "", nil
 	}
+	if strings.IndexFunc(raw, unicode.IsLetter) >= 0 {
+		return "", fmt.Errorf("%w %q: contains letters; write the number with digits only", ErrInvalidPhone, raw)
+	}
 	region = strings.ToUpper(strings.TrimSpace(region))
 	num, err := phonenumbers.Parse(raw, region)
 	if err != nil {
 		reason := err.Error()
-		if errors.Is(err, phonenumbers.ErrInvalidCountryCode) && region == "" {
-			reason = "no country code and the customer has no default region"
+		if errors.Is(err, phonenumbers.ErrInvalidCountryCode) {
+			switch {
+			case strings.HasPrefix(raw, "+"):
+				reason = "unknown country code"
+			case region == "":
+				reason = "no country code and the customer has no default region"
+			case !ValidRegion(region):
+				reason = fmt.Sprintf("no country code and the default region %q is unknown", region)
+			}
 		}
 		return "", fmt.Errorf("%w %q: %s", ErrInvalidPhone, raw, reason)
 	}

@@ -42,16 +42,21 @@ type Notice struct {
 }
 
 // Plan returns the notices due for u at the instant now, with loc the
-// customer's time zone. Daily expiry notices are due from the tenant's send
-// hour of each local day: reminders on each of the ReminderDays days before
-// the expiry date, the expiry-day notice on that date (also when the password
-// already expired earlier that day). A lockout notice is due as soon as the
+// customer's time zone (nil means UTC). Daily expiry notices are due from the
+// tenant's send hour of each local day: reminders on each of the ReminderDays
+// days before the expiry date, the expiry-day notice on that date (also when
+// the password already expired earlier that day). On a day when the send hour
+// is skipped by a DST change they are due from the change; when it is
+// repeated, from its first occurrence. A lockout notice is due as soon as the
 // account is locked. Inactive, never-expiring and non-directory end users get
 // nothing. The result is deterministic, so running the planner again at any
 // later instant of the same local day yields the same occasions.
 func Plan(t Tenant, loc *time.Location, u EndUser, now time.Time) []Notice {
 	if !u.Source.IsDirectory() || !Active(t, u) {
 		return nil
+	}
+	if loc == nil {
+		loc = time.UTC
 	}
 	var due []Notice
 	if u.LockedOut && !u.LockedOutAt.IsZero() && !u.LockedOutAt.After(now) {
@@ -78,7 +83,7 @@ func expiryNotice(t Tenant, loc *time.Location, u EndUser, now time.Time) (Notic
 	}
 	local := now.In(loc)
 	today := civilDate(local)
-	sendAt := time.Date(today.year, today.month, today.day, sendHour(t), 0, 0, 0, loc)
+	sendAt := sendInstant(today, sendHour(t), loc)
 	if local.Before(sendAt) {
 		return Notice{}, false
 	}
@@ -104,6 +109,48 @@ func sendHour(t Tenant) int {
 		return DefaultSendHour
 	}
 	return t.SendHour
+}
+
+// sendInstant returns the first instant of local day d at which the wall
+// clock reads hour:00 or later. time.Date alone is not enough on DST days:
+// for a skipped wall time it may return an instant an hour early (01:00 EST
+// for 02:00 on the day New York springs forward), and for a repeated one it
+// does not promise the first occurrence.
+func sendInstant(d date, hour int, loc *time.Location) time.Time {
+	at := time.Date(d.year, d.month, d.day, hour, 0, 0, 0, loc)
+	if at.Hour() != hour || at.Minute() != 0 || civilDate(at) != d {
+		// The wall time was skipped: the first instant past it is the
+		// zone change that skipped it.
+		start, end := at.ZoneBounds()
+		if wallBefore(at, d, hour) && !end.IsZero() {
+			return end
+		}
+		if !start.IsZero() {
+			return start
+		}
+		return at
+	}
+	// The wall time may be repeated: take the occurrence in the zone in
+	// effect before this one if that also reads hour:00 on day d.
+	start, _ := at.ZoneBounds()
+	if start.IsZero() {
+		return at
+	}
+	_, offset := at.Zone()
+	_, prevOffset := start.Add(-time.Nanosecond).Zone()
+	earlier := at.Add(time.Duration(offset-prevOffset) * time.Second)
+	if earlier.Before(start) && earlier.Hour() == hour && earlier.Minute() == 0 && civilDate(earlier) == d {
+		return earlier
+	}
+	return at
+}
+
+// wallBefore reports whether the wall clock of at is before hour:00 on d.
+func wallBefore(at time.Time, d date, hour int) bool {
+	if c := civilDate(at); c != d {
+		return daysBetween(c, d) > 0
+	}
+	return at.Hour() < hour
 }
 
 type date struct {

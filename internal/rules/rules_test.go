@@ -1,0 +1,274 @@
+package rules_test
+
+import (
+	"testing"
+	"time"
+
+	"selfserve/internal/rules"
+)
+
+// servedTenant returns a tenant on which self-serve is allowed and on.
+func servedTenant() rules.Tenant {
+	return rules.Tenant{
+		Subscription: rules.SubscriptionBundle,
+		SelfServe:    true,
+		SendHour:     9,
+		ReminderDays: 10,
+	}
+}
+
+// servedUser returns a directory end user that meets every condition of the
+// active rule.
+func servedUser() rules.EndUser {
+	return rules.EndUser{
+		Source:    rules.SourceAD,
+		Email:     "ann.lee@contoso.example",
+		Mobile:    "+447400123456",
+		SelfServe: true,
+		Enabled:   true,
+	}
+}
+
+func TestInactiveReason(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name   string
+		tenant func(*rules.Tenant)
+		user   func(*rules.EndUser)
+		want   rules.Reason
+	}{
+		{name: "all conditions met on bundle", want: rules.ReasonNone},
+		{
+			name:   "all conditions met on qdesk",
+			tenant: func(t *rules.Tenant) { t.Subscription = rules.SubscriptionQDesk },
+			want:   rules.ReasonNone,
+		},
+		{
+			name:   "subscription none",
+			tenant: func(t *rules.Tenant) { t.Subscription = rules.SubscriptionNone },
+			want:   rules.ReasonSubscription,
+		},
+		{
+			name:   "subscription empty",
+			tenant: func(t *rules.Tenant) { t.Subscription = "" },
+			want:   rules.ReasonSubscription,
+		},
+		{
+			name:   "subscription unknown",
+			tenant: func(t *rules.Tenant) { t.Subscription = "gold" },
+			want:   rules.ReasonSubscription,
+		},
+		{
+			name:   "tenant override off",
+			tenant: func(t *rules.Tenant) { t.SelfServe = false },
+			want:   rules.ReasonTenantOverride,
+		},
+		{
+			name: "user switch off",
+			user: func(u *rules.EndUser) { u.SelfServe = false },
+			want: rules.ReasonSwitchOff,
+		},
+		{
+			name: "missing email",
+			user: func(u *rules.EndUser) { u.Email = "" },
+			want: rules.ReasonMissingEmail,
+		},
+		{
+			name: "missing mobile",
+			user: func(u *rules.EndUser) { u.Mobile = "" },
+			want: rules.ReasonMissingMobile,
+		},
+		{
+			name: "account disabled",
+			user: func(u *rules.EndUser) { u.Enabled = false },
+			want: rules.ReasonDisabled,
+		},
+		{
+			name: "removed from source",
+			user: func(u *rules.EndUser) { u.Removed = true },
+			want: rules.ReasonRemovedAtSource,
+		},
+		{
+			name:   "override off wins over the user switch being on",
+			tenant: func(t *rules.Tenant) { t.SelfServe = false },
+			user:   func(u *rules.EndUser) { u.SelfServe = true },
+			want:   rules.ReasonTenantOverride,
+		},
+		{
+			name:   "several failures report the first in checking order",
+			tenant: func(t *rules.Tenant) { t.Subscription = rules.SubscriptionNone; t.SelfServe = false },
+			user:   func(u *rules.EndUser) { u.Email = ""; u.Enabled = false; u.Removed = true },
+			want:   rules.ReasonSubscription,
+		},
+		{
+			name: "locked out and never-expiring users can still be active",
+			user: func(u *rules.EndUser) { u.LockedOut = true; u.PasswordNeverExpires = true },
+			want: rules.ReasonNone,
+		},
+		{
+			name: "manual end users can be active",
+			user: func(u *rules.EndUser) { u.Source = rules.SourceManual },
+			want: rules.ReasonNone,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			tenant, user := servedTenant(), servedUser()
+			if tt.tenant != nil {
+				tt.tenant(&tenant)
+			}
+			if tt.user != nil {
+				tt.user(&user)
+			}
+			if got := rules.InactiveReason(tenant, user); got != tt.want {
+				t.Errorf("InactiveReason() = %q, want %q", got, tt.want)
+			}
+			if got, want := rules.Active(tenant, user), tt.want == rules.ReasonNone; got != want {
+				t.Errorf("Active() = %v, want %v", got, want)
+			}
+		})
+	}
+}
+
+func TestSwitchLocked(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name   string
+		tenant rules.Tenant
+		want   bool
+	}{
+		{name: "override on", tenant: rules.Tenant{Subscription: rules.SubscriptionQDesk, SelfServe: true}, want: false},
+		{name: "override off", tenant: rules.Tenant{Subscription: rules.SubscriptionQDesk, SelfServe: false}, want: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			if got := rules.SwitchLocked(tt.tenant); got != tt.want {
+				t.Errorf("SwitchLocked() = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestStatusOf(t *testing.T) {
+	t.Parallel()
+	accessed := time.Date(2025, 6, 1, 10, 0, 0, 0, time.UTC)
+	welcomed := time.Date(2025, 5, 30, 10, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name      string
+		user      rules.EndUser
+		want      rules.Status
+		wantLabel string
+	}{
+		{
+			name:      "nothing known",
+			user:      rules.EndUser{},
+			want:      rules.StatusIncomplete,
+			wantLabel: "Incomplete",
+		},
+		{
+			name:      "email only",
+			user:      rules.EndUser{Email: "a@contoso.example"},
+			want:      rules.StatusIncomplete,
+			wantLabel: "Incomplete",
+		},
+		{
+			name:      "mobile only",
+			user:      rules.EndUser{Mobile: "+447400123456"},
+			want:      rules.StatusIncomplete,
+			wantLabel: "Incomplete",
+		},
+		{
+			name:      "welcome sent, mobile missing",
+			user:      rules.EndUser{Email: "a@contoso.example", WelcomeSentAt: welcomed},
+			want:      rules.StatusWelcomeSent,
+			wantLabel: "Welcome Email Sent",
+		},
+		{
+			name:      "welcome sent, nothing else",
+			user:      rules.EndUser{WelcomeSentAt: welcomed},
+			want:      rules.StatusWelcomeSent,
+			wantLabel: "Welcome Email Sent",
+		},
+		{
+			name:      "email and mobile",
+			user:      rules.EndUser{Email: "a@contoso.example", Mobile: "+447400123456"},
+			want:      rules.StatusRegistrationComplete,
+			wantLabel: "Registration Complete",
+		},
+		{
+			name:      "complete beats welcome sent",
+			user:      rules.EndUser{Email: "a@contoso.example", Mobile: "+447400123456", WelcomeSentAt: welcomed},
+			want:      rules.StatusRegistrationComplete,
+			wantLabel: "Registration Complete",
+		},
+		{
+			name:      "accessed beats complete and welcome sent",
+			user:      rules.EndUser{Email: "a@contoso.example", Mobile: "+447400123456", WelcomeSentAt: welcomed, FirstAccessAt: accessed},
+			want:      rules.StatusAccessedSelfServe,
+			wantLabel: "Accessed Self-Serve",
+		},
+		{
+			name:      "accessed beats incomplete",
+			user:      rules.EndUser{FirstAccessAt: accessed},
+			want:      rules.StatusAccessedSelfServe,
+			wantLabel: "Accessed Self-Serve",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			got := rules.StatusOf(tt.user)
+			if got != tt.want {
+				t.Errorf("StatusOf() = %q, want %q", got, tt.want)
+			}
+			if !got.Valid() {
+				t.Errorf("StatusOf() = %q, which is not Valid()", got)
+			}
+			if label := got.Label(); label != tt.wantLabel {
+				t.Errorf("Label() = %q, want %q", label, tt.wantLabel)
+			}
+		})
+	}
+}
+
+func TestEnumValid(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		got  bool
+		want bool
+	}{
+		{"subscription none", rules.SubscriptionNone.Valid(), true},
+		{"subscription qdesk", rules.SubscriptionQDesk.Valid(), true},
+		{"subscription bundle", rules.SubscriptionBundle.Valid(), true},
+		{"subscription unknown", rules.Subscription("gold").Valid(), false},
+		{"subscription none allows", rules.SubscriptionNone.AllowsSelfServe(), false},
+		{"subscription qdesk allows", rules.SubscriptionQDesk.AllowsSelfServe(), true},
+		{"subscription bundle allows", rules.SubscriptionBundle.AllowsSelfServe(), true},
+		{"status unknown", rules.Status("registered").Valid(), false},
+		{"kind reminder", rules.KindExpiryReminder.Valid(), true},
+		{"kind expiry day", rules.KindExpiryDay.Valid(), true},
+		{"kind lockout", rules.KindLockout.Valid(), true},
+		{"kind welcome", rules.KindWelcome.Valid(), true},
+		{"kind unknown", rules.NoticeKind("expiry").Valid(), false},
+		{"source local", rules.SourceLocal.IsDirectory(), true},
+		{"source ad", rules.SourceAD.IsDirectory(), true},
+		{"source azure", rules.SourceAzure.IsDirectory(), true},
+		{"source manual", rules.SourceManual.IsDirectory(), false},
+		{"provenance manual human", rules.ProvenanceManual.IsHuman(), true},
+		{"provenance end_user human", rules.ProvenanceEndUser.IsHuman(), true},
+		{"provenance directory human", rules.ProvenanceDirectory.IsHuman(), false},
+		{"provenance psa human", rules.ProvenancePSA.IsHuman(), false},
+		{"provenance none human", rules.ProvenanceNone.IsHuman(), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			if tt.got != tt.want {
+				t.Errorf("got %v, want %v", tt.got, tt.want)
+			}
+		})
+	}
+}
