@@ -130,6 +130,9 @@ func (c *Client) Close() {
 // or are a *connectors.RateLimitError.
 func (c *Client) Get(ctx context.Context, path string, query url.Values, header http.Header) (*Response, error) {
 	u := c.opts.Base.JoinPath(path)
+	if !strings.HasPrefix(u.Path, "/") {
+		u.Path = "/" + u.Path
+	}
 	// Encode spaces as %20: '+' means a space only in forms, and some APIs
 	// (ConnectWise conditions) read it literally.
 	u.RawQuery = strings.ReplaceAll(query.Encode(), "+", "%20")
@@ -311,3 +314,6 @@ func byteSize(n int64) string {
 	}
 	return fmt.Sprintf("%d bytes", n)
 }
+
+// BaseURL returns the API root requests are sent to.
+func (c *Client) BaseURL() string { return c.opts.Base.String() }

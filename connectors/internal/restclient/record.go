@@ -50,7 +50,9 @@ func (id ID) Int() (int64, bool) {
 
 // DecodeRecord decodes one record into v. Its error is a reason for a
 // connectors.InvalidRecord: the field that has the wrong type and what came
-// instead ("field attributes.first-name is a number, want a string").
+// instead ("field attributes.first-name is a number, want a string"). After
+// a type error the other fields are still decoded, so v's id can name the
+// record in the report.
 func DecodeRecord(raw json.RawMessage, v any) error {
 	err := json.Unmarshal(raw, v)
 	if err == nil {
@@ -119,4 +121,21 @@ func (d *Dedup) Seen(id string) bool {
 // DuplicateReason is the InvalidRecord reason of a repeated id.
 func DuplicateReason(id string) string {
 	return fmt.Sprintf("duplicate: id %s was already listed earlier in this listing; skipped", id)
+}
+
+// SplitName splits a display name into first and last name: "Doe, Jane" →
+// Jane, Doe; "Jane van Doe" → Jane van, Doe (the last word is the last
+// name); a single word is a first name.
+func SplitName(name string) (first, last string) {
+	if before, after, ok := strings.Cut(name, ","); ok {
+		return strings.Join(strings.Fields(after), " "), strings.Join(strings.Fields(before), " ")
+	}
+	words := strings.Fields(name)
+	switch len(words) {
+	case 0:
+		return "", ""
+	case 1:
+		return words[0], ""
+	}
+	return strings.Join(words[:len(words)-1], " "), words[len(words)-1]
 }

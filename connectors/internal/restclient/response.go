@@ -51,9 +51,16 @@ func (r *Response) Object() (map[string]json.RawMessage, error) {
 // ({"data":[...]}, {"companies":[...]}). A body without that member, or with
 // something else than a list there, is an ErrBadResponse naming what came.
 func (r *Response) List(key string) ([]json.RawMessage, error) {
+	records, _, err := r.Envelope(key)
+	return records, err
+}
+
+// Envelope is List that also returns the object's members, for the paging
+// metadata beside the records.
+func (r *Response) Envelope(key string) ([]json.RawMessage, map[string]json.RawMessage, error) {
 	obj, err := r.Object()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	raw, ok := obj[key]
 	if !ok {
@@ -69,9 +76,13 @@ func (r *Response) List(key string) ([]json.RawMessage, error) {
 		if detail := r.message(); detail != "" {
 			msg += fmt.Sprintf("; the API says %q", detail)
 		}
-		return nil, r.badf("%s", msg)
+		return nil, nil, r.badf("%s", msg)
 	}
-	return r.records(raw, fmt.Sprintf("%q", key))
+	records, err := r.records(raw, fmt.Sprintf("%q", key))
+	if err != nil {
+		return nil, nil, err
+	}
+	return records, obj, nil
 }
 
 // Array returns the records of a body that is a JSON array (ConnectWise).
