@@ -86,12 +86,16 @@ func TestConformance(t *testing.T) {
 	srv := newServer(t, fakeitglue.Options{Seed: 1, Organizations: 7, ContactsPerOrganization: 8})
 	orgID := srv.Organizations()[2].ID
 	connectortest.RunCustomerSource(t, connectortest.CustomerSourceCase{
-		Open:          func(t *testing.T) connectors.CustomerSource { return openSource(t, srv, func(c *Config) { c.PageSize = 3 }) },
+		Open: func(t *testing.T) connectors.CustomerSource {
+			return openSource(t, srv, func(c *Config) { c.PageSize = 3 })
+		},
 		WantCustomers: 7,
 		MinPages:      3,
 	})
 	connectortest.RunContactSource(t, connectortest.ContactSourceCase{
-		Open:               func(t *testing.T) connectors.ContactSource { return openSource(t, srv, func(c *Config) { c.PageSize = 3 }) },
+		Open: func(t *testing.T) connectors.ContactSource {
+			return openSource(t, srv, func(c *Config) { c.PageSize = 3 })
+		},
 		CustomerExternalID: orgID,
 		WantContacts:       8,
 		MinPages:           3,
