@@ -1,0 +1,25 @@
+# selfserve — common tasks. `make test` is the test command CI runs.
+
+GO ?= go
+export TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test?sslmode=disable
+export TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
+
+.PHONY: build test test-short demo vet fmt
+
+build: ## the binary, into bin/selfserve
+	$(GO) build -o bin/selfserve ./cmd/selfserve
+
+test: ## every test, against the local PostgreSQL, Redis and (as root) Samba AD
+	$(GO) test -count=1 -timeout 20m ./...
+
+test-short: ## tests that need no server
+	TEST_DATABASE_URL= TEST_REDIS_URL= $(GO) test -short ./...
+
+demo: ## the product on its embedded default, with the sample data
+	$(GO) run ./cmd/selfserve demo
+
+vet:
+	$(GO) vet ./...
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')

@@ -1,0 +1,470 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"selfserve/internal/apitoken"
+	"selfserve/internal/apply"
+	"selfserve/internal/importer"
+	"selfserve/internal/planner"
+	"selfserve/internal/report"
+	"selfserve/internal/store"
+)
+
+func flags(c *cli, name, usage string) *flag.FlagSet {
+	fs := flag.NewFlagSet("selfserve "+name, flag.ContinueOnError)
+	fs.SetOutput(c.stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(c.stderr, "usage: selfserve %s %s\n", name, usage)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+func parse(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	return nil
+}
+
+func runMigrate(ctx context.Context, c *cli, args []string) error {
+	fs := flags(c, "migrate", "")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	cfg, err := c.config()
+	if err != nil {
+		return err
+	}
+	st, err := store.Open(ctx, cfg.DatabaseURL.Reveal())
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	applied, err := st.Migrate(ctx)
+	if err != nil {
+		return err
+	}
+	if len(applied) == 0 {
+		fmt.Fprintln(c.stdout, "database is up to date")
+		return nil
+	}
+	fmt.Fprintf(c.stdout, "applied migrations %v\n", applied)
+	return nil
+}
+
+func runApply(ctx context.Context, c *cli, args []string) error {
+	fs := flags(c, "apply", "-f FILE.yaml [--dry-run]")
+	path := fs.String("f", "", "apply `file` (YAML)")
+	dryRun := fs.Bool("dry-run", false, "validate and show what would change, change nothing")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *path == "" {
+		return fmt.Errorf("%w: -f FILE is required", errUsage)
+	}
+	data, err := os.ReadFile(*path)
+	if err != nil {
+		return err
+	}
+	f, err := apply.Parse(*path, data)
+	if err != nil {
+		return err
+	}
+	box, err := c.secrets()
+	if err != nil {
+		return err
+	}
+	st, err := c.store(ctx)
+	if err != nil {
+		return err
+	}
+	opts := apply.Options{Registry: registry(), Secrets: box, Actor: "cli:apply", DryRun: *dryRun}
+	changes, err := f.Apply(ctx, st, opts)
+	if err != nil {
+		return err
+	}
+	n := 0
+	for _, ch := range changes {
+		fmt.Fprintln(c.stdout, ch)
+		if ch.Action != "unchanged" {
+			n++
+		}
+	}
+	switch {
+	case *dryRun:
+		fmt.Fprintf(c.stdout, "dry run: %d change(s) would be made, none was\n", n)
+	case n == 0:
+		fmt.Fprintln(c.stdout, "nothing to change")
+	default:
+		fmt.Fprintf(c.stdout, "%d change(s) applied\n", n)
+	}
+	return nil
+}
+
+func runToken(ctx context.Context, c *cli, args []string) error {
+	if len(args) == 0 || args[0] != "create" {
+		return fmt.Errorf("%w: token create --tenant NAME --email EMAIL --role ROLE [--expires 90d]", errUsage)
+	}
+	fs := flags(c, "token create", "--tenant NAME --email EMAIL --role ROLE [--expires DURATION]")
+	tenantName := fs.String("tenant", "", "tenant `name`")
+	email := fs.String("email", "", "the login's `email` (created if missing)")
+	role := fs.String("role", "", "`role`: super, primary, manager, engineer or helpdesk")
+	expires := fs.String("expires", "", "lifetime, e.g. 90d or 720h (default: never expires)")
+	if err := parse(fs, args[1:]); err != nil {
+		return err
+	}
+	var problems []string
+	if *tenantName == "" {
+		problems = append(problems, "--tenant is required")
+	}
+	if *email == "" {
+		problems = append(problems, "--email is required")
+	}
+	if !store.Role(*role).Valid() {
+		problems = append(problems, fmt.Sprintf("--role %q: want super, primary, manager, engineer or helpdesk", *role))
+	}
+	lifetime, err := parseLifetime(*expires)
+	if err != nil {
+		problems = append(problems, err.Error())
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("%w: %s", errUsage, strings.Join(problems, "; "))
+	}
+	st, err := c.store(ctx)
+	if err != nil {
+		return err
+	}
+	tenant, err := st.TenantByName(ctx, *tenantName)
+	if err != nil {
+		return err
+	}
+	token, hash, prefix := apitoken.New()
+	var expiresAt time.Time
+	if lifetime > 0 {
+		expiresAt = time.Now().Add(lifetime)
+	}
+	err = st.InTx(ctx, func(tx *store.Store) error {
+		login, changed, err := tx.UpsertLogin(ctx, tenant.ID, *email, store.Role(*role))
+		if err != nil {
+			return err
+		}
+		if changed {
+			if err := tx.Audit(ctx, tenant.ID, nil, "cli:token", "login.upserted", "login", login.Email, nil, login); err != nil {
+				return err
+			}
+		}
+		tok, err := tx.CreateAPIToken(ctx, tenant.ID, login.ID, hash, prefix, expiresAt)
+		if err != nil {
+			return err
+		}
+		return tx.Audit(ctx, tenant.ID, &login.ID, "cli:token", "token.created", "token", fmt.Sprint(tok.ID), nil, tok)
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(c.stdout, token)
+	fmt.Fprintf(c.stderr, "token for %s (%s) of tenant %s: shown once, store it now\n", *email, *role, tenant.Name)
+	return nil
+}
+
+func parseLifetime(s string) (time.Duration, error) {
+	if s == "" {
+		return 0, nil
+	}
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		var n int
+		if _, err := fmt.Sscanf(days, "%d", &n); err != nil || n <= 0 {
+			return 0, fmt.Errorf("--expires %q: want e.g. 90d or 720h", s)
+		}
+		return time.Duration(n) * 24 * time.Hour, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d <= 0 {
+		return 0, fmt.Errorf("--expires %q: want e.g. 90d or 720h", s)
+	}
+	return d, nil
+}
+
+func runImport(ctx context.Context, c *cli, args []string) error {
+	fs := flags(c, "import", "CONNECTION --inline [--tenant NAME] [--full] [--confirm-removals]")
+	tenantName := fs.String("tenant", "", "tenant `name` (needed when several tenants have a connection of that name)")
+	full := fs.Bool("full", false, "full enumeration even when an incremental cursor exists")
+	inline := fs.Bool("inline", false, "run the sync in this process (no Redis, no API)")
+	confirm := fs.Bool("confirm-removals", false, "allow removing more than the configured share of end users")
+	if err := parse(fs, reorder(args)); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return fmt.Errorf("%w: name one connection", errUsage)
+	}
+	if !*inline {
+		return fmt.Errorf("%w: only --inline imports are available in this build", errUsage)
+	}
+	conn, err := c.findConnection(ctx, *tenantName, fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	im, err := c.importer(ctx)
+	if err != nil {
+		return err
+	}
+	res, err := im.Sync(ctx, importer.Request{TenantID: conn.TenantID, ConnectionID: conn.ID, Full: *full, Trigger: "cli", ConfirmRemovals: *confirm})
+	if res.Run.ID != 0 {
+		printRun(c, conn.Name, res)
+	}
+	if err != nil {
+		return err
+	}
+	if res.Run.Status == store.RunNeedsConfirmation {
+		return errors.New(res.Run.Error)
+	}
+	return nil
+}
+
+// reorder moves flags before positional arguments, so that
+// `import NAME --inline` works as well as `import --inline NAME`.
+func reorder(args []string) []string {
+	var flagArgs, positional []string
+	for _, a := range args {
+		if strings.HasPrefix(a, "-") {
+			flagArgs = append(flagArgs, a)
+		} else {
+			positional = append(positional, a)
+		}
+	}
+	return append(flagArgs, positional...)
+}
+
+func printRun(c *cli, name string, res importer.Result) {
+	r := res.Run
+	fmt.Fprintf(c.stdout, "run %d of %s: %s (%s, %d pages, %d ms)\n", r.ID, name, r.Status, r.Mode, r.Pages, r.DurationMS)
+	fmt.Fprintf(c.stdout, "  processed %d: created %d, updated %d, unchanged %d, removed %d, invalid %d, lockouts %d\n",
+		r.Processed, r.Created, r.Updated, r.Unchanged, r.Removed, r.Invalid, len(res.Lockouts))
+	for _, p := range r.Problems() {
+		fmt.Fprintf(c.stdout, "  problem: %s: %s\n", p.Ref, p.Reason)
+	}
+	if r.Error != "" {
+		fmt.Fprintf(c.stdout, "  %s\n", r.Error)
+	}
+}
+
+func (c *cli) findConnection(ctx context.Context, tenantName, name string) (store.Connection, error) {
+	tenants, err := c.tenants(ctx, tenantName)
+	if err != nil {
+		return store.Connection{}, err
+	}
+	var found []store.Connection
+	for _, t := range tenants {
+		conn, err := c.st.ConnectionByName(ctx, t.ID, name)
+		if err == nil {
+			found = append(found, conn)
+		} else if !errors.Is(err, store.ErrNotFound) {
+			return store.Connection{}, err
+		}
+	}
+	switch len(found) {
+	case 0:
+		return store.Connection{}, fmt.Errorf("connection %q: %w", name, store.ErrNotFound)
+	case 1:
+		return found[0], nil
+	default:
+		return store.Connection{}, fmt.Errorf("%w: %d tenants have a connection %q: pass --tenant", errUsage, len(found), name)
+	}
+}
+
+func runUsers(ctx context.Context, c *cli, args []string) error {
+	fs := flags(c, "users", "[--tenant NAME] [--customer NAME] [--json]")
+	tenantName := fs.String("tenant", "", "only this tenant")
+	customerName := fs.String("customer", "", "only this customer")
+	asJSON := fs.Bool("json", false, "one JSON object per end user per line")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	rows, err := c.endUserRows(ctx, *tenantName, *customerName)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		enc := json.NewEncoder(c.stdout)
+		for _, r := range rows {
+			if err := enc.Encode(r); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	printUserTable(c, rows)
+	return nil
+}
+
+func (c *cli) endUserRows(ctx context.Context, tenantName, customerName string) ([]report.EndUser, error) {
+	tenants, err := c.tenants(ctx, tenantName)
+	if err != nil {
+		return nil, err
+	}
+	var rows []report.EndUser
+	for _, t := range tenants {
+		names := report.Names{Tenant: t, Customers: map[int64]store.Customer{}, Connections: map[int64]store.Connection{}}
+		customers, err := c.st.Customers(ctx, t.ID)
+		if err != nil {
+			return nil, err
+		}
+		filter := store.EndUserFilter{IncludeRemoved: true}
+		for _, cu := range customers {
+			names.Customers[cu.ID] = cu
+			if customerName != "" && cu.Name == customerName {
+				filter.CustomerID = cu.ID
+			}
+		}
+		if customerName != "" && filter.CustomerID == 0 {
+			if tenantName != "" {
+				return nil, fmt.Errorf("customer %q of tenant %q: %w", customerName, tenantName, store.ErrNotFound)
+			}
+			continue
+		}
+		conns, err := c.st.Connections(ctx, t.ID)
+		if err != nil {
+			return nil, err
+		}
+		for _, co := range conns {
+			names.Connections[co.ID] = co
+		}
+		users, err := c.st.EndUsers(ctx, t.ID, filter)
+		if err != nil {
+			return nil, err
+		}
+		for _, u := range users {
+			rows = append(rows, report.NewEndUser(u, names))
+		}
+	}
+	return rows, nil
+}
+
+func printUserTable(c *cli, rows []report.EndUser) {
+	tw := tabwriter.NewWriter(c.stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "CUSTOMER\tUSERNAME\tSTATUS\tACTIVE\tSWITCH\tEMAIL\tMOBILE\tEXPIRES\tNOTE")
+	for _, r := range rows {
+		expires := "never"
+		switch {
+		case r.PasswordExpiresAt != nil:
+			expires = r.PasswordExpiresAt.Format("2006-01-02")
+		case !r.PasswordNeverExpires:
+			expires = "-"
+		}
+		note := string(r.InactiveReason)
+		if r.LockedOut {
+			note = strings.TrimPrefix(note+"; locked out", "; ")
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Customer, r.Username, r.StatusLabel, yesNo(r.Active), onOff(r.SelfServe, r.SwitchLocked),
+			dash(r.Email), dash(r.Mobile), expires, note)
+	}
+	tw.Flush()
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
+
+func onOff(on, locked bool) string {
+	s := "off"
+	if on {
+		s = "on"
+	}
+	if locked {
+		s += " (locked)"
+	}
+	return s
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func runPreview(ctx context.Context, c *cli, args []string) error {
+	fs := flags(c, "preview", "[--tenant NAME] [--at RFC3339] [--json]")
+	tenantName := fs.String("tenant", "", "only this tenant")
+	atFlag := fs.String("at", "", "the instant, RFC 3339 (default: now)")
+	asJSON := fs.Bool("json", false, "one JSON object per due notice per line")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	at := time.Now()
+	if *atFlag != "" {
+		t, err := time.Parse(time.RFC3339, *atFlag)
+		if err != nil {
+			return fmt.Errorf("%w: --at %q: want RFC 3339, e.g. 2026-11-24T09:00:00Z", errUsage, *atFlag)
+		}
+		at = t
+	}
+	due, err := c.preview(ctx, *tenantName, at)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		enc := json.NewEncoder(c.stdout)
+		for _, d := range due {
+			if err := enc.Encode(d); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	printDue(c, due, at)
+	return nil
+}
+
+func (c *cli) preview(ctx context.Context, tenantName string, at time.Time) ([]planner.Due, error) {
+	tenants, err := c.tenants(ctx, tenantName)
+	if err != nil {
+		return nil, err
+	}
+	var due []planner.Due
+	for _, t := range tenants {
+		d, err := planner.Tenant(ctx, c.st, t, at)
+		if err != nil {
+			return nil, err
+		}
+		due = append(due, d...)
+	}
+	return due, nil
+}
+
+func printDue(c *cli, due []planner.Due, at time.Time) {
+	if len(due) == 0 {
+		fmt.Fprintf(c.stdout, "no notices due at %s\n", at.Format(time.RFC3339))
+		return
+	}
+	tw := tabwriter.NewWriter(c.stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "CUSTOMER\tUSERNAME\tKIND\tOCCASION\tDAYS LEFT\tCHANNELS")
+	for _, d := range due {
+		ch := make([]string, len(d.Channels))
+		for i, x := range d.Channels {
+			ch[i] = string(x)
+		}
+		days := fmt.Sprint(d.DaysLeft)
+		if d.Kind == "lockout" {
+			days = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", d.Customer, d.Username, d.Kind, d.Occasion, days, strings.Join(ch, "+"))
+	}
+	tw.Flush()
+}

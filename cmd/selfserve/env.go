@@ -1,0 +1,133 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+
+	"selfserve/config"
+	"selfserve/connectors"
+	"selfserve/connectors/file"
+	"selfserve/internal/importer"
+	"selfserve/internal/secretbox"
+	"selfserve/internal/store"
+)
+
+// registry is the plain map of connector kinds this binary knows.
+func registry() connectors.Registry {
+	return connectors.Registry{
+		connectors.KindFile: func() connectors.Config { return new(file.Config) },
+	}
+}
+
+// cli is what commands share: the configuration and what is opened from it,
+// each opened on first use and closed at exit.
+type cli struct {
+	configPath string
+	stdout     io.Writer
+	stderr     io.Writer
+
+	cfg    *config.Config
+	st     *store.Store
+	logger *slog.Logger
+}
+
+func (c *cli) config() (*config.Config, error) {
+	if c.cfg != nil {
+		return c.cfg, nil
+	}
+	cfg, err := config.Load(c.configPath, os.LookupEnv)
+	if err != nil {
+		return nil, err
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("configuration:\n%w", err)
+	}
+	c.cfg = cfg
+	return cfg, nil
+}
+
+func (c *cli) log() *slog.Logger {
+	if c.logger == nil {
+		cfg, err := c.config()
+		if err != nil {
+			return slog.New(slog.NewTextHandler(c.stderr, nil))
+		}
+		c.logger = cfg.NewLogger(c.stderr)
+	}
+	return c.logger
+}
+
+// store opens and migrates the configured database.
+func (c *cli) store(ctx context.Context) (*store.Store, error) {
+	if c.st != nil {
+		return c.st, nil
+	}
+	cfg, err := c.config()
+	if err != nil {
+		return nil, err
+	}
+	st, err := store.Open(ctx, cfg.DatabaseURL.Reveal())
+	if err != nil {
+		return nil, err
+	}
+	if _, err := st.Migrate(ctx); err != nil {
+		st.Close()
+		return nil, err
+	}
+	c.st = st
+	return st, nil
+}
+
+// secrets returns the box sealing connection secrets, or nil when no key is
+// configured (commands that meet a secret then say what to set).
+func (c *cli) secrets() (*secretbox.Box, error) {
+	cfg, err := c.config()
+	if err != nil {
+		return nil, err
+	}
+	if !cfg.EncryptionKey.IsSet() {
+		return nil, nil
+	}
+	key, err := cfg.EncryptionKey.Bytes()
+	if err != nil {
+		return nil, err
+	}
+	return secretbox.New(key)
+}
+
+func (c *cli) importer(ctx context.Context) (*importer.Importer, error) {
+	st, err := c.store(ctx)
+	if err != nil {
+		return nil, err
+	}
+	box, err := c.secrets()
+	if err != nil {
+		return nil, err
+	}
+	return &importer.Importer{Store: st, Registry: registry(), Secrets: box, Logger: c.log(), MaxRemovalShare: c.cfg.MaxRemovalShare}, nil
+}
+
+func (c *cli) close() {
+	if c.st != nil {
+		c.st.Close()
+	}
+}
+
+// tenantByFlag resolves --tenant: the named tenant, or the only one.
+func (c *cli) tenants(ctx context.Context, name string) ([]store.Tenant, error) {
+	st, err := c.store(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if name != "" {
+		t, err := st.TenantByName(ctx, name)
+		if err != nil {
+			return nil, err
+		}
+		return []store.Tenant{t}, nil
+	}
+	return st.Tenants(ctx)
+}
