@@ -185,4 +185,3 @@ func (s *Store) SetConnectionCursor(ctx context.Context, tenantID, connectionID 
 	}
 	return mustAffect(res, "connection", connectionID)
 }
-
