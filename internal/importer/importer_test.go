@@ -1,0 +1,306 @@
+package importer_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"selfserve/connectors"
+	"selfserve/connectors/file"
+	"selfserve/internal/importer"
+	"selfserve/internal/rules"
+	"selfserve/internal/secretbox"
+	"selfserve/internal/store"
+	"selfserve/internal/store/storetest"
+)
+
+const header = "username,first_name,last_name,email,mobile,enabled,locked_out,password_last_set,password_expires_at\n"
+
+func row(name, mobile string) string {
+	return fmt.Sprintf("%s,%s,Doe,%s@contoso.example,%s,true,false,2026-11-01T09:00:00Z,2026-12-13T09:00:00Z\n", name, strings.ToUpper(name[:1])+name[1:], name, mobile)
+}
+
+// bundle is a store with a tenant, a customer and a file connection whose
+// CSV the test rewrites between syncs.
+type bundle struct {
+	st       *store.Store
+	im       *importer.Importer
+	tenant   store.Tenant
+	customer store.Customer
+	conn     store.Connection
+	csv      string
+}
+
+func setup(t *testing.T, open func(*testing.T) *store.Store, pageSize int) *bundle {
+	t.Helper()
+	ctx := context.Background()
+	st := open(t)
+	b := &bundle{st: st, csv: filepath.Join(t.TempDir(), "users.csv")}
+	var err error
+	b.tenant, _, err = st.UpsertTenant(ctx, store.Tenant{Name: "acme", Subscription: rules.SubscriptionBundle, SelfServe: true, TimeZone: "UTC", SendHour: 9, ReminderDays: 10})
+	must(t, err)
+	b.customer, _, err = st.UpsertCustomer(ctx, store.Customer{TenantID: b.tenant.ID, Name: "Contoso", DefaultRegion: "GB"})
+	must(t, err)
+	settings := fmt.Sprintf(`{"path": %q, "page_size": %d}`, b.csv, pageSize)
+	b.conn, _, err = st.UpsertConnection(ctx, store.Connection{TenantID: b.tenant.ID, CustomerID: &b.customer.ID, Name: "contoso-local",
+		Kind: connectors.KindFile, Settings: []byte(settings), EnableSelfServe: true}, false)
+	must(t, err)
+	b.im = &importer.Importer{Store: st, Registry: connectors.Registry{connectors.KindFile: func() connectors.Config { return new(file.Config) }}}
+	return b
+}
+
+func (b *bundle) write(t *testing.T, rows ...string) {
+	t.Helper()
+	must(t, os.WriteFile(b.csv, []byte(header+strings.Join(rows, "")), 0o600))
+}
+
+func (b *bundle) sync(t *testing.T, req importer.Request) (importer.Result, error) {
+	t.Helper()
+	req.TenantID, req.ConnectionID = b.tenant.ID, b.conn.ID
+	return b.im.Sync(context.Background(), req)
+}
+
+func (b *bundle) users(t *testing.T) map[string]store.EndUser {
+	t.Helper()
+	us, err := b.st.EndUsers(context.Background(), b.tenant.ID, store.EndUserFilter{IncludeRemoved: true})
+	must(t, err)
+	m := map[string]store.EndUser{}
+	for _, u := range us {
+		m[u.Username] = u
+	}
+	return m
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func forEachBackend(t *testing.T, fn func(t *testing.T, open func(*testing.T) *store.Store)) {
+	for _, be := range storetest.Backends() {
+		t.Run(be.Name, func(t *testing.T) {
+			t.Parallel()
+			fn(t, be.Open)
+		})
+	}
+}
+
+func TestMalformedRowAndInvalidPhone(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, open func(*testing.T) *store.Store) {
+		b := setup(t, open, 2)
+		b.write(t, row("alice", "07400 123001"), "bob,Bob,Doe,bob@contoso.example,,maybe,false,,\n", row("carol", "12"), row("dave", "+1 202 555 0101"))
+		res, err := b.sync(t, importer.Request{Trigger: "test"})
+		must(t, err)
+		r := res.Run
+		if r.Status != store.RunSucceeded || r.Created != 3 || r.Invalid != 1 || r.Processed != 4 || r.Pages != 2 {
+			t.Fatalf("run: %+v", r)
+		}
+		problems := fmt.Sprint(r.Problems())
+		for _, want := range []string{"row 3", "maybe", "row 4", `"12"`} {
+			if !strings.Contains(problems, want) {
+				t.Errorf("problems %s do not mention %s", problems, want)
+			}
+		}
+		us := b.users(t)
+		if us["alice"].Mobile != "+447400123001" || us["dave"].Mobile != "+12025550101" {
+			t.Errorf("mobiles not in E.164: alice %q, dave %q", us["alice"].Mobile, us["dave"].Mobile)
+		}
+		if us["carol"].Mobile != "" || us["carol"].Email == "" {
+			t.Errorf("carol: invalid mobile stored or user lost: %+v", us["carol"])
+		}
+		if _, ok := us["bob"]; ok {
+			t.Error("the malformed row was imported")
+		}
+		if !us["alice"].SelfServe {
+			t.Error("a new end user did not get the connection's enable-self-serve value")
+		}
+	})
+}
+
+func TestReimportRespectsTypedMobile(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, open func(*testing.T) *store.Store) {
+		ctx := context.Background()
+		b := setup(t, open, 100)
+		b.write(t, row("alice", "+447400123001"), row("bob", "+447400123002"))
+		_, err := b.sync(t, importer.Request{})
+		must(t, err)
+		us := b.users(t)
+		_, _, err = b.st.SetContact(ctx, b.tenant.ID, us["bob"].ID, nil, ptr("+447400123222"), rules.ProvenanceManual)
+		must(t, err)
+		_, err = b.st.SetSelfServe(ctx, b.tenant.ID, []int64{us["alice"].ID}, false)
+		must(t, err)
+
+		b.write(t, row("alice", "+447400123011"), row("bob", "+447400123012"))
+		res, err := b.sync(t, importer.Request{})
+		must(t, err)
+		if res.Run.Updated != 1 || res.Run.Unchanged != 1 {
+			t.Fatalf("re-import: %+v, want alice updated and bob unchanged", res.Run)
+		}
+		us = b.users(t)
+		if us["alice"].Mobile != "+447400123011" {
+			t.Errorf("alice's changed mobile not imported: %q", us["alice"].Mobile)
+		}
+		if us["bob"].Mobile != "+447400123222" || us["bob"].MobileSource != rules.ProvenanceManual {
+			t.Errorf("bob's typed mobile overwritten: %q (%s)", us["bob"].Mobile, us["bob"].MobileSource)
+		}
+		if us["alice"].SelfServe {
+			t.Error("an import turned an existing user's switch back on")
+		}
+	})
+}
+
+func TestRemovalsNeedCompleteRunAndConfirmation(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, open func(*testing.T) *store.Store) {
+		b := setup(t, open, 3)
+		var rows []string
+		for i := range 10 {
+			rows = append(rows, row(fmt.Sprintf("user%02d", i), ""))
+		}
+		b.write(t, rows...)
+		_, err := b.sync(t, importer.Request{})
+		must(t, err)
+
+		// One of ten gone: within the 30% share, removed.
+		b.write(t, rows[1:]...)
+		res, err := b.sync(t, importer.Request{})
+		must(t, err)
+		if res.Run.Removed != 1 || b.users(t)["user00"].RemovedAt == nil {
+			t.Fatalf("small removal: %+v", res.Run)
+		}
+
+		// The file breaks on a later page: the run fails and removes nothing.
+		b.write(t, append(rows[1:4], "user99,Z\xffrn,Doe,,,true,false,,\n")...)
+		res, err = b.sync(t, importer.Request{})
+		if err == nil || res.Run.Status != store.RunFailed || res.Run.Removed != 0 {
+			t.Fatalf("broken file: err=%v run=%+v, want failed with no removals", err, res.Run)
+		}
+		if n := present(b.users(t)); n != 9 {
+			t.Fatalf("%d users present after a failed run, want 9", n)
+		}
+
+		// Six of nine gone: above the share, held for confirmation.
+		b.write(t, rows[1:4]...)
+		res, err = b.sync(t, importer.Request{})
+		must(t, err)
+		if res.Run.Status != store.RunNeedsConfirmation || res.Run.PendingRemovals != 6 || res.Run.Removed != 0 {
+			t.Fatalf("large removal: %+v", res.Run)
+		}
+		if n := present(b.users(t)); n != 9 {
+			t.Fatalf("%d users present after a held run, want 9", n)
+		}
+		res, err = b.sync(t, importer.Request{ConfirmRemovals: true})
+		must(t, err)
+		if res.Run.Status != store.RunSucceeded || res.Run.Removed != 6 || present(b.users(t)) != 3 {
+			t.Fatalf("confirmed removal: %+v", res.Run)
+		}
+
+		// An empty file would remove everyone: held.
+		b.write(t)
+		res, err = b.sync(t, importer.Request{})
+		must(t, err)
+		if res.Run.Status != store.RunNeedsConfirmation || present(b.users(t)) != 3 {
+			t.Fatalf("empty source: %+v", res.Run)
+		}
+	})
+}
+
+func present(us map[string]store.EndUser) int {
+	n := 0
+	for _, u := range us {
+		if u.RemovedAt == nil {
+			n++
+		}
+	}
+	return n
+}
+
+func TestLockoutTransitions(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, open func(*testing.T) *store.Store) {
+		b := setup(t, open, 100)
+		b.write(t, row("alice", ""), row("bob", ""))
+		_, err := b.sync(t, importer.Request{})
+		must(t, err)
+		locked := strings.Replace(row("alice", ""), "true,false", "true,true", 1)
+		b.write(t, locked, row("bob", ""))
+		res, err := b.sync(t, importer.Request{})
+		must(t, err)
+		if len(res.Lockouts) != 1 || res.Lockouts[0].EndUserID != b.users(t)["alice"].ID {
+			t.Fatalf("lockouts %+v, want alice's", res.Lockouts)
+		}
+		res, err = b.sync(t, importer.Request{})
+		must(t, err)
+		if len(res.Lockouts) != 0 {
+			t.Fatalf("still locked reported again: %+v", res.Lockouts)
+		}
+	})
+}
+
+func TestInterruptedRunResumes(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, open func(*testing.T) *store.Store) {
+		b := setup(t, open, 2)
+		var rows []string
+		for i := range 7 {
+			rows = append(rows, row(fmt.Sprintf("user%02d", i), ""))
+		}
+		b.write(t, rows...)
+		ctx, cancel := context.WithCancel(context.Background())
+		res, err := b.im.Sync(ctx, importer.Request{TenantID: b.tenant.ID, ConnectionID: b.conn.ID, KeepRunOnCancel: true,
+			OnProgress: func(r store.SyncRun) {
+				if r.Pages == 2 {
+					cancel()
+				}
+			}})
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("interrupted run: %v", err)
+		}
+		run, err := b.st.Run(context.Background(), b.tenant.ID, res.Run.ID)
+		must(t, err)
+		if run.Status != store.RunRunning || run.Resume == "" || run.Processed != 4 {
+			t.Fatalf("interrupted run state: %+v", run)
+		}
+		res, err = b.sync(t, importer.Request{RunID: run.ID})
+		must(t, err)
+		if res.Run.Status != store.RunSucceeded || res.Run.Processed != 7 || res.Run.Created != 7 || res.Run.Pages != 4 {
+			t.Fatalf("resumed run: %+v, want 7 processed over 4 pages", res.Run)
+		}
+		if n := present(b.users(t)); n != 7 {
+			t.Fatalf("%d users after resume, want 7", n)
+		}
+	})
+}
+
+func TestSecretsNeedTheRightKey(t *testing.T) {
+	t.Parallel()
+	box, err := secretbox.New(bytes.Repeat([]byte{1}, 32))
+	must(t, err)
+	other, err := secretbox.New(bytes.Repeat([]byte{2}, 32))
+	must(t, err)
+	sealed, err := box.Seal([]byte(`{"api_key":"k"}`), importer.SecretsContext)
+	must(t, err)
+	conn := store.Connection{Name: "psa", SealedSecrets: sealed}
+	if _, err := importer.OpenSecrets(other, conn); !errors.Is(err, secretbox.ErrWrongKey) || !strings.Contains(err.Error(), `"psa"`) {
+		t.Fatalf("wrong key: %v", err)
+	}
+	if _, err := importer.OpenSecrets(nil, conn); err == nil || !strings.Contains(err.Error(), "SELFSERVE_ENCRYPTION_KEY") {
+		t.Fatalf("no key: %v", err)
+	}
+	plain, err := importer.OpenSecrets(box, conn)
+	must(t, err)
+	if string(plain) != `{"api_key":"k"}` {
+		t.Fatalf("opened %q", plain)
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
