@@ -1,0 +1,198 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"selfserve/config"
+)
+
+// runCLI runs the binary's entry point in-process.
+func runCLI(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code = run(context.Background(), args, &out, &errOut)
+	return code, out.String(), errOut.String()
+}
+
+// useDatabase points the CLI at a fresh SQLite database and a key.
+func useDatabase(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	t.Setenv("SELFSERVE_DATABASE_URL", "sqlite:"+filepath.Join(dir, "cli.db"))
+	t.Setenv("SELFSERVE_ENCRYPTION_KEY", config.GenerateEncryptionKey().Encoded())
+	t.Setenv("SELFSERVE_LOG_LEVEL", "error")
+	return dir
+}
+
+const applyFile = `tenants:
+  - name: acme-msp
+    subscription: bundle
+    self_serve: true
+    timezone: America/New_York
+    logins:
+      - {email: lead@acme-msp.example, role: super}
+    customers:
+      - name: Contoso
+        timezone: Europe/London
+        default_region: GB
+        connections:
+          - name: contoso-local
+            kind: file
+            enable_self_serve: true
+            settings: {path: %CSV%}
+`
+
+func writeApply(t *testing.T, dir, body string) string {
+	t.Helper()
+	csv := filepath.Join(dir, "users.csv")
+	p := filepath.Join(dir, "apply.yaml")
+	if err := os.WriteFile(p, []byte(strings.ReplaceAll(body, "%CSV%", csv)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestApplyTwiceChangesNothing(t *testing.T) {
+	dir := useDatabase(t)
+	p := writeApply(t, dir, applyFile)
+	code, out, errOut := runCLI(t, "apply", "-f", p)
+	if code != 0 || !strings.Contains(out, "4 change(s) applied") {
+		t.Fatalf("first apply: code %d\n%s%s", code, out, errOut)
+	}
+	code, out, errOut = runCLI(t, "apply", "-f", p)
+	if code != 0 || !strings.Contains(out, "nothing to change") || strings.Contains(out, "updated") {
+		t.Fatalf("second apply: code %d\n%s%s", code, out, errOut)
+	}
+}
+
+func TestApplyErrorsNameKeyAndLine(t *testing.T) {
+	dir := useDatabase(t)
+	cases := map[string]struct{ body, want string }{
+		"unknown key":      {strings.Replace(applyFile, "    self_serve: true\n", "    self_serve: true\n    colour: blue\n", 1), `line 5: unknown key "colour" in a tenant`},
+		"bad time zone":    {strings.Replace(applyFile, "Europe/London", "Europe/Londn", 1), `apply.yaml:10: tenants[0].customers[0].timezone: "Europe/Londn" is not an IANA time zone`},
+		"duplicate name":   {strings.Replace(applyFile, "    customers:\n", "    customers:\n      - name: Contoso\n", 1), `customer "Contoso" is declared twice`},
+		"bad role":         {strings.Replace(applyFile, "role: super", "role: admin", 1), `apply.yaml:7: tenants[0].logins[0].role: "admin" is not a role`},
+		"unknown setting":  {strings.Replace(applyFile, "{path: %CSV%}", "{path: %CSV%, colour: red}", 1), `unknown field "colour"`},
+		"missing env var":  {strings.Replace(applyFile, "settings: {path: %CSV%}", "settings: {path: %CSV%}\n            secrets: {api_key: \"${NOT_SET_ANYWHERE}\"}", 1), "NOT_SET_ANYWHERE, which is not set"},
+		"bad region":       {strings.Replace(applyFile, "default_region: GB", "default_region: XX", 1), `"XX" is not a two-letter region`},
+		"directory at top": {strings.Replace(applyFile, "    customers:\n", "    connections:\n      - {name: top, kind: file, settings: {path: x.csv}}\n    customers:\n", 1), "must be declared under a customer"},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			p := writeApply(t, dir, tc.body)
+			code, out, errOut := runCLI(t, "apply", "-f", p)
+			if code == 0 || !strings.Contains(errOut, tc.want) {
+				t.Fatalf("code %d, stderr does not contain %q:\n%s%s", code, tc.want, out, errOut)
+			}
+		})
+	}
+	// Nothing was applied by any of the bad files.
+	code, out, _ := runCLI(t, "users", "--json")
+	if code != 0 || out != "" {
+		t.Fatalf("a bad file left data behind: %q", out)
+	}
+	code, _, errOut := runCLI(t, "import", "contoso-local", "--inline")
+	if code == 0 || !strings.Contains(errOut, "not found") {
+		t.Fatalf("a bad file created a connection: %s", errOut)
+	}
+}
+
+func TestImportUsersAndPreview(t *testing.T) {
+	dir := useDatabase(t)
+	p := writeApply(t, dir, applyFile)
+	if code, out, errOut := runCLI(t, "apply", "-f", p); code != 0 {
+		t.Fatalf("apply: %s%s", out, errOut)
+	}
+	csv := "username,email,mobile,enabled,locked_out,password_last_set,password_expires_at\n" +
+		"alice,alice@contoso.example,07400 123401,true,false,2026-11-01T09:00:00Z,2026-11-27T15:00:00Z\n" +
+		"bob,bob@contoso.example,,notabool,false,,\n" +
+		"carol,carol@contoso.example,,true,false,2026-11-01T09:00:00Z,\n"
+	if err := os.WriteFile(filepath.Join(dir, "users.csv"), []byte(csv), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := runCLI(t, "import", "contoso-local", "--inline")
+	if code != 0 || !strings.Contains(out, "created 2") || !strings.Contains(out, "row 3") || !strings.Contains(out, "notabool") {
+		t.Fatalf("import: code %d\n%s%s", code, out, errOut)
+	}
+	code, out, _ = runCLI(t, "users", "--json")
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if code != 0 || len(lines) != 2 {
+		t.Fatalf("users --json: %d lines\n%s", len(lines), out)
+	}
+	var alice map[string]any
+	if err := json.Unmarshal([]byte(lines[0]), &alice); err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range []string{"tenant", "customer", "connection", "external_id", "username", "upn", "email", "email_source", "mobile", "mobile_source",
+		"enabled", "locked_out", "must_change_password", "password_never_expires", "password_last_set", "password_expires_at", "self_serve", "active", "status"} {
+		if _, ok := alice[key]; !ok {
+			t.Errorf("users --json lacks %q", key)
+		}
+	}
+	if alice["mobile"] != "+447400123401" || alice["status"] != "registration_complete" || alice["active"] != true || alice["password_expires_at"] != "2026-11-27T15:00:00Z" {
+		t.Errorf("alice: %v", alice)
+	}
+	code, out, errOut = runCLI(t, "preview", "--at", "2026-11-24T09:30:00Z", "--json")
+	if code != 0 {
+		t.Fatalf("preview: %s", errOut)
+	}
+	var due map[string]any
+	if err := json.Unmarshal([]byte(strings.TrimSpace(out)), &due); err != nil {
+		t.Fatalf("preview --json %q: %v", out, err)
+	}
+	if due["username"] != "alice" || due["kind"] != "expiry_reminder" || due["occasion"] != "2026-11-24" || due["days_left"] != float64(3) || due["tenant"] != "acme-msp" || due["customer"] != "Contoso" {
+		t.Errorf("preview: %v", due)
+	}
+	if _, ok := due["channels"]; !ok {
+		t.Error("preview lacks channels")
+	}
+	// Before the send hour (09:00 London = 09:00 UTC in November) nothing is due.
+	_, out, _ = runCLI(t, "preview", "--at", "2026-11-24T08:30:00Z", "--json")
+	if strings.TrimSpace(out) != "" {
+		t.Errorf("preview before the send hour: %s", out)
+	}
+}
+
+func TestTokenCreate(t *testing.T) {
+	dir := useDatabase(t)
+	if code, out, errOut := runCLI(t, "apply", "-f", writeApply(t, dir, applyFile)); code != 0 {
+		t.Fatalf("apply: %s%s", out, errOut)
+	}
+	code, out, errOut := runCLI(t, "token", "create", "--tenant", "acme-msp", "--email", "desk@acme-msp.example", "--role", "helpdesk", "--expires", "30d")
+	if code != 0 || !strings.HasPrefix(out, "ss_") || !strings.Contains(errOut, "shown once") {
+		t.Fatalf("token create: code %d\n%s%s", code, out, errOut)
+	}
+	code, _, errOut = runCLI(t, "token", "create", "--tenant", "acme-msp", "--email", "x@acme-msp.example", "--role", "root")
+	if code != 2 || !strings.Contains(errOut, `--role "root"`) {
+		t.Fatalf("bad role: code %d %s", code, errOut)
+	}
+}
+
+func TestDemoOnce(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("SELFSERVE_DATABASE_URL", "")
+	t.Setenv("SELFSERVE_ENCRYPTION_KEY", "")
+	code, out, errOut := runCLI(t, "demo", "--once", "--dir", dir, "--examples", "../../examples")
+	if code != 0 {
+		t.Fatalf("demo: code %d\n%s%s", code, out, errOut)
+	}
+	for _, want := range []string{"Registration Complete", "Incomplete", "Welcome Email Sent", "Accessed Self-Serve", "notices due today", "expiry_reminder"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("demo output lacks %q", want)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "encryption.key")); err != nil {
+		t.Errorf("demo kept no key: %v", err)
+	}
+	// A second run reuses the database and key and changes nothing.
+	code, out, errOut = runCLI(t, "demo", "--once", "--dir", dir, "--examples", "../../examples")
+	if code != 0 || strings.Contains(out, " created\n") {
+		t.Fatalf("second demo: code %d\n%s%s", code, out, errOut)
+	}
+}
