@@ -14,7 +14,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"net/url"
 	"path"
 	"sort"
 	"strconv"
@@ -24,6 +23,8 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
 	"github.com/jmoiron/sqlx"
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
+
+	"selfserve/config"
 )
 
 // Dialect is the SQL database in use.
@@ -97,37 +98,25 @@ func Open(ctx context.Context, databaseURL string) (*Store, error) {
 	return &Store{db: db, q: db, dialect: dialect, now: time.Now}, nil
 }
 
-// ParseURL splits a database URL into its dialect and driver DSN.
+// ParseURL splits a database URL (as config.ParseDatabaseURL reads it) into
+// its dialect and the driver's DSN.
 func ParseURL(databaseURL string) (Dialect, string, error) {
-	switch {
-	case strings.HasPrefix(databaseURL, "postgres://"), strings.HasPrefix(databaseURL, "postgresql://"):
-		if _, err := url.Parse(databaseURL); err != nil {
-			return "", "", fmt.Errorf("database URL: %w", err)
-		}
-		return Postgres, databaseURL, nil
-	case strings.HasPrefix(databaseURL, "sqlite:"):
-		p := strings.TrimPrefix(databaseURL, "sqlite:")
-		p = strings.TrimPrefix(p, "//")
-		if p == "" {
-			return "", "", errors.New("database URL: sqlite: needs a path, e.g. sqlite:selfserve.db")
-		}
-		params := "_pragma=foreign_keys(1)&_pragma=busy_timeout(15000)&_txlock=immediate&_time_format=sqlite"
-		if p == ":memory:" {
-			return SQLite, "file::memory:?mode=memory&" + params, nil
-		}
-		return SQLite, "file:" + p + "?" + params + "&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)", nil
-	default:
-		return "", "", fmt.Errorf("database URL %q: want postgres://… or sqlite:PATH", redactURL(databaseURL))
+	dialect, target, err := config.ParseDatabaseURL(databaseURL)
+	if err != nil {
+		return "", "", fmt.Errorf("database URL: %w", err)
 	}
-}
-
-func redactURL(s string) string {
-	u, err := url.Parse(s)
-	if err != nil || u.User == nil {
-		return s
+	if dialect == config.DialectPostgres {
+		return Postgres, target, nil
 	}
-	u.User = url.User(u.User.Username())
-	return u.String()
+	path, extra, _ := strings.Cut(target, "?")
+	params := "_pragma=foreign_keys(1)&_pragma=busy_timeout(15000)&_txlock=immediate&_time_format=sqlite"
+	if extra != "" {
+		params += "&" + extra
+	}
+	if path == ":memory:" {
+		return SQLite, "file::memory:?mode=memory&" + params, nil
+	}
+	return SQLite, "file:" + path + "?" + params + "&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)", nil
 }
 
 // Dialect returns the database dialect.
