@@ -1,0 +1,601 @@
+package ldap
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"iter"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+
+	goldap "github.com/go-ldap/ldap/v3"
+
+	"selfserve/connectors"
+)
+
+var (
+	_ connectors.UserSource  = (*source)(nil)
+	_ connectors.DeltaSource = (*source)(nil)
+	_ connectors.Pinger      = (*source)(nil)
+)
+
+// source is an opened AD connection configuration. Each listing dials its
+// own LDAP connection and closes it when the listing ends, so a source holds
+// no network resources between runs.
+type source struct {
+	id  string
+	cfg *settings
+	log *slog.Logger
+}
+
+// Close implements connectors.Source. Connections live only as long as one
+// listing, so there is nothing to release.
+func (s *source) Close() error { return nil }
+
+// Ping connects, binds, reads the RootDSE and checks that every configured
+// DN (bases, groups, exclusions) exists.
+func (s *source) Ping(ctx context.Context) error {
+	c, err := s.dial(ctx)
+	if err != nil {
+		return s.wrap(err)
+	}
+	defer c.Close()
+	st, err := s.readState(ctx, c)
+	if err != nil {
+		return s.wrap(err)
+	}
+	return s.wrap(s.checkScope(ctx, c, st))
+}
+
+// Users implements connectors.UserSource. resume is ignored: LDAP paging
+// cookies do not survive the connection, so an interrupted run starts over.
+func (s *source) Users(ctx context.Context, resume string) iter.Seq2[connectors.UserPage, error] {
+	return func(yield func(connectors.UserPage, error) bool) {
+		if err := s.list(ctx, nil, yield); err != nil {
+			yield(connectors.UserPage{}, s.wrap(err))
+		}
+	}
+}
+
+// Changes implements connectors.DeltaSource: the users whose uSNChanged is
+// above the cursor's USN. It returns an error wrapping
+// connectors.ErrResyncRequired when the cursor is malformed, comes from
+// another DC or another invocation of its database, is ahead of the DC, or
+// when the scope or password policies changed since it was taken.
+func (s *source) Changes(ctx context.Context, cursor string) iter.Seq2[connectors.UserPage, error] {
+	return func(yield func(connectors.UserPage, error) bool) {
+		cur, err := decodeCursor(cursor)
+		if err == nil {
+			err = s.list(ctx, &cur, yield)
+		}
+		if err != nil {
+			yield(connectors.UserPage{}, s.wrap(err))
+		}
+	}
+}
+
+func (s *source) wrap(err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("ad connection %s: %w", s.id, err)
+}
+
+// errStopped ends a listing whose consumer stopped asking for pages.
+var errStopped = errors.New("consumer stopped")
+
+// list runs a full listing (since == nil) or an incremental one.
+func (s *source) list(ctx context.Context, since *cursor, yield func(connectors.UserPage, error) bool) error {
+	c, err := s.dial(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	start := time.Now()
+
+	st, err := s.readState(ctx, c)
+	if err != nil {
+		return err
+	}
+	if since != nil {
+		if err := since.matchesDC(st); err != nil {
+			return err
+		}
+	}
+	if err := s.checkScope(ctx, c, st); err != nil {
+		return err
+	}
+	pol, err := s.readPolicy(ctx, c, st)
+	if err != nil {
+		return err
+	}
+	next := cursor{USN: st.usn, InvocationID: st.invocationID, DC: st.dc, Scope: s.scopeHash(), Policy: pol.fingerprint}
+	if since != nil {
+		if err := since.matchesRun(next, pol); err != nil {
+			return err
+		}
+	}
+	nextCursor, err := json.Marshal(next)
+	if err != nil {
+		return err
+	}
+
+	r := &listing{
+		s: s, c: c, st: st, pol: pol,
+		attrs:  s.attributes(pol),
+		filter: s.filter(since),
+		cursor: string(nextCursor),
+		yield:  yield,
+	}
+	if pol.useConstructed {
+		s.log.Warn("the bind account cannot read the fine-grained password policies (CN=Password Settings Container): "+
+			"asking the DC for the computed expiry and lockout of every user, which is several times slower; "+
+			"grant the account read access to that container to avoid it", "reason", pol.constructedReason)
+	}
+	err = r.run(ctx)
+	if errors.Is(err, errStopped) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	mode := "full"
+	if since != nil {
+		mode = "incremental"
+	}
+	s.log.Info("ad listing done", "mode", mode, "users", r.users, "invalid", r.invalid, "pages", r.pages,
+		"dc", st.dc, "usn", st.usn, "duration", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// dcState is what the RootDSE and the DC's nTDSDSA object say.
+type dcState struct {
+	usn           int64
+	dc            string // dnsHostName, lower case (serverName when missing)
+	invocationID  string
+	defaultNC     string
+	defaultNCDN   *goldap.DN
+	functionality int
+}
+
+func (s *source) readState(ctx context.Context, c *conn) (dcState, error) {
+	var st dcState
+	e, err := searchOne(ctx, c, "", goldap.ScopeBaseObject, "(objectClass=*)",
+		[]string{"highestCommittedUSN", "dnsHostName", "serverName", "dsServiceName", "defaultNamingContext", "domainFunctionality"})
+	if err != nil {
+		return st, s.opError("reading the RootDSE", err)
+	}
+	if e == nil {
+		return st, fmt.Errorf("%w: %s returned no RootDSE: is it an Active Directory domain controller?", connectors.ErrBadResponse, s.cfg.addr)
+	}
+	st.usn, err = strconv.ParseInt(e.GetAttributeValue("highestCommittedUSN"), 10, 64)
+	if err != nil || st.usn <= 0 {
+		return st, fmt.Errorf("%w: %s: the RootDSE has no highestCommittedUSN: is it an Active Directory domain controller?", connectors.ErrBadResponse, s.cfg.addr)
+	}
+	st.dc = strings.ToLower(e.GetAttributeValue("dnsHostName"))
+	if st.dc == "" {
+		st.dc = strings.ToLower(e.GetAttributeValue("serverName"))
+	}
+	st.defaultNC = e.GetAttributeValue("defaultNamingContext")
+	st.functionality, _ = strconv.Atoi(e.GetAttributeValue("domainFunctionality"))
+	if st.defaultNCDN, err = goldap.ParseDN(st.defaultNC); err != nil || st.defaultNC == "" {
+		return st, fmt.Errorf("%w: %s: the RootDSE has no usable defaultNamingContext (%q)", connectors.ErrBadResponse, s.cfg.addr, st.defaultNC)
+	}
+	service := e.GetAttributeValue("dsServiceName")
+	if service == "" {
+		return st, fmt.Errorf("%w: %s: the RootDSE has no dsServiceName", connectors.ErrBadResponse, s.cfg.addr)
+	}
+	ntds, err := searchOne(ctx, c, service, goldap.ScopeBaseObject, "(objectClass=*)", []string{"invocationId"})
+	if err != nil {
+		return st, s.opError("reading the DC's invocationId", err)
+	}
+	if ntds == nil || len(ntds.GetRawAttributeValue("invocationId")) != 16 {
+		return st, fmt.Errorf("%w: %s: cannot read the invocationId of %s", connectors.ErrBadResponse, s.cfg.addr, service)
+	}
+	st.invocationID = guidString(ntds.GetRawAttributeValue("invocationId"))
+	return st, nil
+}
+
+// checkScope checks that the bases lie in the DC's domain and that every
+// configured DN exists.
+func (s *source) checkScope(ctx context.Context, c *conn, st dcState) error {
+	for i, b := range s.cfg.basesDN {
+		if !st.defaultNCDN.EqualFold(b) && !st.defaultNCDN.AncestorOfFold(b) {
+			return fmt.Errorf("%w: base DN %q is not in the domain %s served by %s: connect to a DC of that domain",
+				connectors.ErrInvalidConfig, s.cfg.bases[i], st.defaultNC, s.cfg.addr)
+		}
+	}
+	check := func(setting string, dns []string) error {
+		for _, dn := range dns {
+			e, err := searchOne(ctx, c, dn, goldap.ScopeBaseObject, "(objectClass=*)", []string{"objectClass"})
+			if err != nil {
+				if goldap.IsErrorWithCode(err, goldap.LDAPResultNoSuchObject) || goldap.IsErrorWithCode(err, goldap.LDAPResultInvalidDNSyntax) {
+					return fmt.Errorf("%w: %s %q does not exist on %s (or the bind account cannot see it)", connectors.ErrNotFound, setting, dn, s.cfg.addr)
+				}
+				return s.opError("checking "+setting+" "+strconv.Quote(dn), err)
+			}
+			if e == nil {
+				return fmt.Errorf("%w: %s %q does not exist on %s (or the bind account cannot see it)", connectors.ErrNotFound, setting, dn, s.cfg.addr)
+			}
+		}
+		return nil
+	}
+	for _, step := range []struct {
+		setting string
+		dns     []string
+	}{{"base DN", s.cfg.bases}, {"group_dns entry", s.cfg.groups}, {"exclude_groups entry", s.cfg.exclGroup}, {"exclude_ous entry", s.cfg.exclOUStr}} {
+		if err := check(step.setting, step.dns); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// cursor is the position an incremental run starts from, JSON-encoded in
+// UserPage.Cursor.
+type cursor struct {
+	// USN is the DC's highestCommittedUSN read before the listing began.
+	USN int64 `json:"usn"`
+	// InvocationID identifies the DC's database (it changes on restore).
+	InvocationID string `json:"invocation_id"`
+	// DC is the DC's dnsHostName: USNs are local to one DC.
+	DC string `json:"dc"`
+	// Scope is a hash of the settings that decide which users are listed.
+	Scope string `json:"scope,omitempty"`
+	// Policy is a hash of the password policies and of the groups that
+	// decide them and the scope.
+	Policy string `json:"policy,omitempty"`
+}
+
+func decodeCursor(s string) (cursor, error) {
+	var c cursor
+	if err := json.Unmarshal([]byte(s), &c); err != nil || c.USN <= 0 || c.InvocationID == "" || c.DC == "" {
+		return c, fmt.Errorf("%w: the AD cursor %q is malformed", connectors.ErrResyncRequired, truncate(s, 80))
+	}
+	return c, nil
+}
+
+func (c cursor) matchesDC(st dcState) error {
+	switch {
+	case !strings.EqualFold(c.DC, st.dc):
+		return fmt.Errorf("%w: the last run read DC %s, this one reaches %s (USNs are per DC)", connectors.ErrResyncRequired, c.DC, st.dc)
+	case !strings.EqualFold(c.InvocationID, st.invocationID):
+		return fmt.Errorf("%w: the invocationId of DC %s changed from %s to %s (database restored?)", connectors.ErrResyncRequired, st.dc, c.InvocationID, st.invocationID)
+	case st.usn < c.USN:
+		return fmt.Errorf("%w: DC %s is at USN %d, behind the cursor's %d (database restored?)", connectors.ErrResyncRequired, st.dc, st.usn, c.USN)
+	}
+	return nil
+}
+
+func (c cursor) matchesRun(now cursor, pol *policy) error {
+	switch {
+	case c.Scope != now.Scope:
+		return fmt.Errorf("%w: the connection's scope settings changed since the last run", connectors.ErrResyncRequired)
+	case c.Policy != now.Policy:
+		return fmt.Errorf("%w: the password policies, or the groups that decide them or the scope, changed since the last run", connectors.ErrResyncRequired)
+	case pol.maxGroupUSN > c.USN:
+		return fmt.Errorf("%w: membership of a group that decides the scope or a password policy changed since the last run (group USN %d > %d)",
+			connectors.ErrResyncRequired, pol.maxGroupUSN, c.USN)
+	}
+	return nil
+}
+
+// scopeHash fingerprints the settings that decide which users are listed
+// and how they are mapped.
+func (s *source) scopeHash() string {
+	b, _ := json.Marshal([]any{lowerAll(s.cfg.bases), lowerAll(s.cfg.groups), lowerAll(s.cfg.exclGroup),
+		lowerAll(s.cfg.exclOUStr), s.cfg.exclFilt, lowerAll(s.cfg.mobile)})
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:8])
+}
+
+func lowerAll(in []string) []string {
+	out := make([]string, len(in))
+	for i, v := range in {
+		out[i] = strings.ToLower(v)
+	}
+	return out
+}
+
+// Matching rules of AD.
+const (
+	// ruleInChain is LDAP_MATCHING_RULE_IN_CHAIN: transitive membership.
+	ruleInChain = "1.2.840.113556.1.4.1941"
+)
+
+// filter builds the user search filter. Every configured value placed in it
+// is escaped; exclude_filter is a filter by design and was validated.
+func (s *source) filter(since *cursor) string {
+	var b strings.Builder
+	b.WriteString("(&(objectCategory=person)(objectClass=user)")
+	if len(s.cfg.groups) > 0 {
+		b.WriteString("(|")
+		for _, g := range s.cfg.groups {
+			fmt.Fprintf(&b, "(memberOf:%s:=%s)", ruleInChain, goldap.EscapeFilter(g))
+		}
+		b.WriteString(")")
+	}
+	for _, g := range s.cfg.exclGroup {
+		fmt.Fprintf(&b, "(!(memberOf:%s:=%s))", ruleInChain, goldap.EscapeFilter(g))
+	}
+	if s.cfg.exclFilt != "" {
+		fmt.Fprintf(&b, "(!%s)", s.cfg.exclFilt)
+	}
+	if since != nil {
+		fmt.Fprintf(&b, "(uSNChanged>=%d)", since.USN+1)
+	}
+	b.WriteString(")")
+	return b.String()
+}
+
+// User attributes read from the directory.
+const (
+	attrGUID             = "objectGUID"
+	attrSAM              = "sAMAccountName"
+	attrUPN              = "userPrincipalName"
+	attrGiven            = "givenName"
+	attrSN               = "sn"
+	attrDisplay          = "displayName"
+	attrMail             = "mail"
+	attrUAC              = "userAccountControl"
+	attrPwdLastSet       = "pwdLastSet"
+	attrLockoutTime      = "lockoutTime"
+	attrPrimaryGroup     = "primaryGroupID"
+	attrSID              = "objectSid"
+	attrSecondaryKrbTgt  = "msDS-SecondaryKrbTgtNumber"
+	attrMemberOf         = "memberOf"
+	attrExpiryComputed   = "msDS-UserPasswordExpiryTimeComputed"
+	attrUACComputed      = "msDS-User-Account-Control-Computed"
+	attrUSNChanged       = "uSNChanged"
+	attrGroupType        = "groupType"
+	attrPSOApplied       = "msDS-PSOApplied"
+	attrPSOAppliesTo     = "msDS-PSOAppliesTo"
+	attrPSOPrecedence    = "msDS-PasswordSettingsPrecedence"
+	attrPSOMaxAge        = "msDS-MaximumPasswordAge"
+	attrPSOLockout       = "msDS-LockoutDuration"
+	attrMaxPwdAge        = "maxPwdAge"
+	attrLockoutDuration  = "lockoutDuration"
+	maxAttributeValueLen = 4096
+)
+
+// attributes lists what the user search asks for: only stored attributes,
+// unless the policies cannot be read.
+func (s *source) attributes(pol *policy) []string {
+	attrs := []string{attrGUID, attrSAM, attrUPN, attrGiven, attrSN, attrDisplay, attrMail}
+	for _, m := range s.cfg.mobile {
+		if !containsFold(attrs, m) {
+			attrs = append(attrs, m)
+		}
+	}
+	attrs = append(attrs, attrUAC, attrPwdLastSet, attrLockoutTime)
+	switch {
+	case pol.useConstructed:
+		attrs = append(attrs, attrExpiryComputed, attrUACComputed)
+	case pol.hasPSOs():
+		attrs = append(attrs, attrPrimaryGroup, attrSID, attrSecondaryKrbTgt)
+		if len(pol.viaGroup) > 0 {
+			attrs = append(attrs, attrMemberOf)
+		}
+	}
+	return attrs
+}
+
+func containsFold(list []string, v string) bool {
+	for _, x := range list {
+		if strings.EqualFold(x, v) {
+			return true
+		}
+	}
+	return false
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
+
+// listing is one run of the paged user search.
+type listing struct {
+	s      *source
+	c      *conn
+	st     dcState
+	pol    *policy
+	attrs  []string
+	filter string
+	cursor string
+	yield  func(connectors.UserPage, error) bool
+
+	page           connectors.UserPage
+	askDC          [][]byte // objectGUIDs of page users whose state the DC must compute
+	pages, users   int
+	invalid        int
+	yieldedAnyPage bool
+}
+
+func (r *listing) run(ctx context.Context) error {
+	for i, base := range r.s.cfg.bases {
+		lastBase := i == len(r.s.cfg.bases)-1
+		req := goldap.NewSearchRequest(base, goldap.ScopeWholeSubtree, goldap.NeverDerefAliases,
+			0, 0, false, r.filter, r.attrs, nil)
+		err := pagedSearch(ctx, r.c, req, r.s.cfg.pageSize, r.entry, func(last bool) error {
+			return r.endPage(ctx, last && lastBase)
+		})
+		if err != nil {
+			if errors.Is(err, errStopped) {
+				return err
+			}
+			return r.s.opError("searching users under "+strconv.Quote(base), err)
+		}
+	}
+	return nil
+}
+
+// entry maps one search result into the current page.
+func (r *listing) entry(e *goldap.Entry) {
+	if len(r.s.cfg.exclOUs) > 0 && r.excluded(e.DN) {
+		return
+	}
+	raw, reason := parseUser(e, r.s.cfg.mobile)
+	if reason != "" {
+		r.page.Invalid = append(r.page.Invalid, connectors.InvalidRecord{Ref: validRef(e.DN), Reason: reason})
+		return
+	}
+	u, askDC, reason := r.pol.user(raw, time.Now())
+	if reason != "" {
+		r.page.Invalid = append(r.page.Invalid, connectors.InvalidRecord{Ref: validRef(e.DN), Reason: reason})
+		return
+	}
+	if askDC {
+		r.askDC = append(r.askDC, raw.guid)
+	}
+	r.page.Users = append(r.page.Users, u)
+}
+
+func (r *listing) excluded(dn string) bool {
+	parsed, err := goldap.ParseDN(dn)
+	if err != nil {
+		return false
+	}
+	for _, ou := range r.s.cfg.exclOUs {
+		if ou.EqualFold(parsed) || ou.AncestorOfFold(parsed) {
+			return true
+		}
+	}
+	return false
+}
+
+// endPage completes the page (asking the DC for the few users whose state
+// could not be computed) and hands it to the consumer.
+func (r *listing) endPage(ctx context.Context, last bool) error {
+	if len(r.askDC) > 0 {
+		if err := r.fromDC(ctx); err != nil {
+			return err
+		}
+	}
+	if len(r.page.Users) == 0 && len(r.page.Invalid) == 0 && !last {
+		return nil
+	}
+	if last {
+		r.page.Cursor = r.cursor
+	}
+	page := r.page
+	r.page = connectors.UserPage{}
+	r.pages++
+	r.users += len(page.Users)
+	r.invalid += len(page.Invalid)
+	if !r.yield(page, nil) {
+		return errStopped
+	}
+	return nil
+}
+
+// fromDC replaces the computed expiry and lockout of the users in askDC by
+// the DC's constructed attributes.
+func (r *listing) fromDC(ctx context.Context) error {
+	var f strings.Builder
+	f.WriteString("(|")
+	for _, g := range r.askDC {
+		f.WriteString("(objectGUID=")
+		f.WriteString(escapeBytes(g))
+		f.WriteString(")")
+	}
+	f.WriteString(")")
+	r.askDC = r.askDC[:0]
+	req := goldap.NewSearchRequest(r.st.defaultNC, goldap.ScopeWholeSubtree, goldap.NeverDerefAliases, 0, 0, false,
+		f.String(), []string{attrGUID, attrUAC, attrPwdLastSet, attrLockoutTime, attrExpiryComputed, attrUACComputed}, nil)
+	byID := map[string]connectors.User{}
+	err := pagedSearch(ctx, r.c, req, r.s.cfg.pageSize, func(e *goldap.Entry) {
+		raw, reason := parseUser(e, nil)
+		if reason != "" {
+			return
+		}
+		u, _, reason := constructedUser(raw)
+		if reason == "" {
+			byID[u.ExternalID] = u
+		}
+	}, func(bool) error { return nil })
+	if err != nil {
+		return r.s.opError("reading the DC's computed password state", err)
+	}
+	for i, u := range r.page.Users {
+		if dc, ok := byID[u.ExternalID]; ok {
+			r.page.Users[i] = withPasswordState(u, dc)
+		}
+	}
+	return nil
+}
+
+// searchOne runs a search expected to return at most one entry.
+func searchOne(ctx context.Context, c *conn, base string, scope int, filter string, attrs []string) (*goldap.Entry, error) {
+	req := goldap.NewSearchRequest(base, scope, goldap.NeverDerefAliases, 0, 0, false, filter, attrs, nil)
+	var found *goldap.Entry
+	err := pagedSearch(ctx, c, req, 0, func(e *goldap.Entry) {
+		if found == nil {
+			found = e
+		}
+	}, func(bool) error { return nil })
+	return found, err
+}
+
+// pagedSearch runs req with the paged-results control (pageSize > 0) and
+// streams the entries to onEntry; onPage runs after each page, with last set
+// on the final one. Referrals are ignored. Only one page of entries is in
+// flight at a time.
+func pagedSearch(ctx context.Context, c *conn, req *goldap.SearchRequest, pageSize int,
+	onEntry func(*goldap.Entry), onPage func(last bool) error) error {
+	var paging *goldap.ControlPaging
+	if pageSize > 0 {
+		paging = goldap.NewControlPaging(uint32(pageSize))
+		req.Controls = append(req.Controls, paging)
+	}
+	buf := pageSize
+	if buf <= 0 {
+		buf = 16
+	}
+	for {
+		resp := c.SearchAsync(ctx, req, buf)
+		var cookie []byte
+		for resp.Next() {
+			if e := resp.Entry(); e != nil {
+				onEntry(e)
+				continue
+			}
+			if resp.Referral() != "" {
+				continue
+			}
+			if ctl, ok := goldap.FindControl(resp.Controls(), goldap.ControlTypePaging).(*goldap.ControlPaging); ok {
+				cookie = ctl.Cookie
+			}
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := resp.Err(); err != nil {
+			return err
+		}
+		if c.IsClosing() {
+			// go-ldap ends a search silently when the connection is
+			// already closing: never mistake that for the last page.
+			return goldap.NewError(goldap.ErrorNetwork, errors.New("the connection closed before the search completed"))
+		}
+		last := paging == nil || len(cookie) == 0
+		if err := onPage(last); err != nil {
+			return err
+		}
+		if last {
+			return nil
+		}
+		paging.SetCookie(cookie)
+	}
+}
+
+func validRef(dn string) string {
+	return strings.ToValidUTF8(dn, "\uFFFD")
+}
