@@ -92,8 +92,8 @@ func retryAfter(h http.Header) (time.Duration, bool) {
 // The body is decoded here rather than by the SDK's generated models: the
 // models' deserializer fails a whole page when one user carries a malformed
 // date (kiota's GetTimeValue error aborts GetObjectValue), where this
-// connector reports that user alone; and a plain decoder is cheaper on
-// 100,000-user tenants (see BENCHMARKS.md).
+// connector reports that user alone; and it is about 6 times slower than
+// encoding/json (BenchmarkUsers100k, sub-benchmark sdk-models).
 func (s *source) get(ctx context.Context, what string, info *abs.RequestInformation, out any) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("%s: %w", what, err)
