@@ -6,7 +6,6 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"regexp"
 	"strings"
@@ -208,9 +207,12 @@ func isHandshakeFailure(err error) bool {
 // dialError explains why the TCP connection failed.
 func dialError(addr string, timeout time.Duration, err error) error {
 	var dnsErr *net.DNSError
+	var addrErr *net.AddrError
 	switch {
 	case errors.As(err, &dnsErr) && dnsErr.IsNotFound:
 		return fmt.Errorf("%w: cannot resolve the host of %s (no such host): check the url", connectors.ErrUnavailable, addr)
+	case errors.As(err, &addrErr):
+		return fmt.Errorf("%w: cannot resolve the host of %s (%s): check the url", connectors.ErrUnavailable, addr, addrErr.Err)
 	case errors.As(err, &dnsErr):
 		return fmt.Errorf("%w: cannot resolve the host of %s: %v", connectors.ErrUnavailable, addr, dnsErr)
 	case errors.Is(err, syscall.ECONNREFUSED):
@@ -285,10 +287,8 @@ func (s *source) opError(what string, err error) error {
 	}
 	var le *goldap.Error
 	if !errors.As(err, &le) {
-		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) || isTimeout(err) {
-			return fmt.Errorf("%w: connection to %s lost while %s: %v", connectors.ErrUnavailable, addr, what, err)
-		}
-		return fmt.Errorf("%w: %s while %s: %v", connectors.ErrUnavailable, addr, what, err)
+		// go-ldap reports a broken connection as a plain error
+		return fmt.Errorf("%w: connection to %s lost while %s: %v", connectors.ErrUnavailable, addr, what, err)
 	}
 	msg := ldapMessage(err)
 	switch le.ResultCode {
