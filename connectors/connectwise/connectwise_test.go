@@ -275,7 +275,7 @@ func TestPaginationEnds(t *testing.T) {
 		noLink       bool
 		wantRequests int
 	}{
-		{"short page", 8, false, 3},                         // 3 + 3 + 2
+		{"short page", 8, false, 3},                         // 3 + 3 + 1: the seventh is deleted
 		{"empty page after full ones", 6, false, 3},         // 3 + 3 + 0
 		{"no next link after a full last page", 6, true, 2}, // 3 + 3
 		{"no companies", -1, false, 1},

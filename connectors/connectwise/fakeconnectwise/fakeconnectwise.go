@@ -54,6 +54,8 @@ const (
 // Options configures the server. The zero value serves 4 companies of 5
 // contacts each with the default credentials.
 type Options struct {
+	// CompanyID, PublicKey, PrivateKey and ClientID are the credentials the
+	// server accepts (default the Default… constants).
 	CompanyID, PublicKey, PrivateKey, ClientID string
 	// CodeBase is the release path segment (default "v4_6_release").
 	CodeBase string
