@@ -516,3 +516,21 @@ func TestContactsOfUnknownOrganization(t *testing.T) {
 		t.Errorf("a malformed id reached the server")
 	}
 }
+
+func TestFakeDataIsDeterministic(t *testing.T) {
+	t.Parallel()
+	a := newServer(t, fakeitglue.Options{Seed: 42})
+	b := newServer(t, fakeitglue.Options{Seed: 42})
+	c := newServer(t, fakeitglue.Options{Seed: 43})
+	if !slices.Equal(a.Organizations(), b.Organizations()) {
+		t.Error("the same seed gave different organizations")
+	}
+	if slices.Equal(a.Organizations(), c.Organizations()) {
+		t.Error("different seeds gave the same organizations")
+	}
+	for i, ct := range a.Contacts("101") {
+		if ct.ID != b.Contacts("101")[i].ID || !slices.Equal(ct.WantMobiles, b.Contacts("101")[i].WantMobiles) {
+			t.Errorf("the same seed gave different contact %d", i)
+		}
+	}
+}
