@@ -16,6 +16,7 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	kiotaauth "github.com/microsoft/kiota-authentication-azure-go"
 	khttp "github.com/microsoft/kiota-http-go"
@@ -156,6 +157,9 @@ func (c *Config) Open(id string, logger *slog.Logger) (connectors.Source, error)
 		ClientOptions: azcore.ClientOptions{
 			Cloud:     cloud.Configuration{ActiveDirectoryAuthorityHost: authorityURL.String() + "/"},
 			Transport: &http.Client{Transport: base, Timeout: time.Minute},
+			// One quick retry of the token request; a longer outage fails
+			// the run as ErrUnavailable and the worker retries it later.
+			Retry: policy.RetryOptions{MaxRetries: 1, RetryDelay: 200 * time.Millisecond, MaxRetryDelay: 2 * time.Second},
 		},
 		// The authority is configured explicitly (national clouds, tests):
 		// no instance discovery against login.microsoftonline.com.

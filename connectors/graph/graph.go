@@ -352,10 +352,22 @@ func (s *source) checkDeltaLink(cursor string) error {
 		return fmt.Errorf("%w: azure connection %s has no delta cursor yet", connectors.ErrResyncRequired, s.id)
 	}
 	u, err := url.Parse(cursor)
-	if err != nil || s.checkLink("cursor", cursor) != nil || !strings.HasSuffix(u.Path, "/users/delta") {
+	if err != nil || s.checkLink("cursor", cursor) != nil || !isUsersDeltaPath(strings.TrimPrefix(u.Path, s.graphURL.Path)) {
 		return fmt.Errorf("%w: azure connection %s: the stored cursor is not a users delta link of %s", connectors.ErrResyncRequired, s.id, s.graphURL)
 	}
 	return nil
+}
+
+// isUsersDeltaPath reports whether path (below graph_url) is the users
+// delta function, in any of the forms Graph writes in its links: /users/delta,
+// /users/delta(), /users/microsoft.graph.delta and /users/microsoft.graph.delta().
+func isUsersDeltaPath(path string) bool {
+	fn, ok := strings.CutPrefix(path, "/users/")
+	if !ok {
+		return false
+	}
+	fn = strings.TrimSuffix(strings.TrimPrefix(fn, "microsoft.graph."), "()")
+	return fn == "delta"
 }
 
 // runStats counts a run's pages for its closing log line.

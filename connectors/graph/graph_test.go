@@ -286,12 +286,17 @@ func TestDelta(t *testing.T) {
 	src := f.open(t)
 	cursor := lastCursor(t, mustCollect(t, src.Users(context.Background(), "")))
 
-	// Nothing changed: one empty page with a new cursor.
-	pages := mustCollect(t, src.Changes(context.Background(), cursor))
+	// Nothing changed: one empty page with a new cursor. Graph may write
+	// the function's qualified name in its links: such a cursor is valid.
+	qualified := strings.Replace(cursor, "/users/delta?", "/users/microsoft.graph.delta()?", 1)
+	pages := mustCollect(t, src.Changes(context.Background(), qualified))
 	if users, _, removed := flatten(pages); len(users)+len(removed) != 0 {
 		t.Fatalf("no changes, but got %d users and %d removals", len(users), len(removed))
 	}
 	cursor = lastCursor(t, pages)
+	if !strings.Contains(cursor, "/users/microsoft.graph.delta()?") {
+		t.Fatalf("the fake did not echo the qualified name: %s", cursor)
+	}
 
 	added := f.srv.AddUser(fakegraph.User{UserPrincipalName: "new@contoso.example", AccountEnabled: true, LastPasswordChangeDateTime: "2026-05-01T00:00:00Z"})
 	changedID := f.srv.UserAt(3).ID
@@ -658,5 +663,32 @@ func TestConfig(t *testing.T) {
 		if strings.Contains(out, "s3cret-value") {
 			t.Errorf("the config prints its secret: %s", out)
 		}
+	}
+}
+
+func TestConnectivityErrors(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, fakegraph.Options{Users: 3})
+	closed := fakegraph.New(fakegraph.Options{})
+	closedURL := closed.AuthorityURL()
+	closed.Close()
+	cases := []struct {
+		name string
+		edit func(*graph.Config)
+		want error
+		says string
+	}{
+		{"untrusted certificate", func(c *graph.Config) { c.CAFile = "" }, connectors.ErrInvalidConfig, "ca_file"},
+		{"authority unreachable", func(c *graph.Config) { c.AuthorityURL = closedURL }, connectors.ErrUnavailable, "authority_url"},
+		{"graph unreachable", func(c *graph.Config) { c.GraphURL = closedURL + "/v1.0" }, connectors.ErrUnavailable, "GET /domains"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			err := f.open(t, c.edit).Ping(context.Background())
+			if !errors.Is(err, c.want) || !strings.Contains(err.Error(), c.says) {
+				t.Fatalf("got %v, want %v saying %q", err, c.want, c.says)
+			}
+			t.Log(err)
+		})
 	}
 }

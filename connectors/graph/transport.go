@@ -115,7 +115,11 @@ func (s *source) get(ctx context.Context, what string, info *abs.RequestInformat
 		return nil, nil
 	})
 	info.AddRequestOptions([]abs.RequestOption{opt})
-	_, err := s.adapter.SendPrimitive(ctx, info, "[]byte", nil)
+	// A deadline of our own: without one the adapter adds a timeout whose
+	// cancel func it drops, leaving a timer per request.
+	reqCtx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	_, err := s.adapter.SendPrimitive(reqCtx, info, "[]byte", nil)
 	if err != nil && !handled {
 		return s.classifyError(ctx, what, err)
 	}
@@ -266,11 +270,14 @@ type aadError struct {
 func tokenError(what string, authErr *azidentity.AuthenticationFailedError) error {
 	if authErr.RawResponse == nil {
 		// No answer from the identity platform: the network, TLS or DNS.
-		msg := authErr.Error()
-		if strings.Contains(msg, "x509:") || strings.Contains(msg, "certificate") {
-			return fmt.Errorf("%w: %s: getting a token: the identity platform's TLS certificate is not trusted; set ca_file if a private CA signs it (%s)", connectors.ErrInvalidConfig, what, firstLine(msg))
+		msg := strings.Join(strings.Fields(authErr.Error()), " ")
+		if i := strings.Index(msg, " To troubleshoot, visit"); i > 0 {
+			msg = msg[:i]
 		}
-		return fmt.Errorf("%w: %s: getting a token from authority_url: %s", connectors.ErrUnavailable, what, firstLine(msg))
+		if strings.Contains(msg, "x509:") || strings.Contains(msg, "certificate") {
+			return fmt.Errorf("%w: %s: getting a token: the identity platform's TLS certificate is not trusted; set ca_file if a private CA signs it (%s)", connectors.ErrInvalidConfig, what, msg)
+		}
+		return fmt.Errorf("%w: %s: getting a token from authority_url: %s", connectors.ErrUnavailable, what, msg)
 	}
 	status := authErr.RawResponse.StatusCode
 	body, _ := runtime.Payload(authErr.RawResponse)

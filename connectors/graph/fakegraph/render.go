@@ -236,6 +236,15 @@ func (s *Server) listUsers(w http.ResponseWriter, r *http.Request) {
 // live user; $deltatoken=latest returns only a deltaLink; a deltaLink lists
 // the users changed since it was issued, deleted ones as @removed entries.
 func (s *Server) delta(w http.ResponseWriter, r *http.Request) {
+	fn := r.PathValue("function")
+	switch fn {
+	case "delta", "delta()", "microsoft.graph.delta", "microsoft.graph.delta()":
+	default:
+		graphError(w, http.StatusBadRequest, "Request_BadRequest", fmt.Sprintf("Unsupported segment '%s' after users: only delta is served here.", fn))
+		return
+	}
+	// Links echo the form of the function's name the client used.
+	path := "/users/" + fn
 	q := query(r)
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -248,7 +257,7 @@ func (s *Server) delta(w http.ResponseWriter, r *http.Request) {
 		}
 		t, valid := decodeToken(raw)
 		if !valid || t.Epoch != s.epoch || t.Kind == "list" {
-			w.Header().Set("Location", s.GraphURL()+"/users/delta")
+			w.Header().Set("Location", s.GraphURL()+path)
 			graphError(w, http.StatusGone, "syncStateNotFound", "The sync state generation is not found; the delta token is expired or was not issued by this service. Run a full synchronization.")
 			return
 		}
@@ -263,7 +272,7 @@ func (s *Server) delta(w http.ResponseWriter, r *http.Request) {
 		b := []byte(`{"@odata.context":`)
 		b = appendString(b, s.GraphURL()+"/$metadata#users")
 		b = append(b, `,"value":[],"@odata.deltaLink":`...)
-		b = appendString(b, s.link("/users/delta", "$deltatoken", pageToken{Kind: "delta", Epoch: s.epoch, Sel: q["$select"], From: s.dir.seq}))
+		b = appendString(b, s.link(path, "$deltatoken", pageToken{Kind: "delta", Epoch: s.epoch, Sel: q["$select"], From: s.dir.seq}))
 		b = append(b, '}')
 		writeBody(w, http.StatusOK, b)
 		return
@@ -328,10 +337,10 @@ func (s *Server) delta(w http.ResponseWriter, r *http.Request) {
 	b = append(b, ']')
 	if more {
 		b = append(b, `,"@odata.nextLink":`...)
-		b = appendString(b, s.link("/users/delta", "$skiptoken", next))
+		b = appendString(b, s.link(path, "$skiptoken", next))
 	} else {
 		b = append(b, `,"@odata.deltaLink":`...)
-		b = appendString(b, s.link("/users/delta", "$deltatoken", pageToken{Kind: "delta", Epoch: s.epoch, Sel: tok.Sel, From: tok.Upto}))
+		b = appendString(b, s.link(path, "$deltatoken", pageToken{Kind: "delta", Epoch: s.epoch, Sel: tok.Sel, From: tok.Upto}))
 	}
 	b = append(b, '}')
 	writeBody(w, http.StatusOK, b)
