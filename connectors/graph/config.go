@@ -182,7 +182,6 @@ func (c *Config) Open(id string, logger *slog.Logger) (connectors.Source, error)
 		graphURL:       graphURL,
 		pageSize:       int32(pageSize),
 		fetchAuthPhone: c.FetchAuthPhone,
-		maxRetryWait:   defaultMaxRetryWait,
 		transport:      base,
 	}
 	limiter := rate.NewLimiter(rate.Limit(rps), int(math.Max(1, math.Ceil(2*rps))))

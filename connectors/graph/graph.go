@@ -102,7 +102,6 @@ type source struct {
 	graphURL       *url.URL
 	pageSize       int32
 	fetchAuthPhone bool
-	maxRetryWait   time.Duration
 	adapter        abs.RequestAdapter
 	transport      *http.Transport
 }

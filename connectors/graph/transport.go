@@ -26,10 +26,10 @@ const (
 	// maxRetries is how often the SDK's retry handler retries a throttled
 	// (429), unavailable (503) or timed-out (504) request.
 	maxRetries = 3
-	// defaultMaxRetryWait is the longest single wait the retry handler rides
+	// maxRetryWait is the longest single wait the retry handler rides
 	// out. A longer Retry-After surfaces as *connectors.RateLimitError, so
 	// the worker waits without holding a slot or burning a retry.
-	defaultMaxRetryWait = 10 * time.Second
+	maxRetryWait = 10 * time.Second
 	// maxTotalRetryWait caps the waits of one request's retries.
 	maxTotalRetryWait = 30 * time.Second
 	// requestTimeout bounds one request, its retries and reading its body.
@@ -63,7 +63,7 @@ func (s *source) shouldRetry(cumulative time.Duration, attempt int, req *http.Re
 	if !ok {
 		wait = time.Duration(1<<attempt) * time.Second // the handler's backoff with DelaySeconds 1
 	}
-	if wait > s.maxRetryWait || cumulative+wait > maxTotalRetryWait {
+	if wait > maxRetryWait || cumulative+wait > maxTotalRetryWait {
 		return false
 	}
 	s.logger.Warn("Graph asked to slow down; retrying", "status", resp.StatusCode, "path", req.URL.Path, "wait", wait, "retry", attempt+1)
