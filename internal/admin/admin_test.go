@@ -1,0 +1,320 @@
+package admin
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"selfserve/connectors"
+	"selfserve/connectors/file"
+	"selfserve/connectors/itglue"
+	"selfserve/connectors/itglue/fakeitglue"
+	"selfserve/internal/admin/link"
+	"selfserve/internal/apitoken"
+	"selfserve/internal/rules"
+	"selfserve/internal/secretbox"
+	"selfserve/internal/store"
+	"selfserve/internal/store/storetest"
+)
+
+// recorder is an in-memory Enqueuer: it records what the API queued and can
+// be told to fail.
+type recorder struct {
+	mu       sync.Mutex
+	syncs    []store.SyncRun
+	imports  []store.SyncRun
+	welcomes []int64
+	fail     error
+}
+
+func (q *recorder) EnqueueSync(_ context.Context, run store.SyncRun) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.fail != nil {
+		return q.fail
+	}
+	q.syncs = append(q.syncs, run)
+	return nil
+}
+
+func (q *recorder) EnqueueCustomerImport(_ context.Context, run store.SyncRun) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.fail != nil {
+		return q.fail
+	}
+	q.imports = append(q.imports, run)
+	return nil
+}
+
+func (q *recorder) EnqueueWelcome(_ context.Context, _, endUserID int64) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.fail != nil {
+		return q.fail
+	}
+	q.welcomes = append(q.welcomes, endUserID)
+	return nil
+}
+
+// tenantFixture is one tenant's objects.
+type tenantFixture struct {
+	tenant   store.Tenant
+	customer store.Customer
+	conn     store.Connection // a file connection of the customer
+	psa      store.Connection // an IT Glue connection
+	users    []store.EndUser  // alice (complete), bob (no mobile), carol (no email)
+	tokens   map[store.Role]string
+	app      string // an app client token
+	appID    int64
+	tokenIDs map[store.Role]int64
+}
+
+// bundle is a running API over a real store with two tenants.
+type bundle struct {
+	t       *testing.T
+	st      *store.Store
+	h       http.Handler
+	queue   *recorder
+	links   *link.Signer
+	box     *secretbox.Box
+	itglue  *fakeitglue.Server
+	a, b    tenantFixture
+	csvPath string
+}
+
+var testKey = bytes.Repeat([]byte{7}, 32)
+
+func registry() connectors.Registry {
+	return connectors.Registry{
+		connectors.KindFile:   func() connectors.Config { return new(file.Config) },
+		connectors.KindITGlue: func() connectors.Config { return new(itglue.Config) },
+	}
+}
+
+// setup builds a bundle on st.
+func setup(t *testing.T, st *store.Store) *bundle {
+	t.Helper()
+	box, err := secretbox.New(testKey)
+	must(t, err)
+	links, err := link.NewSigner(testKey)
+	must(t, err)
+	b := &bundle{t: t, st: st, queue: &recorder{}, links: links, box: box}
+	b.itglue = fakeitglue.New(fakeitglue.Options{})
+	t.Cleanup(b.itglue.Close)
+	b.csvPath = filepath.Join(t.TempDir(), "accounts.csv")
+	must(t, os.WriteFile(b.csvPath, []byte("username,email,mobile\nzed,zed@contoso.example,07400123456\n"), 0o600))
+	b.a = b.tenant("acme")
+	b.b = b.tenant("globex")
+	h, err := New(Options{Store: st, Registry: registry(), Secrets: box, Links: links, Enqueuer: b.queue,
+		Logger: slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))})
+	must(t, err)
+	b.h = h
+	return b
+}
+
+func (b *bundle) tenant(name string) tenantFixture {
+	t, st := b.t, b.st
+	ctx := context.Background()
+	var f tenantFixture
+	var err error
+	f.tenant, _, err = st.UpsertTenant(ctx, store.Tenant{Name: name, Subscription: rules.SubscriptionBundle, SelfServe: true, TimeZone: "UTC", SendHour: 9, ReminderDays: 10})
+	must(t, err)
+	f.customer, _, err = st.UpsertCustomer(ctx, store.Customer{TenantID: f.tenant.ID, Name: "Contoso", TimeZone: "Europe/London", DefaultRegion: "GB"})
+	must(t, err)
+	settings, _ := json.Marshal(map[string]string{"path": b.csvPath})
+	f.conn, _, err = st.UpsertConnection(ctx, store.Connection{TenantID: f.tenant.ID, CustomerID: &f.customer.ID, Name: name + "-local", Kind: connectors.KindFile,
+		Settings: settings, EnableSelfServe: true, ScheduleSeconds: 10800}, false)
+	must(t, err)
+	sealed, err := b.box.Seal([]byte(`{"api_key":"`+fakeitglue.DefaultAPIKey+`"}`), "selfserve/connection-secrets/v1")
+	must(t, err)
+	psaSettings, _ := json.Marshal(map[string]string{"base_url": b.itglue.URL})
+	f.psa, _, err = st.UpsertConnection(ctx, store.Connection{TenantID: f.tenant.ID, Name: name + "-itglue", Kind: connectors.KindITGlue,
+		Settings: psaSettings, SealedSecrets: sealed}, false)
+	must(t, err)
+	run, err := st.CreateRun(ctx, f.tenant.ID, f.conn.ID, store.ModeFull, "test", store.RunRunning, false, 0)
+	must(t, err)
+	recs := []store.UserRecord{
+		{User: connectors.User{ExternalID: "alice", Username: "alice", Email: "alice@contoso.example", Mobile: "+447400123001", Enabled: true}},
+		{User: connectors.User{ExternalID: "bob", Username: "bob", Email: "bob@contoso.example", Enabled: true}},
+		{User: connectors.User{ExternalID: "carol", Username: "carol", Mobile: "+447400123003", Enabled: true, LockedOut: true}},
+	}
+	_, err = st.ApplyUserPage(ctx, store.PageTarget{TenantID: f.tenant.ID, CustomerID: f.customer.ID, ConnectionID: f.conn.ID, RunID: run.ID,
+		Source: rules.SourceLocal, EnableSelfServe: false}, recs, nil)
+	must(t, err)
+	run.Status = store.RunSucceeded
+	must(t, st.FinishRun(ctx, &run))
+	users, err := st.EndUsers(ctx, f.tenant.ID, store.EndUserFilter{CustomerID: f.customer.ID})
+	must(t, err)
+	f.users = users
+	f.tokens = map[store.Role]string{}
+	f.tokenIDs = map[store.Role]int64{}
+	for _, role := range store.Roles {
+		login, _, err := st.UpsertLogin(ctx, f.tenant.ID, string(role)+"@"+name+".example", role)
+		must(t, err)
+		tok, hash, prefix := apitoken.New()
+		row, err := st.CreateAPIToken(ctx, f.tenant.ID, login.ID, hash, prefix, time.Time{})
+		must(t, err)
+		f.tokens[role] = tok
+		f.tokenIDs[role] = row.ID
+	}
+	tok, hash, prefix := newAppToken()
+	app, err := st.CreateAppClient(ctx, f.tenant.ID, "mobile-app", hash, prefix)
+	must(t, err)
+	f.app, f.appID = tok, app.ID
+	return f
+}
+
+func must(t testing.TB, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// response is a decoded reply.
+type response struct {
+	status int
+	body   map[string]any
+	raw    []byte
+	header http.Header
+}
+
+// errField returns error.field and error.code.
+func (r response) errField() (field, code string) {
+	e, _ := r.body["error"].(map[string]any)
+	field, _ = e["field"].(string)
+	code, _ = e["code"].(string)
+	return field, code
+}
+
+func (r response) errMessage() string {
+	e, _ := r.body["error"].(map[string]any)
+	m, _ := e["message"].(string)
+	return m
+}
+
+// do sends a request to the handler; body is marshalled unless it is a
+// string or []byte.
+func (b *bundle) do(method, path, token string, body any) response {
+	b.t.Helper()
+	var rd io.Reader
+	switch v := body.(type) {
+	case nil:
+	case string:
+		rd = strings.NewReader(v)
+	case []byte:
+		rd = bytes.NewReader(v)
+	default:
+		data, err := json.Marshal(v)
+		must(b.t, err)
+		rd = bytes.NewReader(data)
+	}
+	req := httptest.NewRequest(method, path, rd)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if rd != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	rec := httptest.NewRecorder()
+	b.h.ServeHTTP(rec, req)
+	res := response{status: rec.Code, raw: rec.Body.Bytes(), header: rec.Header()}
+	if len(res.raw) > 0 && res.raw[0] == '{' {
+		if err := json.Unmarshal(res.raw, &res.body); err != nil {
+			b.t.Fatalf("%s %s: reply is not JSON: %v\n%s", method, path, err, res.raw)
+		}
+	}
+	if res.status >= 500 && res.status != http.StatusServiceUnavailable {
+		b.t.Errorf("%s %s: %d %s", method, path, res.status, res.raw)
+	}
+	return res
+}
+
+// snapshot is everything of a tenant the API may change, as JSON, to prove
+// a refused request changed nothing.
+func (b *bundle) snapshot(f tenantFixture) string {
+	b.t.Helper()
+	ctx := context.Background()
+	tn, err := b.st.Tenant(ctx, f.tenant.ID)
+	must(b.t, err)
+	cs, err := b.st.Customers(ctx, f.tenant.ID)
+	must(b.t, err)
+	conns, err := b.st.Connections(ctx, f.tenant.ID)
+	must(b.t, err)
+	users, err := b.st.EndUsers(ctx, f.tenant.ID, store.EndUserFilter{IncludeRemoved: true})
+	must(b.t, err)
+	toks, err := b.st.APITokens(ctx, f.tenant.ID, 0)
+	must(b.t, err)
+	apps, err := b.st.AppClients(ctx, f.tenant.ID)
+	must(b.t, err)
+	audit, err := b.st.AuditLog(ctx, f.tenant.ID, store.AuditFilter{Limit: 1000})
+	must(b.t, err)
+	for i := range toks {
+		toks[i].LastUsedAt = nil
+	}
+	for i := range apps {
+		apps[i].LastUsedAt = nil
+	}
+	type connSecrets struct {
+		ID      int64
+		Secrets []byte
+		Cursor  string
+	}
+	var cx []connSecrets
+	for _, c := range conns {
+		cx = append(cx, connSecrets{c.ID, c.SealedSecrets, c.Cursor})
+	}
+	data, err := json.Marshal([]any{tn, cs, conns, cx, users, toks, apps, len(audit)})
+	must(b.t, err)
+	return string(data)
+}
+
+// auditCount counts the tenant's audit entries with action.
+func (b *bundle) auditCount(f tenantFixture, action string) int {
+	b.t.Helper()
+	es, err := b.st.AuditLog(context.Background(), f.tenant.ID, store.AuditFilter{Action: action, Limit: 1000})
+	must(b.t, err)
+	return len(es)
+}
+
+func (b *bundle) endUser(f tenantFixture, id int64) store.EndUser {
+	b.t.Helper()
+	u, err := b.st.EndUser(context.Background(), f.tenant.ID, id)
+	must(b.t, err)
+	return u
+}
+
+// eachBackend runs fn on SQLite, and on PostgreSQL when TEST_DATABASE_URL
+// is set.
+func eachBackend(t *testing.T, fn func(t *testing.T, b *bundle)) {
+	t.Helper()
+	for _, be := range storetest.Backends() {
+		t.Run(be.Name, func(t *testing.T) {
+			t.Parallel()
+			fn(t, setup(t, be.Open(t)))
+		})
+	}
+}
+
+// sqliteOnly runs fn on SQLite (for tests whose point is not the SQL).
+func sqliteOnly(t *testing.T) *bundle {
+	t.Helper()
+	return setup(t, storetest.OpenMigrated(t, "sqlite:"+filepath.Join(t.TempDir(), "test.db")))
+}
+
+func id(v int64) string { return fmt.Sprint(v) }
+
+func isErr(err error, target error) bool { return errors.Is(err, target) }

@@ -1,0 +1,178 @@
+package admin
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"selfserve/internal/apitoken"
+	"selfserve/internal/store"
+)
+
+// access is who may call a route.
+type access int
+
+const (
+	// accessLogin: any login of the tenant (every role).
+	accessLogin access = iota
+	// accessSettings: logins with the super or primary role.
+	accessSettings
+	// accessApp: a self-serve app client.
+	accessApp
+	// accessLink: no bearer token; the request carries a signed link token.
+	accessLink
+	// accessPublic: anyone (the OpenAPI document).
+	accessPublic
+)
+
+// principal is who is calling, inside which tenant.
+type principal struct {
+	tenant store.Tenant
+	// login is set for technicians (accessLogin, accessSettings).
+	login   store.Login
+	tokenID int64
+	// app is set for self-serve app clients.
+	app store.AppClient
+}
+
+// actor names the caller in the audit log.
+func (p *principal) actor() string {
+	if p.app.ID != 0 {
+		return "app:" + p.app.Name
+	}
+	return "login:" + p.login.Email
+}
+
+// loginID is the audit log's login id (nil for apps).
+func (p *principal) loginID() *int64 {
+	if p.login.ID == 0 {
+		return nil
+	}
+	id := p.login.ID
+	return &id
+}
+
+// canAdminister reports whether the caller may change tenant settings.
+func (p *principal) canAdminister() bool { return p.login.Role.CanChangeTenantSettings() }
+
+var errNoToken = &apiError{Status: http.StatusUnauthorized, Code: "unauthorized", Message: "send an API token: Authorization: Bearer ss_…"}
+
+var errBadToken = &apiError{Status: http.StatusUnauthorized, Code: "unauthorized", Message: "the token is unknown, revoked or expired, or its login is disabled"}
+
+// bearer returns the request's bearer token.
+func bearer(r *http.Request) string {
+	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return ""
+	}
+	return strings.TrimSpace(token)
+}
+
+// authenticate finds the caller of a route.
+func (a *api) authenticate(r *http.Request, acc access) (*principal, error) {
+	ctx := r.Context()
+	switch acc {
+	case accessPublic, accessLink:
+		return &principal{}, nil
+	case accessApp:
+		token := bearer(r)
+		if token == "" {
+			return nil, &apiError{Status: http.StatusUnauthorized, Code: "unauthorized", Message: "send the app client's token: Authorization: Bearer " + appTokenPrefix + "…"}
+		}
+		if !looksLikeAppToken(token) {
+			return nil, errBadToken
+		}
+		app, err := a.Store.AuthenticateAppClient(ctx, hashToken(token))
+		if errors.Is(err, store.ErrTokenInvalid) {
+			return nil, errBadToken
+		}
+		if err != nil {
+			return nil, err
+		}
+		tenant, err := a.Store.Tenant(ctx, app.TenantID)
+		if err != nil {
+			return nil, err
+		}
+		return &principal{tenant: tenant, app: app}, nil
+	}
+	token := bearer(r)
+	if token == "" {
+		return nil, errNoToken
+	}
+	if !apitoken.LooksValid(token) {
+		return nil, errBadToken
+	}
+	login, tok, err := a.Store.Authenticate(ctx, apitoken.Hash(token))
+	if errors.Is(err, store.ErrTokenInvalid) {
+		return nil, errBadToken
+	}
+	if err != nil {
+		return nil, err
+	}
+	tenant, err := a.Store.Tenant(ctx, login.TenantID)
+	if err != nil {
+		return nil, err
+	}
+	p := &principal{tenant: tenant, login: login, tokenID: tok.ID}
+	if acc == accessSettings && !p.canAdminister() {
+		return nil, &apiError{Status: http.StatusForbidden, Code: "forbidden",
+			Message: fmt.Sprintf("the %s role may not do this: tenant settings need the super or primary role", login.Role)}
+	}
+	return p, nil
+}
+
+// guard wraps a route's handler with authentication and error replies.
+func (a *api) guard(rt route) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p, err := a.authenticate(r, rt.access)
+		if err == nil {
+			err = rt.handle(a, w, r, p)
+		}
+		if err != nil {
+			writeError(w, a.apiErrorOf(r, err))
+		}
+	})
+}
+
+// requireOpsToken opens h to requests bearing the ops token only.
+func requireOpsToken(opsToken string, h http.Handler) http.Handler {
+	want := sha256.Sum256([]byte(opsToken))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if opsToken == "" {
+			writeError(w, &apiError{Status: http.StatusNotFound, Code: "not_found", Message: "the ops endpoints are closed: set SELFSERVE_OPS_TOKEN to open them"})
+			return
+		}
+		got := sha256.Sum256([]byte(bearer(r)))
+		if subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
+			writeError(w, &apiError{Status: http.StatusUnauthorized, Code: "unauthorized", Message: "send the ops token: Authorization: Bearer <SELFSERVE_OPS_TOKEN>"})
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// appTokenPrefix starts every app client token.
+const appTokenPrefix = "ssapp_"
+
+// newAppToken returns a fresh app client token, its hash and its public
+// prefix.
+func newAppToken() (token string, hash []byte, prefix string) {
+	raw := make([]byte, 32)
+	_, _ = rand.Read(raw) // crypto/rand.Read never returns an error
+	token = appTokenPrefix + base64.RawURLEncoding.EncodeToString(raw)
+	return token, hashToken(token), token[:len(appTokenPrefix)+6]
+}
+
+func looksLikeAppToken(s string) bool {
+	return strings.HasPrefix(s, appTokenPrefix) && len(s) == len(appTokenPrefix)+43
+}
+
+func hashToken(token string) []byte {
+	sum := sha256.Sum256([]byte(token))
+	return sum[:]
+}

@@ -1,0 +1,406 @@
+package admin
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"reflect"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"selfserve/internal/rules"
+	"selfserve/internal/store"
+)
+
+// apiError is an error the API reports to the client, as
+// {"error": {"code", "message", "field", "items"}}.
+type apiError struct {
+	Status  int    `json:"-"`
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	// Field names the request field (JSON key, path or query parameter) at
+	// fault, when there is one.
+	Field string `json:"field,omitempty"`
+	// Items lists per-item problems of a bulk request.
+	Items []itemError `json:"items,omitempty"`
+}
+
+// itemError is the problem of one item of a bulk request.
+type itemError struct {
+	ID      int64  `json:"id"`
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+func (e *apiError) Error() string {
+	if e.Field != "" {
+		return fmt.Sprintf("%s: %s", e.Field, e.Message)
+	}
+	return e.Message
+}
+
+var errInternal = &apiError{Status: http.StatusInternalServerError, Code: "internal", Message: "internal error; the server log has the details"}
+
+// badField is a 400 naming the field.
+func badField(field, format string, args ...any) *apiError {
+	return &apiError{Status: http.StatusBadRequest, Code: "invalid_field", Field: field, Message: fmt.Sprintf(format, args...)}
+}
+
+// conflict is a 409.
+func conflict(code, format string, args ...any) *apiError {
+	return &apiError{Status: http.StatusConflict, Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// unavailable is a 503: the server is not configured for the request.
+func unavailable(format string, args ...any) *apiError {
+	return &apiError{Status: http.StatusServiceUnavailable, Code: "unavailable", Message: fmt.Sprintf(format, args...)}
+}
+
+// apiErrorOf maps an error to what the client sees. Errors that are not the
+// client's doing are logged and reported as a bare 500.
+func (a *api) apiErrorOf(r *http.Request, err error) *apiError {
+	var ae *apiError
+	var maxErr *http.MaxBytesError
+	switch {
+	case errors.As(err, &ae):
+		return ae
+	case errors.As(err, &maxErr):
+		return &apiError{Status: http.StatusRequestEntityTooLarge, Code: "body_too_large", Message: fmt.Sprintf("the request body is larger than %d bytes", maxErr.Limit)}
+	case errors.Is(err, store.ErrNotFound):
+		return &apiError{Status: http.StatusNotFound, Code: "not_found", Message: err.Error()}
+	case errors.Is(err, store.ErrLinkUsed):
+		return &apiError{Status: http.StatusConflict, Code: "link_used", Message: "this link was used already; ask your IT provider for a new welcome email", Field: "token"}
+	case errors.Is(err, store.ErrRunActive):
+		return &apiError{Status: http.StatusConflict, Code: "run_active", Message: err.Error()}
+	case errors.Is(err, store.ErrConflict):
+		return &apiError{Status: http.StatusConflict, Code: "conflict", Message: err.Error()}
+	case errors.Is(err, store.ErrTokenInvalid):
+		return &apiError{Status: http.StatusUnauthorized, Code: "unauthorized", Message: err.Error()}
+	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
+		return &apiError{Status: 499, Code: "canceled", Message: "the client went away"}
+	}
+	a.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	return errInternal
+}
+
+// writeJSON writes v with status.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json; charset=utf-8")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v)
+}
+
+func writeError(w http.ResponseWriter, e *apiError) {
+	if e.Status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="selfserve"`)
+	}
+	writeJSON(w, e.Status, map[string]*apiError{"error": e})
+}
+
+// decodeBody reads a JSON object into dst strictly: the body must be a
+// single JSON object of at most MaxBodyBytes, with no unknown keys and every
+// value of its field's type. Errors name the field.
+func (a *api) decodeBody(w http.ResponseWriter, r *http.Request, dst any) error {
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
+			return &apiError{Status: http.StatusUnsupportedMediaType, Code: "unsupported_media_type", Message: fmt.Sprintf("Content-Type %q: send application/json", ct)}
+		}
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, a.MaxBodyBytes))
+	if err != nil {
+		return err
+	}
+	return decodeStrict(body, dst)
+}
+
+// decodeOptionalBody is decodeBody where an empty body means {}.
+func (a *api) decodeOptionalBody(w http.ResponseWriter, r *http.Request, dst any) error {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, a.MaxBodyBytes))
+	if err != nil {
+		return err
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		return nil
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	return a.decodeBody(w, r, dst)
+}
+
+// decodeStrict decodes one JSON object into dst (a pointer to a struct).
+func decodeStrict(body []byte, dst any) error {
+	trimmed := bytes.TrimSpace(body)
+	if len(trimmed) == 0 {
+		return &apiError{Status: http.StatusBadRequest, Code: "invalid_json", Message: "the request body is empty; send a JSON object"}
+	}
+	if !utf8.Valid(trimmed) {
+		return &apiError{Status: http.StatusBadRequest, Code: "invalid_json", Message: "the request body is not UTF-8"}
+	}
+	if trimmed[0] != '{' {
+		return &apiError{Status: http.StatusBadRequest, Code: "invalid_json", Message: "the request body must be a JSON object ({…})"}
+	}
+	dec := json.NewDecoder(bytes.NewReader(trimmed))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(dst); err != nil {
+		return jsonError(err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return &apiError{Status: http.StatusBadRequest, Code: "invalid_json", Message: "the request body holds more than one JSON value; send a single object"}
+	}
+	return nil
+}
+
+// jsonError turns a decoding error into a 400 naming the field.
+func jsonError(err error) *apiError {
+	var syn *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &typ):
+		field := typ.Field
+		if field == "" {
+			return &apiError{Status: http.StatusBadRequest, Code: "invalid_json", Message: fmt.Sprintf("the request body must be a JSON object, not %s", typ.Value)}
+		}
+		return &apiError{Status: http.StatusBadRequest, Code: "invalid_field", Field: field,
+			Message: fmt.Sprintf("%s must be %s, not %s", field, jsonTypeName(typ.Type), typ.Value)}
+	case errors.As(err, &syn):
+		return &apiError{Status: http.StatusBadRequest, Code: "invalid_json", Message: fmt.Sprintf("malformed JSON at byte %d: %s", syn.Offset, strings.TrimPrefix(syn.Error(), "json: "))}
+	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
+		return &apiError{Status: http.StatusBadRequest, Code: "invalid_json", Message: "malformed JSON: the body ends before the object does"}
+	}
+	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+		name, _ = strconv.Unquote(name)
+		return &apiError{Status: http.StatusBadRequest, Code: "unknown_field", Field: name, Message: fmt.Sprintf("unknown field %q (see /openapi.json for this request's fields)", name)}
+	}
+	return &apiError{Status: http.StatusBadRequest, Code: "invalid_json", Message: "malformed JSON: " + strings.TrimPrefix(err.Error(), "json: ")}
+}
+
+func jsonTypeName(t reflect.Type) string {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.Bool:
+		return "a boolean"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "an integer"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.String:
+		return "a string"
+	case reflect.Slice, reflect.Array:
+		return "an array"
+	default:
+		return "an object"
+	}
+}
+
+// pathID reads the positive integer path parameter name.
+func pathID(r *http.Request, name string) (int64, error) {
+	v := r.PathValue(name)
+	id, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || id <= 0 {
+		return 0, badField(name, "%q is not an id (a positive integer)", truncate(v, 40))
+	}
+	return id, nil
+}
+
+// query reads a request's query parameters, refusing unknown ones.
+type query struct {
+	values map[string][]string
+}
+
+func newQuery(r *http.Request, known ...string) (query, error) {
+	q := r.URL.Query()
+	for k, v := range q {
+		if !contains(known, k) {
+			return query{}, &apiError{Status: http.StatusBadRequest, Code: "unknown_field", Field: k,
+				Message: fmt.Sprintf("unknown query parameter %q (known: %s)", truncate(k, 40), strings.Join(known, ", "))}
+		}
+		if len(v) > 1 {
+			return query{}, badField(k, "give %s once", k)
+		}
+	}
+	return query{values: q}, nil
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func (q query) str(name string) string {
+	if v := q.values[name]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
+
+func (q query) int(name string, min, max, def int64) (int64, error) {
+	s := q.str(name)
+	if s == "" {
+		return def, nil
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < min || n > max {
+		return 0, badField(name, "%q is not an integer in %d..%d", truncate(s, 40), min, max)
+	}
+	return n, nil
+}
+
+func (q query) boolean(name string) (*bool, error) {
+	s := q.str(name)
+	if s == "" {
+		return nil, nil
+	}
+	b, err := strconv.ParseBool(s)
+	if err != nil {
+		return nil, badField(name, "%q is not true or false", truncate(s, 40))
+	}
+	return &b, nil
+}
+
+func (q query) time(name string) (time.Time, error) {
+	s := q.str(name)
+	if s == "" {
+		return time.Time{}, nil
+	}
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		return time.Time{}, badField(name, "%q is not an RFC 3339 time such as 2026-11-24T09:00:00Z", truncate(s, 40))
+	}
+	return t, nil
+}
+
+func truncate(s string, n int) string {
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	return string([]rune(s)[:n]) + "…"
+}
+
+// Validation of string fields. Every string an API request carries is
+// checked against what its field can hold, so that SQL or LDAP
+// metacharacters (quotes, ;, *, parentheses, backslashes, NUL) are refused
+// with a 400 naming the field before anything is stored.
+
+// nameChars are the punctuation marks a display name (a customer's) may
+// hold besides letters, digits and spaces.
+const nameChars = ".,-_&/@+#"
+
+// checkName checks a display name: 1..max characters of letters, digits,
+// spaces and . , - _ & / @ + #, not starting or ending with a space.
+func checkName(field, s string, max int) error {
+	if strings.TrimSpace(s) == "" {
+		return badField(field, "%s is required", field)
+	}
+	if s != strings.TrimSpace(s) {
+		return badField(field, "%s must not start or end with spaces", field)
+	}
+	if n := utf8.RuneCountInString(s); n > max {
+		return badField(field, "%s is %d characters long; at most %d", field, n, max)
+	}
+	for _, c := range s {
+		if unicode.IsLetter(c) || unicode.IsDigit(c) || unicode.IsMark(c) || c == ' ' || strings.ContainsRune(nameChars, c) {
+			continue
+		}
+		return badField(field, "%s may hold letters, digits, spaces and %s only, not %q", field, nameChars, c)
+	}
+	if strings.Contains(s, "--") || strings.Contains(s, "  ") {
+		return badField(field, "%s must not hold \"--\" or double spaces", field)
+	}
+	return nil
+}
+
+var slugRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
+
+// checkSlug checks an identifier such as a connection's name: 1..63
+// characters of letters, digits, . _ -, starting with a letter or digit.
+func checkSlug(field, s string) error {
+	if s == "" {
+		return badField(field, "%s is required", field)
+	}
+	if !slugRE.MatchString(s) {
+		return badField(field, "%q is not a valid %s: use 1 to 63 letters, digits, '.', '_' or '-', starting with a letter or digit", truncate(s, 40), field)
+	}
+	return nil
+}
+
+var externalIDRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$`)
+
+// checkExternalID checks a PSA id.
+func checkExternalID(field, s string) error {
+	if !externalIDRE.MatchString(s) {
+		return badField(field, "%q is not a PSA id: use 1 to 100 letters, digits, '.', '_', ':' or '-'", truncate(s, 40))
+	}
+	return nil
+}
+
+var timeZoneRE = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_+\-]*(/[A-Za-z0-9_+\-]+)*$`)
+
+// checkTimeZone checks an IANA time zone name ("" is allowed when
+// allowEmpty).
+func checkTimeZone(field, s string, allowEmpty bool) error {
+	if s == "" {
+		if allowEmpty {
+			return nil
+		}
+		return badField(field, "%s is required: an IANA time zone such as Europe/London", field)
+	}
+	if len(s) > 64 || !timeZoneRE.MatchString(s) || s == "Local" {
+		return badField(field, "%q is not an IANA time zone such as Europe/London", truncate(s, 40))
+	}
+	if _, err := time.LoadLocation(s); err != nil {
+		return badField(field, "%q is not an IANA time zone such as Europe/London", s)
+	}
+	return nil
+}
+
+// checkRegion checks a phone region (ISO 3166 alpha-2, "" allowed).
+func checkRegion(field, s string) error {
+	if s == "" {
+		return nil
+	}
+	if len(s) != 2 || !isASCIILetters(s) || !rules.ValidRegion(s) {
+		return badField(field, "%q is not a two-letter region code such as GB or US", truncate(s, 40))
+	}
+	return nil
+}
+
+func isASCIILetters(s string) bool {
+	for _, c := range s {
+		if (c < 'A' || c > 'Z') && (c < 'a' || c > 'z') {
+			return false
+		}
+	}
+	return true
+}
+
+var codeRE = regexp.MustCompile(`^[a-z][a-z0-9_.]{0,63}$`)
+
+// checkCode checks an identifier of ours used as a filter (an audit
+// action or object type).
+func checkCode(field, s string) error {
+	if s != "" && !codeRE.MatchString(s) {
+		return badField(field, "%q is not a valid %s (lower-case letters, digits, '_' and '.')", truncate(s, 40), field)
+	}
+	return nil
+}
