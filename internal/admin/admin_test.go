@@ -229,16 +229,22 @@ func (b *bundle) do(method, path, token string, body any) response {
 	if rd != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
+	return b.serve(req)
+}
+
+// serve runs a request through the handler and decodes the reply.
+func (b *bundle) serve(req *http.Request) response {
+	b.t.Helper()
 	rec := httptest.NewRecorder()
 	b.h.ServeHTTP(rec, req)
 	res := response{status: rec.Code, raw: rec.Body.Bytes(), header: rec.Header()}
 	if len(res.raw) > 0 && res.raw[0] == '{' {
 		if err := json.Unmarshal(res.raw, &res.body); err != nil {
-			b.t.Fatalf("%s %s: reply is not JSON: %v\n%s", method, path, err, res.raw)
+			b.t.Fatalf("%s %s: reply is not JSON: %v\n%s", req.Method, req.URL, err, res.raw)
 		}
 	}
 	if res.status >= 500 && res.status != http.StatusServiceUnavailable {
-		b.t.Errorf("%s %s: %d %s", method, path, res.status, res.raw)
+		b.t.Errorf("%s %s: %d %s", req.Method, req.URL, res.status, res.raw)
 	}
 	return res
 }

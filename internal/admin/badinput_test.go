@@ -1,0 +1,212 @@
+package admin
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"selfserve/internal/store"
+)
+
+// TestBadInput: malformed JSON, wrong types, unknown fields, oversized
+// bodies, bad phones and emails, unknown ids: 4xx naming the field, never a
+// 500, nothing changed.
+func TestBadInput(t *testing.T) {
+	t.Parallel()
+	b := sqliteOnly(t)
+	tok := b.a.tokens[store.RoleSuper]
+	bob := b.a.users[1]
+	edit := fmt.Sprintf("/v1/end-users/%d", bob.ID)
+	big := `{"email":"` + strings.Repeat("a", DefaultMaxBodyBytes) + `@x.example"}`
+	cases := []struct {
+		name, method, path string
+		body               any
+		status             int
+		field, code        string
+	}{
+		{"malformed", "PATCH", edit, `{"email":`, 400, "", "invalid_json"},
+		{"syntax", "PATCH", edit, `{"email" "x"}`, 400, "", "invalid_json"},
+		{"not an object", "PATCH", edit, `["x"]`, 400, "", "invalid_json"},
+		{"null", "PATCH", edit, `null`, 400, "", "invalid_json"},
+		{"empty", "PATCH", edit, ``, 400, "", "invalid_json"},
+		{"two values", "PATCH", edit, `{"email":"a@b.example"}{}`, 400, "", "invalid_json"},
+		{"not utf-8", "PATCH", edit, "{\"email\":\"\xff@b.example\"}", 400, "", "invalid_json"},
+		{"wrong type", "PATCH", edit, `{"email":5}`, 400, "email", "invalid_field"},
+		{"wrong type bool", "PUT", edit + "/self-serve", `{"enabled":"yes"}`, 400, "enabled", "invalid_field"},
+		{"wrong type ids", "POST", "/v1/end-users/self-serve", `{"ids":[1,"2"],"enabled":true}`, 400, "ids", "invalid_field"},
+		{"float id", "POST", "/v1/end-users/self-serve", `{"ids":[1.5],"enabled":true}`, 400, "ids", "invalid_field"},
+		{"huge id", "POST", "/v1/end-users/self-serve", `{"ids":[1e40],"enabled":true}`, 400, "ids", "invalid_field"},
+		{"unknown field", "PATCH", edit, `{"email":"a@b.example","admin":true}`, 400, "admin", "unknown_field"},
+		{"unknown tenant field", "PATCH", "/v1/tenant", `{"subscription":"bundle"}`, 400, "subscription", "unknown_field"},
+		{"oversized", "PATCH", edit, big, 413, "", "body_too_large"},
+		{"invalid email", "PATCH", edit, `{"email":"bob at example"}`, 400, "email", "invalid_field"},
+		{"email with name", "PATCH", edit, `{"email":"Bob <bob@contoso.example>"}`, 400, "email", "invalid_field"},
+		{"invalid phone", "PATCH", edit, `{"mobile":"12"}`, 400, "mobile", "invalid_field"},
+		{"phone letters", "PATCH", edit, `{"mobile":"0800-FLOWERS"}`, 400, "mobile", "invalid_field"},
+		{"phone country", "PATCH", edit, `{"mobile":"+999 1234 5678"}`, 400, "mobile", "invalid_field"},
+		{"nothing", "PATCH", edit, `{}`, 400, "", "invalid_field"},
+		{"unknown id", "PATCH", "/v1/end-users/987654", `{"email":"a@b.example"}`, 404, "", "not_found"},
+		{"bad id", "PATCH", "/v1/end-users/abc", `{"email":"a@b.example"}`, 400, "id", "invalid_field"},
+		{"zero id", "GET", "/v1/runs/0", nil, 400, "id", "invalid_field"},
+		{"unknown run", "GET", "/v1/runs/987654", nil, 404, "", "not_found"},
+		{"unknown customer", "GET", "/v1/customers/987654/end-users", nil, 404, "", "not_found"},
+		{"unknown connection", "POST", "/v1/customers/import", `{"connection_id":987654}`, 404, "", "not_found"},
+		{"unknown query", "GET", "/v1/audit?actionn=x", nil, 400, "actionn", "unknown_field"},
+		{"bad status", "GET", fmt.Sprintf("/v1/customers/%d/end-users?status=locked", b.a.customer.ID), nil, 400, "status", "invalid_field"},
+		{"bad limit", "GET", fmt.Sprintf("/v1/customers/%d/end-users?limit=0", b.a.customer.ID), nil, 400, "limit", "invalid_field"},
+		{"send hour", "PATCH", "/v1/tenant", `{"send_hour":24}`, 400, "send_hour", "invalid_field"},
+		{"reminder days", "PATCH", "/v1/tenant", `{"reminder_days":0}`, 400, "reminder_days", "invalid_field"},
+		{"time zone", "PATCH", "/v1/tenant", `{"timezone":"Mars/Olympus"}`, 400, "timezone", "invalid_field"},
+		{"time zone path", "POST", "/v1/customers", `{"name":"X","timezone":"../../etc/passwd"}`, 400, "timezone", "invalid_field"},
+		{"region", "POST", "/v1/customers", `{"name":"X","default_region":"UK"}`, 400, "default_region", "invalid_field"},
+		{"duplicate customer", "POST", "/v1/customers", `{"name":"Contoso"}`, 409, "", "conflict"},
+		{"sync mode", "POST", fmt.Sprintf("/v1/connections/%d/sync", b.a.conn.ID), `{"mode":"fast"}`, 400, "mode", "invalid_field"},
+		{"media type", "PATCH", edit, "email=a", 415, "", "unsupported_media_type"},
+		{"method", "DELETE", "/v1/tenant", nil, 405, "", "method_not_allowed"},
+		{"no route", "GET", "/v1/nothing", nil, 404, "", "not_found"},
+	}
+	before := b.snapshot(b.a)
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r := b.doRaw(c.method, c.path, tok, c.body, c.name == "media type")
+			field, code := r.errField()
+			if r.status != c.status || field != c.field || code != c.code {
+				t.Errorf("%d field=%q code=%q, want %d %q %q: %s", r.status, field, code, c.status, c.field, c.code, truncate(string(r.raw), 300))
+			}
+		})
+	}
+	if after := b.snapshot(b.a); after != before {
+		t.Errorf("bad input changed something:\nbefore %s\nafter  %s", before, after)
+	}
+}
+
+// doRaw is do with an optional form content type.
+func (b *bundle) doRaw(method, path, token string, body any, form bool) response {
+	if !form {
+		return b.do(method, path, token, body)
+	}
+	req := strings.NewReader(body.(string))
+	r := httptestRequest(method, path, token, req, "application/x-www-form-urlencoded")
+	return b.serve(r)
+}
+
+// metachars are SQL and LDAP metacharacter payloads.
+var metachars = []string{
+	`' OR '1'='1`,
+	`x'; DROP TABLE end_users; --`,
+	`*)(uid=*))(|(uid=*`,
+	`admin)(&)`,
+	`\2a\28\29`,
+	"nul\x00byte",
+	`"; SELECT pg_sleep(5); --`,
+	`%' UNION SELECT token_hash FROM api_tokens --`,
+	"line\nbreak",
+	`${jndi:ldap://127.0.0.1/a}`,
+}
+
+// stringFields lists every string field of every request body, with a valid
+// body to put the payload in.
+func (b *bundle) stringFields() []struct {
+	method, path, token, field string
+	body                       map[string]any
+} {
+	bob, alice := b.a.users[1], b.a.users[0]
+	super := b.a.tokens[store.RoleSuper]
+	cu, err := b.st.CreateCustomer(context.Background(), store.Customer{TenantID: b.a.tenant.ID, Name: "Linkable"})
+	must(b.t, err)
+	type sf = struct {
+		method, path, token, field string
+		body                       map[string]any
+	}
+	return []sf{
+		{"PATCH", "/v1/tenant", super, "timezone", map[string]any{}},
+		{"POST", "/v1/tokens", super, "expires_at", map[string]any{}},
+		{"POST", "/v1/app-clients", super, "name", map[string]any{}},
+		{"POST", "/v1/customers", super, "name", map[string]any{}},
+		{"POST", "/v1/customers", super, "timezone", map[string]any{"name": "Meta"}},
+		{"POST", "/v1/customers", super, "default_region", map[string]any{"name": "Meta"}},
+		{"POST", fmt.Sprintf("/v1/customers/%d/link", cu.ID), super, "source", map[string]any{"external_id": "1"}},
+		{"POST", fmt.Sprintf("/v1/customers/%d/link", cu.ID), super, "external_id", map[string]any{"source": "itglue"}},
+		{"POST", "/v1/connections", super, "name", map[string]any{"kind": "itglue"}},
+		{"POST", "/v1/connections", super, "kind", map[string]any{"name": "meta"}},
+		{"POST", fmt.Sprintf("/v1/connections/%d/sync", b.a.conn.ID), super, "mode", map[string]any{}},
+		{"PATCH", fmt.Sprintf("/v1/end-users/%d", bob.ID), super, "email", map[string]any{}},
+		{"PATCH", fmt.Sprintf("/v1/end-users/%d", bob.ID), super, "mobile", map[string]any{}},
+		{"POST", fmt.Sprintf("/v1/app/end-users/%d/first-access", alice.ID), b.a.app, "at", map[string]any{}},
+		{"POST", "/v1/app/confirm-mobile", "", "token", map[string]any{}},
+		{"POST", "/v1/app/confirm-mobile", "", "mobile", map[string]any{"token": b.links.Sign(b.a.tenant.ID, bob.ID, "confirm_mobile", t0().Add(1e15))}},
+	}
+}
+
+// TestMetacharacters puts SQL and LDAP metacharacters in every string field
+// of every request (and in the string query parameters): 4xx naming the
+// field, nothing changed.
+func TestMetacharacters(t *testing.T) {
+	t.Parallel()
+	eachBackend(t, func(t *testing.T, b *bundle) {
+		fields := b.stringFields()
+		before := b.snapshot(b.a)
+		for _, f := range fields {
+			for _, payload := range metachars {
+				body := map[string]any{f.field: payload}
+				for k, v := range f.body {
+					body[k] = v
+				}
+				r := b.do(f.method, f.path, f.token, body)
+				field, _ := r.errField()
+				if r.status < 400 || r.status >= 500 || field != f.field {
+					t.Errorf("%s %s %s=%q: %d %s, want 4xx naming %s", f.method, f.path, f.field, payload, r.status, truncate(string(r.raw), 200), f.field)
+				}
+			}
+		}
+		queries := []struct{ path, param string }{
+			{fmt.Sprintf("/v1/customers/%d/end-users", b.a.customer.ID), "status"},
+			{fmt.Sprintf("/v1/customers/%d/end-users", b.a.customer.ID), "source"},
+			{fmt.Sprintf("/v1/customers/%d/end-users", b.a.customer.ID), "after"},
+			{"/v1/audit", "action"},
+			{"/v1/audit", "object_type"},
+			{"/v1/audit", "object_id"},
+			{"/v1/audit", "since"},
+			{"/v1/notices/preview", "at"},
+		}
+		for _, q := range queries {
+			for _, payload := range metachars {
+				r := b.do("GET", q.path+"?"+q.param+"="+urlQueryEscape(payload), b.a.tokens[store.RoleSuper], nil)
+				if field, _ := r.errField(); r.status != http.StatusBadRequest || field != q.param {
+					t.Errorf("GET %s?%s=%q: %d %s", q.path, q.param, payload, r.status, truncate(string(r.raw), 200))
+				}
+			}
+		}
+		for _, payload := range metachars {
+			r := b.do("GET", "/v1/end-users/"+urlPathEscape(payload), b.a.tokens[store.RoleSuper], nil)
+			if r.status != http.StatusBadRequest && r.status != http.StatusNotFound {
+				t.Errorf("GET /v1/end-users/%q: %d", payload, r.status)
+			}
+		}
+		if after := b.snapshot(b.a); after != before {
+			t.Errorf("metacharacters changed something:\nbefore %s\nafter  %s", before, after)
+		}
+	})
+}
+
+func t0() time.Time { return time.Now() }
+
+func urlQueryEscape(s string) string { return url.QueryEscape(s) }
+
+func urlPathEscape(s string) string { return url.PathEscape(s) }
+
+// httptestRequest builds a request with a body of the given content type.
+func httptestRequest(method, path, token string, body io.Reader, contentType string) *http.Request {
+	req := httptest.NewRequest(method, path, body)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	req.Header.Set("Content-Type", contentType)
+	return req
+}
