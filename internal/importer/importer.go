@@ -236,28 +236,63 @@ type runner struct {
 	onProgress func(store.SyncRun)
 }
 
+// prepared is a page read from the source and normalised, ready to commit.
+type prepared struct {
+	page     connectors.UserPage
+	recs     []store.UserRecord
+	problems []store.Problem
+	err      error
+}
+
+// consume commits pages as they come. Reading and normalising the next page
+// (network and CPU) runs in a goroutine while the current page is being
+// committed (database), so a run takes about as long as the slower of the
+// two, not their sum; at most two pages are in memory at once.
 func (r *runner) consume(ctx context.Context, pages iter.Seq2[connectors.UserPage, error]) error {
-	for page, err := range pages {
-		if err != nil {
-			return err
+	ctx, cancel := context.WithCancel(ctx)
+	ready := make(chan prepared, 1)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer close(ready)
+		for page, err := range pages {
+			p := prepared{page: page, err: err}
+			if err == nil {
+				p.recs, p.problems = Normalize(page.Users, r.t.customer.DefaultRegion)
+			}
+			select {
+			case ready <- p:
+			case <-ctx.Done():
+				return
+			}
+			if err != nil {
+				return
+			}
 		}
-		if err := r.commit(ctx, page); err != nil {
+	}()
+	// Stop the reader and wait for it before returning, so that nothing
+	// touches the source after the caller closes it.
+	defer func() { cancel(); <-done }()
+	for p := range ready {
+		if p.err != nil {
+			return p.err
+		}
+		if err := r.commit(ctx, p); err != nil {
 			return err
 		}
 	}
-	return ctx.Err()
+	return context.Cause(ctx)
 }
 
-// commit normalises a page and stores it with the run's progress in one
-// transaction.
-func (r *runner) commit(ctx context.Context, page connectors.UserPage) error {
-	recs, problems := Normalize(page.Users, r.t.customer.DefaultRegion)
+// commit stores a prepared page with the run's progress in one transaction.
+func (r *runner) commit(ctx context.Context, p prepared) error {
+	page, recs := p.page, p.recs
 	run := *r.run
 	run.Pages++
 	run.Processed += len(page.Users) + len(page.Invalid)
 	run.Invalid += len(page.Invalid) + (len(page.Users) - len(recs))
 	run.AddProblems(page.Invalid...)
-	run.AddProblems(problems...)
+	run.AddProblems(p.problems...)
 	if page.Resume != "" || run.Mode == store.ModeFull {
 		run.Resume = page.Resume
 	}

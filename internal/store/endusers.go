@@ -110,14 +110,23 @@ func (s *Store) existingUsers(ctx context.Context, target PageTarget, recs []Use
 	if len(recs) == 0 {
 		return out, nil
 	}
-	ids := make([]any, 0, len(recs)+2)
-	ids = append(ids, target.TenantID, target.ConnectionID)
-	for _, r := range recs {
-		ids = append(ids, r.ExternalID)
-	}
 	var rows []EndUser
-	q := `SELECT ` + endUserColumns + ` FROM end_users WHERE tenant_id = ? AND connection_id = ? AND external_id IN (` + placeholders(len(recs)) + `)`
-	if err := s.list(ctx, &rows, q, ids...); err != nil {
+	q := `SELECT ` + endUserColumns + ` FROM end_users WHERE tenant_id = ? AND connection_id = ? AND external_id `
+	args := []any{target.TenantID, target.ConnectionID}
+	if s.dialect == Postgres {
+		ids := make([]string, len(recs))
+		for i, r := range recs {
+			ids[i] = r.ExternalID
+		}
+		q += `= ANY(?)`
+		args = append(args, ids)
+	} else {
+		q += `IN (` + placeholders(len(recs)) + `)`
+		for _, r := range recs {
+			args = append(args, r.ExternalID)
+		}
+	}
+	if err := s.list(ctx, &rows, q, args...); err != nil {
 		return nil, fmt.Errorf("read existing end users: %w", err)
 	}
 	for _, u := range rows {
@@ -225,40 +234,71 @@ const endUserWriteColumns = `tenant_id, customer_id, connection_id, source, exte
 	email, email_source, mobile, mobile_source, enabled, locked_out, locked_out_at, must_change_password, password_never_expires,
 	password_last_set, password_expires_at, immutable_id, self_serve, removed_at, seen_run_id, created_at, updated_at`
 
-// upsertEndUsers writes rows in one multi-row statement per batch. On
-// conflict the directory-owned fields are replaced; the switch, access and
-// welcome stamps are kept; and a human-typed email or mobile is kept even if
-// it was typed after this page was read.
+// onConflictUpdate replaces the directory-owned fields of an existing end
+// user; the switch, access and welcome stamps are kept; and a human-typed
+// email or mobile is kept even if it was typed after the page was read.
+const onConflictUpdate = ` ON CONFLICT (connection_id, external_id) DO UPDATE SET
+	customer_id = excluded.customer_id, username = excluded.username, upn = excluded.upn,
+	first_name = excluded.first_name, last_name = excluded.last_name, display_name = excluded.display_name,
+	email = CASE WHEN end_users.email_source IN ('manual', 'end_user') AND end_users.email <> '' THEN end_users.email ELSE excluded.email END,
+	email_source = CASE WHEN end_users.email_source IN ('manual', 'end_user') AND end_users.email <> '' THEN end_users.email_source ELSE excluded.email_source END,
+	mobile = CASE WHEN end_users.mobile_source IN ('manual', 'end_user') AND end_users.mobile <> '' THEN end_users.mobile ELSE excluded.mobile END,
+	mobile_source = CASE WHEN end_users.mobile_source IN ('manual', 'end_user') AND end_users.mobile <> '' THEN end_users.mobile_source ELSE excluded.mobile_source END,
+	enabled = excluded.enabled, locked_out = excluded.locked_out, locked_out_at = excluded.locked_out_at,
+	must_change_password = excluded.must_change_password, password_never_expires = excluded.password_never_expires,
+	password_last_set = excluded.password_last_set, password_expires_at = excluded.password_expires_at,
+	immutable_id = excluded.immutable_id, removed_at = excluded.removed_at, seen_run_id = excluded.seen_run_id,
+	updated_at = excluded.updated_at`
+
+// endUserRow is the write order of endUserWriteColumns.
+func endUserRow(u EndUser) []any {
+	return []any{u.TenantID, u.CustomerID, u.ConnectionID, u.Source, u.ExternalID, u.Username, u.UPN, u.FirstName, u.LastName, u.DisplayName,
+		u.Email, u.EmailSource, u.Mobile, u.MobileSource, u.Enabled, u.LockedOut, u.LockedOutAt, u.MustChangePassword, u.PasswordNeverExpires,
+		u.PasswordLastSet, u.PasswordExpiresAt, u.ImmutableID, u.SelfServe, u.RemovedAt, u.SeenRunID, u.CreatedAt, u.UpdatedAt}
+}
+
+// endUserArrayTypes are the PostgreSQL array types of endUserWriteColumns,
+// for the unnest form of the upsert.
+var endUserArrayTypes = []string{"bigint[]", "bigint[]", "bigint[]", "text[]", "text[]", "text[]", "text[]", "text[]", "text[]", "text[]",
+	"text[]", "text[]", "text[]", "text[]", "boolean[]", "boolean[]", "timestamptz[]", "boolean[]", "boolean[]",
+	"timestamptz[]", "timestamptz[]", "text[]", "boolean[]", "timestamptz[]", "bigint[]", "timestamptz[]", "timestamptz[]"}
+
+// upsertEndUsers writes rows in one statement per batch: on PostgreSQL one
+// INSERT … SELECT FROM unnest of one array per column (27 parameters however
+// many rows: cheap to plan), on SQLite a multi-row VALUES.
 func (s *Store) upsertEndUsers(ctx context.Context, users []EndUser) error {
-	const cols = 27
+	cols := len(endUserArrayTypes)
 	for start := 0; start < len(users); start += batchSize {
 		chunk := users[start:min(start+batchSize, len(users))]
-		var b strings.Builder
-		b.WriteString(`INSERT INTO end_users (` + endUserWriteColumns + `) VALUES `)
-		args := make([]any, 0, len(chunk)*cols)
-		row := "(" + placeholders(cols) + ")"
-		for i, u := range chunk {
-			if i > 0 {
-				b.WriteByte(',')
+		var q string
+		var args []any
+		if s.dialect == Postgres {
+			columns := make([][]any, cols)
+			for _, u := range chunk {
+				for i, v := range endUserRow(u) {
+					columns[i] = append(columns[i], v)
+				}
 			}
-			b.WriteString(row)
-			args = append(args, u.TenantID, u.CustomerID, u.ConnectionID, u.Source, u.ExternalID, u.Username, u.UPN, u.FirstName, u.LastName, u.DisplayName,
-				u.Email, u.EmailSource, u.Mobile, u.MobileSource, u.Enabled, u.LockedOut, u.LockedOutAt, u.MustChangePassword, u.PasswordNeverExpires,
-				u.PasswordLastSet, u.PasswordExpiresAt, u.ImmutableID, u.SelfServe, u.RemovedAt, u.SeenRunID, u.CreatedAt, u.UpdatedAt)
+			params := make([]string, cols)
+			for i := range columns {
+				params[i] = "?::" + endUserArrayTypes[i]
+				args = append(args, columns[i])
+			}
+			q = `INSERT INTO end_users (` + endUserWriteColumns + `) SELECT * FROM unnest(` + strings.Join(params, ", ") + `)` + onConflictUpdate
+		} else {
+			var b strings.Builder
+			b.WriteString(`INSERT INTO end_users (` + endUserWriteColumns + `) VALUES `)
+			row := "(" + placeholders(cols) + ")"
+			for i, u := range chunk {
+				if i > 0 {
+					b.WriteByte(',')
+				}
+				b.WriteString(row)
+				args = append(args, endUserRow(u)...)
+			}
+			q = b.String() + onConflictUpdate
 		}
-		b.WriteString(` ON CONFLICT (connection_id, external_id) DO UPDATE SET
-			customer_id = excluded.customer_id, username = excluded.username, upn = excluded.upn,
-			first_name = excluded.first_name, last_name = excluded.last_name, display_name = excluded.display_name,
-			email = CASE WHEN end_users.email_source IN ('manual', 'end_user') AND end_users.email <> '' THEN end_users.email ELSE excluded.email END,
-			email_source = CASE WHEN end_users.email_source IN ('manual', 'end_user') AND end_users.email <> '' THEN end_users.email_source ELSE excluded.email_source END,
-			mobile = CASE WHEN end_users.mobile_source IN ('manual', 'end_user') AND end_users.mobile <> '' THEN end_users.mobile ELSE excluded.mobile END,
-			mobile_source = CASE WHEN end_users.mobile_source IN ('manual', 'end_user') AND end_users.mobile <> '' THEN end_users.mobile_source ELSE excluded.mobile_source END,
-			enabled = excluded.enabled, locked_out = excluded.locked_out, locked_out_at = excluded.locked_out_at,
-			must_change_password = excluded.must_change_password, password_never_expires = excluded.password_never_expires,
-			password_last_set = excluded.password_last_set, password_expires_at = excluded.password_expires_at,
-			immutable_id = excluded.immutable_id, removed_at = excluded.removed_at, seen_run_id = excluded.seen_run_id,
-			updated_at = excluded.updated_at`)
-		if _, err := s.exec(ctx, b.String(), args...); err != nil {
+		if _, err := s.exec(ctx, q, args...); err != nil {
 			return fmt.Errorf("write %d end users: %w", len(chunk), err)
 		}
 	}

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/url"
 	"path"
 	"sort"
 	"strconv"
@@ -106,7 +107,7 @@ func ParseURL(databaseURL string) (Dialect, string, error) {
 		return "", "", fmt.Errorf("database URL: %w", err)
 	}
 	if dialect == config.DialectPostgres {
-		return Postgres, target, nil
+		return Postgres, withCustomPlans(target), nil
 	}
 	path, extra, _ := strings.Cut(target, "?")
 	params := "_pragma=foreign_keys(1)&_pragma=busy_timeout(15000)&_txlock=immediate&_time_format=sqlite"
@@ -117,6 +118,25 @@ func ParseURL(databaseURL string) (Dialect, string, error) {
 		return SQLite, "file::memory:?mode=memory&" + params, nil
 	}
 	return SQLite, "file:" + path + "?" + params + "&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)", nil
+}
+
+// withCustomPlans sets plan_cache_mode=force_custom_plan unless the URL sets
+// it. pgx caches prepared statements, and PostgreSQL plans a cached
+// statement once generically after five runs: a plan made while a table was
+// small (a first import into an empty table) then scans the whole table on
+// every page, and an import turns quadratic. Custom plans cost a little
+// planning per query and keep index lookups.
+func withCustomPlans(pgURL string) string {
+	u, err := url.Parse(pgURL)
+	if err != nil {
+		return pgURL
+	}
+	q := u.Query()
+	if q.Get("plan_cache_mode") == "" {
+		q.Set("plan_cache_mode", "force_custom_plan")
+		u.RawQuery = q.Encode()
+	}
+	return u.String()
 }
 
 // Dialect returns the database dialect.

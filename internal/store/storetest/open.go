@@ -2,9 +2,6 @@ package storetest
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"net/url"
 	"os"
 	"path/filepath"
 	"testing"
@@ -51,26 +48,10 @@ func OpenMigrated(t testing.TB, databaseURL string) *store.Store {
 // returns base with its search_path set to it.
 func FreshPostgresSchema(t testing.TB, base string) string {
 	t.Helper()
-	b := make([]byte, 6)
-	rand.Read(b)
-	schema := "t_" + hex.EncodeToString(b)
-	admin, err := store.Open(context.Background(), base)
+	u, drop, err := store.NewSchema(context.Background(), base, "t")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := admin.DB().Exec(`CREATE SCHEMA ` + schema); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		admin.DB().Exec(`DROP SCHEMA ` + schema + ` CASCADE`)
-		admin.Close()
-	})
-	u, err := url.Parse(base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String()
+	t.Cleanup(drop)
+	return u
 }
