@@ -84,7 +84,7 @@ type tenantFixture struct {
 
 // bundle is a running API over a real store with two tenants.
 type bundle struct {
-	t       *testing.T
+	t       testing.TB
 	st      *store.Store
 	h       http.Handler
 	queue   *recorder
@@ -105,7 +105,7 @@ func registry() connectors.Registry {
 }
 
 // setup builds a bundle on st.
-func setup(t *testing.T, st *store.Store) *bundle {
+func setup(t testing.TB, st *store.Store) *bundle {
 	t.Helper()
 	box, err := secretbox.New(testKey)
 	must(t, err)
@@ -316,7 +316,7 @@ func eachBackend(t *testing.T, fn func(t *testing.T, b *bundle)) {
 }
 
 // sqliteOnly runs fn on SQLite (for tests whose point is not the SQL).
-func sqliteOnly(t *testing.T) *bundle {
+func sqliteOnly(t testing.TB) *bundle {
 	t.Helper()
 	return setup(t, storetest.OpenMigrated(t, "sqlite:"+filepath.Join(t.TempDir(), "test.db")))
 }
