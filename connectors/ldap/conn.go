@@ -21,7 +21,8 @@ import (
 // closes the connection, which ends any operation in flight.
 type conn struct {
 	*goldap.Conn
-	stop func() bool // unregisters the context watch
+	timeout time.Duration // for each request (one page of a search)
+	stop    func() bool   // unregisters the context watch
 }
 
 // Close closes the connection and stops watching the context.
@@ -48,7 +49,7 @@ func (s *source) dial(ctx context.Context) (*conn, error) {
 		return nil, dialError(cfg.addr, cfg.timeout, err)
 	}
 	// The deadline bounds the TLS handshake and the bind; it is lifted
-	// before searching (go-ldap then times each request itself).
+	// before searching.
 	deadline, _ := setupCtx.Deadline()
 	_ = raw.SetDeadline(deadline)
 
@@ -85,8 +86,9 @@ func (s *source) dial(ctx context.Context) (*conn, error) {
 		lc = goldap.NewConn(raw, false)
 		lc.Start()
 	}
-	lc.SetTimeout(cfg.timeout)
-	c := &conn{Conn: lc, stop: context.AfterFunc(ctx, func() { _ = lc.Close() })}
+	// Requests are timed by pagedSearch with a context rather than with
+	// go-ldap's SetTimeout, which arms a timer for every entry received.
+	c := &conn{Conn: lc, timeout: cfg.timeout, stop: context.AfterFunc(ctx, func() { _ = lc.Close() })}
 
 	if err := c.Bind(cfg.bindDN.Reveal(), cfg.bindPass.Reveal()); err != nil {
 		c.Close()

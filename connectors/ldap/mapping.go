@@ -57,6 +57,7 @@ type rawUser struct {
 	secondaryKrbTgt bool
 	memberOf        []string
 	memberOfRanged  bool
+	psoApplied      []string
 
 	expiryComputed    int64
 	hasExpiryComputed bool
@@ -101,6 +102,9 @@ func parseUser(e *goldap.Entry, mobileAttrs []string) (rawUser, string) {
 			continue
 		case strings.EqualFold(name, attrMemberOf):
 			u.memberOf = a.Values
+			continue
+		case strings.EqualFold(name, attrPSOApplied):
+			u.psoApplied = a.Values
 			continue
 		}
 		// The rest are text: valid UTF-8, of a sane length.

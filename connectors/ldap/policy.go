@@ -46,10 +46,12 @@ import (
 //     effective lockoutDuration is >= 0 (locked until an administrator
 //     unlocks) or lockoutTime + |lockoutDuration| >= now (in whole seconds).
 //
-// When the bind account cannot read the PSOs, the whole run asks the DC for
-// the constructed attributes instead (useConstructed). A user whose lockout
-// arithmetic would overflow (a "forever" duration of 0x8000000000000000,
-// where DCs differ) is asked of the DC individually.
+// When the bind account cannot read the PSOs (it sees a group's
+// msDS-PSOApplied back-link to a PSO it cannot read), the whole run asks the
+// DC for the constructed attributes instead (useConstructed). A user whose
+// own back-links disagree with the PSOs read, or whose lockout arithmetic
+// would overflow (a "forever" duration of 0x8000000000000000, where DCs
+// differ), is asked of the DC individually.
 
 // pso is one fine-grained password policy.
 type pso struct {
@@ -78,6 +80,8 @@ type policy struct {
 	lockoutDuration int64
 	psoSupported    bool
 	psos            []*pso
+	byDN            map[string]*pso // by lower-case DN
+	pscDN           *goldap.DN      // the Password Settings Container
 	// direct maps a lower-case user DN to the best PSO naming it.
 	direct map[string]*pso
 	// viaGroup maps a lower-case account-group DN to the best PSO applying
@@ -126,7 +130,8 @@ func (g *group) account() bool {
 // readPolicy reads the domain policy, the PSOs and, when PSOs name groups or
 // the scope uses groups, the domain's groups.
 func (s *source) readPolicy(ctx context.Context, c *conn, st dcState) (*policy, error) {
-	pol := &policy{psoSupported: st.functionality >= 3, direct: map[string]*pso{}, viaGroup: map[string]*pso{}, viaPrimary: map[uint32]*pso{}}
+	pol := &policy{psoSupported: st.functionality >= 3, byDN: map[string]*pso{},
+		direct: map[string]*pso{}, viaGroup: map[string]*pso{}, viaPrimary: map[uint32]*pso{}}
 
 	dom, err := searchOne(ctx, c, st.defaultNC, goldap.ScopeBaseObject, "(objectClass=*)", []string{attrMaxPwdAge, attrLockoutDuration, attrSID})
 	if err != nil {
@@ -140,26 +145,26 @@ func (s *source) readPolicy(ctx context.Context, c *conn, st dcState) (*policy, 
 	domainSID := dom.GetRawAttributeValue(attrSID)
 
 	psc := "CN=Password Settings Container,CN=System," + st.defaultNC
+	if pol.pscDN, err = goldap.ParseDN(psc); err != nil {
+		return nil, fmt.Errorf("%w: %q is not a DN", connectors.ErrBadResponse, psc)
+	}
 	if pol.psoSupported {
 		if err := s.readPSOs(ctx, c, psc, pol); err != nil {
 			return nil, err
 		}
-		if !pol.useConstructed {
-			if err := s.checkPSOLinks(ctx, c, st, psc, pol); err != nil {
-				return nil, err
-			}
-		}
 	}
 
+	// The groups: their nesting resolves PSOs and the group scope, their
+	// msDS-PSOApplied back-links reveal PSOs the bind account cannot read.
+	// Without PSOs or group scope only the back-links are needed.
+	filter := "(objectClass=group)"
+	if len(pol.psos) == 0 && len(s.cfg.groups) == 0 && len(s.cfg.exclGroup) == 0 {
+		filter = "(&(objectClass=group)(msDS-PSOApplied=*))"
+	}
 	var groups map[string]*group
-	if (len(pol.psos) > 0 && !pol.useConstructed) || len(s.cfg.groups) > 0 || len(s.cfg.exclGroup) > 0 {
-		var ranged string
-		if groups, ranged, err = s.readGroups(ctx, c, st); err != nil {
+	if pol.psoSupported || len(s.cfg.groups) > 0 || len(s.cfg.exclGroup) > 0 {
+		if groups, err = s.readGroups(ctx, c, st, filter, pol); err != nil {
 			return nil, err
-		}
-		if ranged != "" && len(pol.psos) > 0 {
-			pol.useConstructed = true
-			pol.constructedReason = fmt.Sprintf("group %s is nested in more groups than the DC returns in one answer", ranged)
 		}
 	}
 	relevant := map[string]*group{} // groups whose changes make a cursor doubtful
@@ -187,21 +192,20 @@ func (s *source) readPSOs(ctx context.Context, c *conn, psc string, pol *policy)
 		dur, errD := strconv.ParseInt(e.GetAttributeValue(attrPSOLockout), 10, 64)
 		if errP != nil || errA != nil || errD != nil || len(e.GetRawAttributeValue(attrGUID)) != 16 {
 			// These attributes are mandatory: missing means unreadable.
-			pol.useConstructed = true
-			pol.constructedReason = fmt.Sprintf("cannot read the settings of PSO %s", e.DN)
+			pol.constructed(fmt.Sprintf("cannot read the settings of PSO %s", e.DN))
 			return
 		}
 		p.precedence, p.maxAge, p.lockoutDuration = uint32(prec), age, dur
 		for _, a := range e.Attributes {
 			if strings.HasPrefix(strings.ToLower(a.Name), strings.ToLower(attrPSOAppliesTo)+";range=") {
-				pol.useConstructed = true
-				pol.constructedReason = fmt.Sprintf("PSO %s applies to too many objects to read in one answer", e.DN)
+				pol.constructed(fmt.Sprintf("PSO %s applies to too many objects to read in one answer", e.DN))
 			}
 		}
 		for _, t := range e.GetAttributeValues(attrPSOAppliesTo) {
 			p.targets = append(p.targets, strings.ToLower(t))
 		}
 		pol.psos = append(pol.psos, p)
+		pol.byDN[p.dn] = p
 	}, func(bool) error { return nil })
 	if goldap.IsErrorWithCode(err, goldap.LDAPResultNoSuchObject) {
 		return nil // no container: no PSOs (a pre-2008 schema)
@@ -212,44 +216,31 @@ func (s *source) readPSOs(ctx context.Context, c *conn, psc string, pol *policy)
 	return nil
 }
 
-// checkPSOLinks cross-checks the PSOs read against the msDS-PSOApplied
-// back-links: a PSO the bind account cannot see, or whose targets it cannot
-// read, would silently give wrong expiry dates.
-func (s *source) checkPSOLinks(ctx context.Context, c *conn, st dcState, psc string, pol *policy) error {
-	byDN := map[string]*pso{}
-	for _, p := range pol.psos {
-		byDN[p.dn] = p
+// constructed switches the run to the DC's constructed attributes.
+func (p *policy) constructed(reason string) {
+	if !p.useConstructed {
+		p.useConstructed, p.constructedReason = true, reason
 	}
-	pscDN, err := goldap.ParseDN(psc)
-	if err != nil {
-		return fmt.Errorf("%w: %q is not a DN", connectors.ErrBadResponse, psc)
+}
+
+// linksConsistent cross-checks an object's msDS-PSOApplied back-links with
+// the PSOs read: a PSO the bind account cannot see, or whose targets it
+// cannot read, would silently give wrong expiry dates.
+func (p *policy) linksConsistent(target string, applied []string) bool {
+	if len(applied) > 0 && p.pscDN == nil {
+		return false
 	}
-	req := goldap.NewSearchRequest(st.defaultNC, goldap.ScopeWholeSubtree, goldap.NeverDerefAliases, 0, 0, false,
-		"(msDS-PSOApplied=*)", []string{attrPSOApplied}, nil)
-	err = pagedSearch(ctx, c, req, s.cfg.pageSize, func(e *goldap.Entry) {
-		target := strings.ToLower(e.DN)
-		for _, v := range e.GetAttributeValues(attrPSOApplied) {
-			v = strings.ToLower(v)
-			dn, err := goldap.ParseDN(v)
-			if err != nil || len(dn.RDNs) != len(pscDN.RDNs)+1 || !pscDN.AncestorOfFold(dn) {
-				continue // not directly in the container: never applies
-			}
-			p := byDN[v]
-			if p == nil {
-				pol.useConstructed = true
-				pol.constructedReason = fmt.Sprintf("%s has PSO %s applied, which the bind account cannot read", e.DN, v)
-				continue
-			}
-			if !containsString(p.targets, target) {
-				pol.useConstructed = true
-				pol.constructedReason = fmt.Sprintf("cannot read all targets of PSO %s", p.dn)
-			}
+	for _, v := range applied {
+		v = strings.ToLower(v)
+		dn, err := goldap.ParseDN(v)
+		if err != nil || len(dn.RDNs) != len(p.pscDN.RDNs)+1 || !p.pscDN.AncestorOfFold(dn) {
+			continue // not directly in the container: never applies
 		}
-	}, func(bool) error { return nil })
-	if err != nil {
-		return s.opError("checking which objects PSOs apply to", err)
+		if q := p.byDN[v]; q == nil || !containsString(q.targets, strings.ToLower(target)) {
+			return false
+		}
 	}
-	return nil
+	return true
 }
 
 func containsString(list []string, v string) bool {
@@ -261,28 +252,31 @@ func containsString(list []string, v string) bool {
 	return false
 }
 
-// readGroups reads every group of the domain with its nesting; ranged names
-// a group whose memberOf was too long for one answer.
-func (s *source) readGroups(ctx context.Context, c *conn, st dcState) (groups map[string]*group, ranged string, err error) {
-	groups = map[string]*group{}
+// readGroups reads the groups of the domain matching filter, with their
+// nesting, and checks their PSO back-links.
+func (s *source) readGroups(ctx context.Context, c *conn, st dcState, filter string, pol *policy) (map[string]*group, error) {
+	groups := map[string]*group{}
 	req := goldap.NewSearchRequest(st.defaultNC, goldap.ScopeWholeSubtree, goldap.NeverDerefAliases, 0, 0, false,
-		"(objectClass=group)", []string{attrGroupType, attrMemberOf, attrSID, attrUSNChanged}, nil)
-	err = pagedSearch(ctx, c, req, s.cfg.pageSize, func(e *goldap.Entry) {
+		filter, []string{attrGroupType, attrMemberOf, attrSID, attrUSNChanged, attrPSOApplied}, nil)
+	err := pagedSearch(ctx, c, req, s.cfg.pageSize, func(e *goldap.Entry) {
 		gt, _ := strconv.ParseInt(e.GetAttributeValue(attrGroupType), 10, 64)
 		usn, _ := strconv.ParseInt(e.GetAttributeValue(attrUSNChanged), 10, 64)
 		g := &group{dn: strings.ToLower(e.DN), groupType: uint32(gt), sid: e.GetRawAttributeValue(attrSID), usn: usn}
 		for _, a := range e.Attributes {
 			if strings.HasPrefix(strings.ToLower(a.Name), "memberof;range=") {
-				ranged = e.DN
+				pol.constructed(fmt.Sprintf("group %s is nested in more groups than the DC returns in one answer", e.DN))
 			}
 		}
 		for _, m := range e.GetAttributeValues(attrMemberOf) {
 			g.memberOf = append(g.memberOf, strings.ToLower(m))
 		}
+		if !pol.linksConsistent(e.DN, e.GetAttributeValues(attrPSOApplied)) {
+			pol.constructed(fmt.Sprintf("group %s has a PSO applied that the bind account cannot read", e.DN))
+		}
 		groups[g.dn] = g
 	}, func(bool) error { return nil })
 	if err != nil {
-		return nil, "", s.opError("reading the domain's groups", err)
+		return nil, s.opError("reading the domain's groups", err)
 	}
 	for _, g := range groups {
 		for _, parent := range g.memberOf {
@@ -291,7 +285,7 @@ func (s *source) readGroups(ctx context.Context, c *conn, st dcState) (groups ma
 			}
 		}
 	}
-	return groups, ranged, nil
+	return groups, nil
 }
 
 // findGroup looks a configured group DN up.
@@ -427,7 +421,8 @@ func (p *policy) user(u rawUser, now time.Time) (out connectors.User, askDC bool
 	locked, sure := lockedOut(u.uac, u.lockoutTime, lockoutDuration, now)
 	out = baseUser(u)
 	setPasswordState(&out, expiryTime(u.uac, u.pwdLastSet, maxAge), locked, u.lockoutTime)
-	return out, !sure || (u.memberOfRanged && p.hasPSOs()), ""
+	askDC = !sure || (u.memberOfRanged && p.hasPSOs()) || (p.psoSupported && !p.linksConsistent(u.dn, u.psoApplied))
+	return out, askDC, ""
 }
 
 // expiryTime computes msDS-UserPasswordExpiryTimeComputed from

@@ -56,9 +56,7 @@ func (s *source) Ping(ctx context.Context) error {
 // cookies do not survive the connection, so an interrupted run starts over.
 func (s *source) Users(ctx context.Context, resume string) iter.Seq2[connectors.UserPage, error] {
 	return func(yield func(connectors.UserPage, error) bool) {
-		if err := s.list(ctx, nil, yield); err != nil {
-			yield(connectors.UserPage{}, s.wrap(err))
-		}
+		s.prefetch(ctx, nil, yield)
 	}
 }
 
@@ -70,12 +68,11 @@ func (s *source) Users(ctx context.Context, resume string) iter.Seq2[connectors.
 func (s *source) Changes(ctx context.Context, cursor string) iter.Seq2[connectors.UserPage, error] {
 	return func(yield func(connectors.UserPage, error) bool) {
 		cur, err := decodeCursor(cursor)
-		if err == nil {
-			err = s.list(ctx, &cur, yield)
-		}
 		if err != nil {
 			yield(connectors.UserPage{}, s.wrap(err))
+			return
 		}
+		s.prefetch(ctx, &cur, yield)
 	}
 }
 
@@ -86,11 +83,52 @@ func (s *source) wrap(err error) error {
 	return fmt.Errorf("ad connection %s: %w", s.id, err)
 }
 
+// item is a page or the error that ends a listing.
+type item struct {
+	page connectors.UserPage
+	err  error
+}
+
+// prefetch runs the listing in a goroutine that reads the next page from
+// the DC while the consumer works on the current one (the sync engine
+// commits it): one page waits in the channel, so at most three pages are in
+// memory. When the consumer stops, the listing is cancelled and waited for.
+func (s *source) prefetch(ctx context.Context, since *cursor, yield func(connectors.UserPage, error) bool) {
+	ctx, abort := context.WithCancel(ctx)
+	stopped := make(chan struct{})
+	items := make(chan item, 1)
+	go func() {
+		defer close(items)
+		send := func(it item) bool {
+			select {
+			case items <- it:
+				return true
+			case <-stopped: // only the consumer stops: errors always arrive
+				return false
+			}
+		}
+		if err := s.list(ctx, since, func(p connectors.UserPage) bool { return send(item{page: p}) }); err != nil {
+			send(item{err: s.wrap(err)})
+		}
+	}()
+	defer func() {
+		close(stopped)
+		abort()
+		for range items { // wait for the goroutine
+		}
+	}()
+	for it := range items {
+		if !yield(it.page, it.err) || it.err != nil {
+			return
+		}
+	}
+}
+
 // errStopped ends a listing whose consumer stopped asking for pages.
 var errStopped = errors.New("consumer stopped")
 
 // list runs a full listing (since == nil) or an incremental one.
-func (s *source) list(ctx context.Context, since *cursor, yield func(connectors.UserPage, error) bool) error {
+func (s *source) list(ctx context.Context, since *cursor, yield func(connectors.UserPage) bool) error {
 	c, err := s.dial(ctx)
 	if err != nil {
 		return err
@@ -377,10 +415,12 @@ func (s *source) attributes(pol *policy) []string {
 	case pol.useConstructed:
 		attrs = append(attrs, attrExpiryComputed, attrUACComputed)
 	case pol.hasPSOs():
-		attrs = append(attrs, attrPrimaryGroup, attrSID, attrSecondaryKrbTgt)
+		attrs = append(attrs, attrPrimaryGroup, attrSID, attrSecondaryKrbTgt, attrPSOApplied)
 		if len(pol.viaGroup) > 0 {
 			attrs = append(attrs, attrMemberOf)
 		}
+	case pol.psoSupported:
+		attrs = append(attrs, attrPSOApplied)
 	}
 	return attrs
 }
@@ -410,7 +450,7 @@ type listing struct {
 	attrs  []string
 	filter string
 	cursor string
-	yield  func(connectors.UserPage, error) bool
+	yield  func(connectors.UserPage) bool
 
 	page           connectors.UserPage
 	askDC          [][]byte // objectGUIDs of page users whose state the DC must compute
@@ -490,7 +530,7 @@ func (r *listing) endPage(ctx context.Context, last bool) error {
 	r.pages++
 	r.users += len(page.Users)
 	r.invalid += len(page.Invalid)
-	if !r.yield(page, nil) {
+	if !r.yield(page) {
 		return errStopped
 	}
 	return nil
@@ -547,7 +587,8 @@ func searchOne(ctx context.Context, c *conn, base string, scope int, filter stri
 // pagedSearch runs req with the paged-results control (pageSize > 0) and
 // streams the entries to onEntry; onPage runs after each page, with last set
 // on the final one. Referrals are ignored. Only one page of entries is in
-// flight at a time.
+// flight at a time, and each page must arrive within the connection's
+// timeout.
 func pagedSearch(ctx context.Context, c *conn, req *goldap.SearchRequest, pageSize int,
 	onEntry func(*goldap.Entry), onPage func(last bool) error) error {
 	var paging *goldap.ControlPaging
@@ -560,30 +601,9 @@ func pagedSearch(ctx context.Context, c *conn, req *goldap.SearchRequest, pageSi
 		buf = 16
 	}
 	for {
-		resp := c.SearchAsync(ctx, req, buf)
-		var cookie []byte
-		for resp.Next() {
-			if e := resp.Entry(); e != nil {
-				onEntry(e)
-				continue
-			}
-			if resp.Referral() != "" {
-				continue
-			}
-			if ctl, ok := goldap.FindControl(resp.Controls(), goldap.ControlTypePaging).(*goldap.ControlPaging); ok {
-				cookie = ctl.Cookie
-			}
-		}
-		if err := ctx.Err(); err != nil {
+		cookie, err := searchPage(ctx, c, req, buf, onEntry)
+		if err != nil {
 			return err
-		}
-		if err := resp.Err(); err != nil {
-			return err
-		}
-		if c.IsClosing() {
-			// go-ldap ends a search silently when the connection is
-			// already closing: never mistake that for the last page.
-			return goldap.NewError(goldap.ErrorNetwork, errors.New("the connection closed before the search completed"))
 		}
 		last := paging == nil || len(cookie) == 0
 		if err := onPage(last); err != nil {
@@ -594,6 +614,41 @@ func pagedSearch(ctx context.Context, c *conn, req *goldap.SearchRequest, pageSi
 		}
 		paging.SetCookie(cookie)
 	}
+}
+
+// searchPage runs one request of a paged search and returns the cookie.
+func searchPage(ctx context.Context, c *conn, req *goldap.SearchRequest, buf int, onEntry func(*goldap.Entry)) ([]byte, error) {
+	pageCtx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	resp := c.SearchAsync(pageCtx, req, buf)
+	var cookie []byte
+	for resp.Next() {
+		if e := resp.Entry(); e != nil {
+			onEntry(e)
+			continue
+		}
+		if resp.Referral() != "" {
+			continue
+		}
+		if ctl, ok := goldap.FindControl(resp.Controls(), goldap.ControlTypePaging).(*goldap.ControlPaging); ok {
+			cookie = ctl.Cookie
+		}
+	}
+	// go-ldap ends a search silently when its context ends or when the
+	// connection is already closing: never mistake that for the end.
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if pageCtx.Err() != nil {
+		return nil, goldap.NewError(goldap.ErrorNetwork, fmt.Errorf("no answer within %s", c.timeout))
+	}
+	if err := resp.Err(); err != nil {
+		return nil, err
+	}
+	if c.IsClosing() {
+		return nil, goldap.NewError(goldap.ErrorNetwork, errors.New("the connection closed before the search completed"))
+	}
+	return cookie, nil
 }
 
 func validRef(dn string) string {
