@@ -16,6 +16,8 @@
 //	outbox: ""                               # directory where the demo "sends" notices
 //	self_serve_url: https://reset.acme-msp.example
 //	max_removal_share: 0.3
+//	api_url: ""                              # the CLI's remote commands; default http:// + admin_addr
+//	api_token: ""                            # an API token (ss_…) for the remote commands
 //	smtp:
 //	  host: smtp.acme-msp.example
 //	  port: 587                              # default 587, or 465 when tls is "tls"
@@ -106,11 +108,32 @@ type Config struct {
 	// YAML max_removal_share, env SELFSERVE_MAX_REMOVAL_SHARE, default 0.3.
 	MaxRemovalShare float64 `yaml:"max_removal_share"`
 
+	// APIURL is where the CLI's remote commands (import without --inline,
+	// settings) reach the admin API: an absolute http:// or https:// URL
+	// (plain http only to a loopback host, since the token travels with
+	// every request). See AdminURL.
+	// YAML api_url, env SELFSERVE_API_URL, default "" (http:// + admin_addr).
+	APIURL string `yaml:"api_url"`
+
+	// APIToken is the API token (ss_…, from `selfserve token create`) the
+	// CLI's remote commands send as their bearer token.
+	// YAML api_token, env SELFSERVE_API_TOKEN, no default.
+	APIToken Secret `yaml:"api_token"`
+
 	// SMTP is the email channel. YAML key smtp.
 	SMTP SMTP `yaml:"smtp"`
 
 	// SMS is the SMS channel (a Twilio-compatible REST API). YAML key sms.
 	SMS SMS `yaml:"sms"`
+}
+
+// AdminURL returns the admin API's base URL for the CLI's remote
+// commands: APIURL, or http:// + AdminAddr when it is empty.
+func (c *Config) AdminURL() string {
+	if c.APIURL != "" {
+		return strings.TrimSuffix(c.APIURL, "/")
+	}
+	return "http://" + c.AdminAddr
 }
 
 // SMTP configures the email channel. It is enabled when Host is set.
@@ -354,6 +377,8 @@ var envVars = []envVar{
 		c.MaxRemovalShare = f
 		return nil
 	}},
+	{"SELFSERVE_API_URL", "api_url", func(c *Config, v string) error { c.APIURL = v; return nil }},
+	{"SELFSERVE_API_TOKEN", "api_token", func(c *Config, v string) error { c.APIToken = Secret(v); return nil }},
 	{"SELFSERVE_SMTP_HOST", "smtp.host", func(c *Config, v string) error { c.SMTP.Host = v; return nil }},
 	{"SELFSERVE_SMTP_PORT", "smtp.port", func(c *Config, v string) error {
 		n, err := strconv.Atoi(strings.TrimSpace(v))
@@ -419,6 +444,8 @@ func (c *Config) LogValue() slog.Value {
 		slog.String("outbox", c.OutboxDir),
 		slog.String("self_serve_url", c.SelfServeURL),
 		slog.Float64("max_removal_share", c.MaxRemovalShare),
+		slog.String("api_url", c.AdminURL()),
+		slog.Bool("api_token_set", c.APIToken != ""),
 		slog.Group("smtp",
 			slog.String("address", c.SMTP.Address()),
 			slog.String("username", c.SMTP.Username),

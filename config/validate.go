@@ -68,6 +68,14 @@ func (c *Config) Validate() error {
 			bad("self_serve_url", "%s", err)
 		}
 	}
+	if c.APIURL != "" {
+		if err := checkHTTPURL(c.APIURL, true); err != nil {
+			bad("api_url", "%s", err)
+		}
+	}
+	if t := c.APIToken.Reveal(); t != "" && (!strings.HasPrefix(t, "ss_") || len(t) != 46) {
+		bad("api_token", "not an API token: a token starts with ss_ and has 46 characters (make one with `selfserve token create`)")
+	}
 	if math.IsNaN(c.MaxRemovalShare) || c.MaxRemovalShare < 0 || c.MaxRemovalShare > 1 {
 		bad("max_removal_share", "%v is out of range; it is a share between 0 and 1 (0.3 allows removing up to 30%% of known users in one run)", c.MaxRemovalShare)
 	}

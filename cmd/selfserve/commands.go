@@ -199,10 +199,10 @@ func parseLifetime(s string) (time.Duration, error) {
 }
 
 func runImport(ctx context.Context, c *cli, args []string) error {
-	fs := flags(c, "import", "CONNECTION --inline [--tenant NAME] [--full] [--confirm-removals]")
+	fs := flags(c, "import", "CONNECTION [--inline] [--tenant NAME] [--full] [--confirm-removals]\n\nWithout --inline the run goes through the admin API (SELFSERVE_API_URL, SELFSERVE_API_TOKEN) and its progress is shown until it ends.")
 	tenantName := fs.String("tenant", "", "tenant `name` (needed when several tenants have a connection of that name)")
 	full := fs.Bool("full", false, "full enumeration even when an incremental cursor exists")
-	inline := fs.Bool("inline", false, "run the sync in this process (no Redis, no API)")
+	inline := fs.Bool("inline", false, "run the sync in this process (no Redis, no API); without it the API's workers run it")
 	confirm := fs.Bool("confirm-removals", false, "allow removing more than the configured share of end users")
 	if err := parse(fs, reorder(args)); err != nil {
 		return err
@@ -211,7 +211,7 @@ func runImport(ctx context.Context, c *cli, args []string) error {
 		return fmt.Errorf("%w: name one connection", errUsage)
 	}
 	if !*inline {
-		return fmt.Errorf("%w: only --inline imports are available in this build", errUsage)
+		return c.remoteImport(ctx, fs.Arg(0), *tenantName, *full, *confirm)
 	}
 	conn, err := c.findConnection(ctx, *tenantName, fs.Arg(0))
 	if err != nil {

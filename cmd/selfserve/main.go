@@ -26,13 +26,14 @@ type command struct {
 
 func commands() map[string]command {
 	return map[string]command{
-		"migrate": {"apply database migrations", runMigrate},
-		"apply":   {"make tenants, logins, customers and connections match a YAML file", runApply},
-		"token":   {"create an API token for a login (token create --tenant T --email E --role R)", runToken},
-		"import":  {"sync a connection (import CONNECTION --inline [--full])", runImport},
-		"users":   {"list end users with status, active flag and provenance", runUsers},
-		"preview": {"show the notices that would be sent at an instant, sending nothing", runPreview},
-		"demo":    {"run the product on the embedded default with the sample data", runDemo},
+		"migrate":  {"apply database migrations", runMigrate},
+		"apply":    {"make tenants, logins, customers and connections match a YAML file", runApply},
+		"token":    {"create an API token for a login (token create --tenant T --email E --role R)", runToken},
+		"import":   {"sync a connection through the API, or in this process with --inline (import CONNECTION [--inline] [--full])", runImport},
+		"settings": {"show or change tenant settings through the API (settings self-serve on|off)", runSettings},
+		"users":    {"list end users with status, active flag and provenance", runUsers},
+		"preview":  {"show the notices that would be sent at an instant, sending nothing", runPreview},
+		"demo":     {"run the product on the embedded default with the sample data", runDemo},
 	}
 }
 
