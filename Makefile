@@ -4,7 +4,7 @@ GO ?= go
 export TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test?sslmode=disable
 export TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 
-.PHONY: build test test-short demo vet fmt
+.PHONY: build test test-short demo vet fmt bench bench-quick
 
 build: ## the binary, into bin/selfserve
 	$(GO) build -o bin/selfserve ./cmd/selfserve
@@ -17,6 +17,12 @@ test-short: ## tests that need no server
 
 demo: ## the product on its embedded default, with the sample data
 	$(GO) run ./cmd/selfserve demo
+
+bench: ## every benchmark scenario at full size (needs root for the Samba AD DC); see BENCHMARKS.md
+	$(GO) run ./cmd/bench
+
+bench-quick: ## the same scenarios at small sizes: fails only if a scenario breaks, never on timing
+	$(GO) run ./cmd/bench -quick
 
 vet:
 	$(GO) vet ./...

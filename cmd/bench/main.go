@@ -28,6 +28,9 @@ import (
 
 func scenarios() []bench.Scenario {
 	return []bench.Scenario{
+		bench.ADFull(),
+		bench.ADIncremental(),
+		bench.ADFullSQLite(),
 		bench.StoreUpsert(),
 	}
 }
