@@ -87,6 +87,7 @@ func TestRemoteCommands(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "succeeded") || !strings.Contains(out, "created 2") || !strings.Contains(out, "[=====") {
 		t.Fatalf("remote import: code %d\n%s%s", code, out, errOut)
 	}
+	t.Logf("remote import output:\n%s", out)
 	// A run that fails gives exit code 1 and the run's error.
 	if err := os.WriteFile(filepath.Join(dir, "users.csv"), []byte("name,email\nx,y\n"), 0o600); err != nil {
 		t.Fatal(err)
