@@ -221,6 +221,7 @@ func TestPSOCases(t *testing.T) {
 	if forever.LockedOut != (v.uacComputed&ufLockout != 0) {
 		t.Errorf("p-forever: locked %t, the DC says computed UAC %#x", forever.LockedOut, v.uacComputed)
 	}
+	t.Logf("lockout duration 0x8000000000000000: the DC says locked=%t (asked of the DC, not computed)", v.uacComputed&ufLockout != 0)
 }
 
 // TestConformance runs the connector conformance suite on the seeded OU.

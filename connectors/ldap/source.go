@@ -64,7 +64,9 @@ func (s *source) Users(ctx context.Context, resume string) iter.Seq2[connectors.
 // above the cursor's USN. It returns an error wrapping
 // connectors.ErrResyncRequired when the cursor is malformed, comes from
 // another DC or another invocation of its database, is ahead of the DC, or
-// when the scope or password policies changed since it was taken.
+// when the scope or password policies (or the groups deciding them) changed
+// since it was taken. Changes never reports removals: deleted users and users
+// that left the scope are found by full runs only.
 func (s *source) Changes(ctx context.Context, cursor string) iter.Seq2[connectors.UserPage, error] {
 	return func(yield func(connectors.UserPage, error) bool) {
 		cur, err := decodeCursor(cursor)
