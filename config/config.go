@@ -97,6 +97,14 @@ type Config struct {
 	// YAML outbox, env SELFSERVE_OUTBOX, default "" (no outbox).
 	OutboxDir string `yaml:"outbox"`
 
+	// FileImportDir is the only directory whose files technicians may
+	// import through the admin API (connections of kind file); empty
+	// refuses file connections over the API, leaving them to apply files
+	// written by the operator. It keeps a technician from reading arbitrary
+	// server files through a connection's path.
+	// YAML file_import_dir, env SELFSERVE_FILE_IMPORT_DIR, default "" (none).
+	FileImportDir string `yaml:"file_import_dir"`
+
 	// SelfServeURL is the link put in notices, where end users reset their
 	// password: an absolute http:// or https:// URL.
 	// YAML self_serve_url, env SELFSERVE_SELF_SERVE_URL, default "" (no link).
@@ -368,6 +376,7 @@ var envVars = []envVar{
 	{"SELFSERVE_LOG_FORMAT", "log_format", func(c *Config, v string) error { c.LogFormat = v; return nil }},
 	{"SELFSERVE_OPS_TOKEN", "ops_token", func(c *Config, v string) error { c.OpsToken = Secret(v); return nil }},
 	{"SELFSERVE_OUTBOX", "outbox", func(c *Config, v string) error { c.OutboxDir = v; return nil }},
+	{"SELFSERVE_FILE_IMPORT_DIR", "file_import_dir", func(c *Config, v string) error { c.FileImportDir = v; return nil }},
 	{"SELFSERVE_SELF_SERVE_URL", "self_serve_url", func(c *Config, v string) error { c.SelfServeURL = v; return nil }},
 	{"SELFSERVE_MAX_REMOVAL_SHARE", "max_removal_share", func(c *Config, v string) error {
 		f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
@@ -442,6 +451,7 @@ func (c *Config) LogValue() slog.Value {
 		slog.String("log_format", c.LogFormat),
 		slog.Bool("ops_token_set", c.OpsToken != ""),
 		slog.String("outbox", c.OutboxDir),
+		slog.String("file_import_dir", c.FileImportDir),
 		slog.String("self_serve_url", c.SelfServeURL),
 		slog.Float64("max_removal_share", c.MaxRemovalShare),
 		slog.String("api_url", c.AdminURL()),

@@ -88,6 +88,9 @@ type Options struct {
 	Mounts []Mount
 	// MaxBodyBytes caps request bodies (default 1 MiB): larger is 413.
 	MaxBodyBytes int64
+	// FileImportDir is the directory file connections created over the API
+	// must read from; empty refuses file connections over the API.
+	FileImportDir string
 	// StaleAfter lets a new run replace a queued or running one without a
 	// heartbeat for that long (default 15 minutes).
 	StaleAfter time.Duration

@@ -118,7 +118,7 @@ func setup(t testing.TB, st *store.Store) *bundle {
 	must(t, os.WriteFile(b.csvPath, []byte("username,email,mobile\nzed,zed@contoso.example,07400123456\n"), 0o600))
 	b.a = b.tenant("acme")
 	b.b = b.tenant("globex")
-	h, err := New(Options{Store: st, Registry: registry(), Secrets: box, Links: links, Enqueuer: b.queue,
+	h, err := New(Options{Store: st, Registry: registry(), Secrets: box, Links: links, Enqueuer: b.queue, FileImportDir: filepath.Dir(b.csvPath),
 		Logger: slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))})
 	must(t, err)
 	b.h = h

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -209,4 +210,38 @@ func httptestRequest(method, path, token string, body io.Reader, contentType str
 	}
 	req.Header.Set("Content-Type", contentType)
 	return req
+}
+
+// TestRealNamesAccepted guards the other side of metacharacter checks: names
+// people really give their companies pass.
+func TestRealNamesAccepted(t *testing.T) {
+	t.Parallel()
+	for _, name := range []string{"O'Brien & Sons (UK) Ltd.", "Contoso (UK)", "Müller GmbH", "AT&T", "Yahoo!", "Acme: West"} {
+		if err := checkName("name", name, 200); err != nil {
+			t.Errorf("%q refused: %v", name, err)
+		}
+	}
+	for _, name := range []string{"admin)(&)", "a)(b", "x(y", "a;b", "a*b", `a\b`, "a=b", "a%b"} {
+		if err := checkName("name", name, 200); err == nil {
+			t.Errorf("%q accepted", name)
+		}
+	}
+}
+
+// TestFileConnectionsStayInTheImportDir: a technician cannot point a file
+// connection at a server file outside the operator's import directory.
+func TestFileConnectionsStayInTheImportDir(t *testing.T) {
+	t.Parallel()
+	eachBackend(t, func(t *testing.T, b *bundle) {
+		for _, path := range []string{"/etc/passwd", filepath.Join(filepath.Dir(b.csvPath), "..", "x.csv"), "../../etc/shadow"} {
+			res := b.do("POST", "/v1/connections", b.a.tokens[store.RoleSuper], map[string]any{"name": "peek", "kind": "file", "customer_id": b.a.customer.ID, "settings": map[string]any{"path": path}})
+			if field, _ := res.errField(); res.status != 400 || field != "settings.path" {
+				t.Errorf("path %s: %d %s, want 400 naming settings.path", path, res.status, res.raw)
+			}
+		}
+		res := b.do("POST", "/v1/connections", b.a.tokens[store.RoleSuper], map[string]any{"name": "inside", "kind": "file", "customer_id": b.a.customer.ID, "settings": map[string]any{"path": b.csvPath}})
+		if res.status >= 300 {
+			t.Errorf("a path inside the import directory: %d %s", res.status, res.raw)
+		}
+	})
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"time"
@@ -280,6 +281,9 @@ var unknownKeyRE = regexp.MustCompile(`unknown field "([^"]*)"`)
 func (a *api) checkConfig(kind connectors.Kind, settings, secrets json.RawMessage) error {
 	_, err := a.Registry.Decode(kind, settings, secrets)
 	if err == nil {
+		if kind == connectors.KindFile {
+			return a.checkImportPath(settings)
+		}
 		return nil
 	}
 	msg := err.Error()
@@ -291,6 +295,38 @@ func (a *api) checkConfig(kind connectors.Kind, settings, secrets json.RawMessag
 		field += "." + m[1]
 	}
 	return badField(field, "%s", msg)
+}
+
+// checkImportPath keeps file connections made over the API inside the
+// operator's FileImportDir: a technician must not read arbitrary server
+// files through a connection's path.
+func (a *api) checkImportPath(settings json.RawMessage) error {
+	if a.FileImportDir == "" {
+		return badField("kind", "file connections cannot be created over the API on this server (the operator sets SELFSERVE_FILE_IMPORT_DIR, or declares them in an apply file)")
+	}
+	var s struct {
+		Path string `json:"path"`
+	}
+	_ = json.Unmarshal(settings, &s)
+	root, err := filepath.Abs(a.FileImportDir)
+	if err != nil {
+		return err
+	}
+	p := s.Path
+	if !filepath.IsAbs(p) {
+		p = filepath.Join(root, p)
+	}
+	p = filepath.Clean(p)
+	if resolved, err := filepath.EvalSymlinks(p); err == nil {
+		p = resolved
+	}
+	if resolvedRoot, err := filepath.EvalSymlinks(root); err == nil {
+		root = resolvedRoot
+	}
+	if rel, err := filepath.Rel(root, p); err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+		return badField("settings.path", "file connections may only read files under the server's import directory")
+	}
+	return nil
 }
 
 // seal encrypts a secrets object (nil for an empty one).

@@ -303,11 +303,13 @@ func truncate(s string, n int) string {
 // with a 400 naming the field before anything is stored.
 
 // nameChars are the punctuation marks a display name (a customer's) may
-// hold besides letters, digits and spaces.
-const nameChars = ".,-_&/@+#"
+// hold besides letters, digits and spaces: enough for "O'Brien & Sons
+// (UK) Ltd.", not for ; * = \ " < > | % or control characters.
+const nameChars = ".,-_&/@+#'()!:"
 
 // checkName checks a display name: 1..max characters of letters, digits,
-// spaces and . , - _ & / @ + #, not starting or ending with a space.
+// spaces and the punctuation of nameChars, with balanced parentheses, not
+// starting or ending with a space.
 func checkName(field, s string, max int) error {
 	if strings.TrimSpace(s) == "" {
 		return badField(field, "%s is required", field)
@@ -326,6 +328,19 @@ func checkName(field, s string, max int) error {
 	}
 	if strings.Contains(s, "--") || strings.Contains(s, "  ") {
 		return badField(field, "%s must not hold \"--\" or double spaces", field)
+	}
+	depth, balanced := 0, true
+	for _, c := range s {
+		switch c {
+		case '(':
+			depth++
+		case ')':
+			depth--
+			balanced = balanced && depth >= 0
+		}
+	}
+	if !balanced || depth != 0 {
+		return badField(field, "%s has unbalanced parentheses", field)
 	}
 	return nil
 }
