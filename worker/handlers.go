@@ -109,8 +109,11 @@ func middleware(base *slog.Logger, m *Metrics) asynq.MiddlewareFunc {
 				log.Error("task failed; not retried", "err", err, "ms", time.Since(start).Milliseconds())
 			default:
 				m.Tasks.WithLabelValues(t.Type(), "retry").Inc()
-				wait, throttled := Throttled(err)
-				log.Warn("task failed; it will be retried", "err", err, "throttled", throttled, "wait", wait, "ms", time.Since(start).Milliseconds())
+				level := slog.LevelWarn
+				if _, throttled := Throttled(err); throttled {
+					level = slog.LevelInfo
+				}
+				log.Log(ctx, level, "task failed; it will be retried", "err", err, "ms", time.Since(start).Milliseconds())
 			}
 			return err
 		})

@@ -12,7 +12,7 @@ type asynqLogger struct{ l *slog.Logger }
 
 func (a asynqLogger) log(level slog.Level, args []any) {
 	if a.l.Enabled(context.Background(), level) {
-		a.l.Log(context.Background(), level, fmt.Sprint(args...), "component", "asynq")
+		a.l.Log(context.Background(), level, fmt.Sprint(args...))
 	}
 }
 

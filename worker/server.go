@@ -27,9 +27,9 @@ type ServerOptions struct {
 	// BaseContext is the parent of every task's context (default
 	// context.Background).
 	BaseContext func() context.Context
-	// PollInterval is how often an idle server looks for new tasks and
-	// moves due retries to their queues (default: asynq's 1s and 5s). Tests
-	// shorten it.
+	// PollInterval is how often an idle server looks for new tasks, moves
+	// due retries to their queues and deletes completed tasks past their
+	// retention (default: asynq's 1s, 5s and 8s). Tests shorten it.
 	PollInterval time.Duration
 }
 
@@ -64,6 +64,7 @@ func NewWorker(opts ServerOptions) *Worker {
 			// PollInterval 0 leaves asynq's defaults.
 			TaskCheckInterval:        opts.PollInterval,
 			DelayedTaskCheckInterval: opts.PollInterval,
+			JanitorInterval:          opts.PollInterval,
 		}
 	}
 	syncN := opts.SyncConcurrency
