@@ -37,11 +37,16 @@ func TestSeededCategories(t *testing.T) {
 	now := time.Now()
 	days := func(d time.Time) float64 { return d.Sub(now).Hours() / 24 }
 	seen := map[string]int{}
+	ids := map[string]bool{}
 	for _, u := range users {
 		v, ok := verdicts[u.ExternalID]
 		if !ok {
 			t.Fatalf("%s: external id %s is not an objectGUID the DC knows", u.Ref, u.ExternalID)
 		}
+		if ids[u.ExternalID] {
+			t.Errorf("%s listed twice", u.Ref)
+		}
+		ids[u.ExternalID] = true
 		if u.Ref != v.dn || u.Username != v.sam {
 			t.Errorf("%s: ref %q, username %q; the DC says %q, %q", u.ExternalID, u.Ref, u.Username, v.dn, v.sam)
 		}

@@ -194,11 +194,6 @@ func fileTime(ft int64) time.Time {
 	return time.Unix(ft/1e7-fileTimeEpoch, (ft%1e7)*100).UTC()
 }
 
-// toFileTime converts a time to a FILETIME.
-func toFileTime(t time.Time) int64 {
-	return (t.Unix()+fileTimeEpoch)*1e7 + int64(t.Nanosecond())/100
-}
-
 // guidString formats a 16-byte GUID in its canonical form. AD stores the
 // first three fields little-endian (the Microsoft GUID layout).
 func guidString(b []byte) string {

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	goldap "github.com/go-ldap/ldap/v3"
@@ -168,7 +169,7 @@ func (s *source) list(ctx context.Context, since *cursor, yield func(connectors.
 	r := &listing{
 		s: s, c: c, st: st, pol: pol,
 		attrs:  s.attributes(pol),
-		filter: s.filter(since),
+		parts:  s.parts(ctx, c, since),
 		cursor: string(nextCursor),
 		yield:  yield,
 	}
@@ -348,9 +349,10 @@ const (
 	ruleInChain = "1.2.840.113556.1.4.1941"
 )
 
-// filter builds the user search filter. Every configured value placed in it
-// is escaped; exclude_filter is a filter by design and was validated.
-func (s *source) filter(since *cursor) string {
+// filter builds the user search filter, with an extra clause (or "").
+// Every configured value placed in it is escaped; exclude_filter is a filter
+// by design and was validated.
+func (s *source) filter(since *cursor, extra string) string {
 	var b strings.Builder
 	b.WriteString("(&(objectCategory=person)(objectClass=user)")
 	if len(s.cfg.groups) > 0 {
@@ -369,6 +371,7 @@ func (s *source) filter(since *cursor) string {
 	if since != nil {
 		fmt.Fprintf(&b, "(uSNChanged>=%d)", since.USN+1)
 	}
+	b.WriteString(extra)
 	b.WriteString(")")
 	return b.String()
 }
@@ -450,54 +453,181 @@ type listing struct {
 	st     dcState
 	pol    *policy
 	attrs  []string
-	filter string
+	parts  []part
 	cursor string
 	yield  func(connectors.UserPage) bool
 
-	page           connectors.UserPage
-	askDC          [][]byte // objectGUIDs of page users whose state the DC must compute
-	pages, users   int
-	invalid        int
-	yieldedAnyPage bool
+	pages, users, invalid int
 }
 
-func (r *listing) run(ctx context.Context) error {
-	for i, base := range r.s.cfg.bases {
-		lastBase := i == len(r.s.cfg.bases)-1
-		req := goldap.NewSearchRequest(base, goldap.ScopeWholeSubtree, goldap.NeverDerefAliases,
-			0, 0, false, r.filter, r.attrs, nil)
-		err := pagedSearch(ctx, r.c, req, r.s.cfg.pageSize, r.entry, func(last bool) error {
-			return r.endPage(ctx, last && lastBase)
-		})
-		if err != nil {
-			if errors.Is(err, errStopped) {
-				return err
-			}
-			return r.s.opError("searching users under "+strconv.Quote(base), err)
+// part is one paged search of a listing.
+type part struct {
+	base   string
+	filter string
+}
+
+// built is a page of users read by a part, before its hand-over.
+type built struct {
+	page  connectors.UserPage
+	askDC [][]byte // objectGUIDs of users whose state the DC must compute
+}
+
+// Parity of uSNCreated, which never changes: the two halves of a split
+// listing. The bit-AND matching rule is defined for every object (all have a
+// uSNCreated), so the halves are disjoint and together complete; a probe
+// checks that the DC evaluates the rule before a listing is split.
+const (
+	oddUSN  = "(uSNCreated:1.2.840.113556.1.4.803:=1)"
+	evenUSN = "(!" + oddUSN + ")"
+)
+
+// parts splits the listing into paged searches. A full listing without
+// group rules (whose in-chain matching costs the DC per candidate entry) is
+// split in two halves by the parity of uSNCreated: the DC prepares a page
+// of one half while this side decodes a page of the other, which hides the
+// decoding time (about a quarter of a listing) instead of adding it.
+func (s *source) parts(ctx context.Context, c *conn, since *cursor) []part {
+	split := since == nil && len(s.cfg.groups) == 0 && len(s.cfg.exclGroup) == 0 && s.parityWorks(ctx, c)
+	var parts []part
+	for _, base := range s.cfg.bases {
+		if split {
+			parts = append(parts, part{base, s.filter(since, oddUSN)}, part{base, s.filter(since, evenUSN)})
+		} else {
+			parts = append(parts, part{base, s.filter(since, "")})
 		}
+	}
+	return parts
+}
+
+// parityWorks reports whether the DC evaluates the parity rule (true or
+// false, never undefined) on the first base object.
+func (s *source) parityWorks(ctx context.Context, c *conn) bool {
+	e, err := searchOne(ctx, c, s.cfg.bases[0], goldap.ScopeBaseObject, "(|"+oddUSN+evenUSN+")", []string{"1.1"})
+	return err == nil && e != nil
+}
+
+// run runs the parts, two at a time on the one connection, and hands their
+// pages to the consumer. Each page is held back until the next one (or the
+// end) arrives, so that the last page carries the cursor.
+func (r *listing) run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	queue := make(chan part, len(r.parts))
+	for _, p := range r.parts {
+		queue <- p
+	}
+	close(queue)
+	workers := min(2, len(r.parts))
+	pages := make(chan built)
+	errs := make(chan error, workers)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for p := range queue {
+				if err := r.search(ctx, p, pages); err != nil {
+					errs <- err
+					cancel()
+					return
+				}
+			}
+		}()
+	}
+	go func() {
+		wg.Wait()
+		close(pages)
+	}()
+
+	var held *connectors.UserPage
+	var err error
+	for b := range pages {
+		if err != nil {
+			continue // draining after an error or a stop
+		}
+		if len(b.askDC) > 0 {
+			if err = r.fromDC(ctx, &b); err != nil {
+				cancel()
+				continue
+			}
+		}
+		if held != nil && !r.hand(*held) {
+			err = errStopped
+			cancel()
+			continue
+		}
+		held = &b.page
+	}
+	if err != nil {
+		return err
+	}
+	select {
+	case err := <-errs:
+		return err
+	default:
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if held == nil {
+		held = &connectors.UserPage{}
+	}
+	held.Cursor = r.cursor
+	if !r.hand(*held) {
+		return errStopped
 	}
 	return nil
 }
 
-// entry maps one search result into the current page.
-func (r *listing) entry(e *goldap.Entry) {
+// hand gives a page to the consumer.
+func (r *listing) hand(page connectors.UserPage) bool {
+	r.pages++
+	r.users += len(page.Users)
+	r.invalid += len(page.Invalid)
+	return r.yield(page)
+}
+
+// search runs one part, sending each non-empty page to out.
+func (r *listing) search(ctx context.Context, p part, out chan<- built) error {
+	var b built
+	req := goldap.NewSearchRequest(p.base, goldap.ScopeWholeSubtree, goldap.NeverDerefAliases, 0, 0, false, p.filter, r.attrs, nil)
+	err := pagedSearch(ctx, r.c, req, r.s.cfg.pageSize, func(e *goldap.Entry) { r.entry(&b, e) }, func(bool) error {
+		if len(b.page.Users) == 0 && len(b.page.Invalid) == 0 {
+			return nil
+		}
+		select {
+		case out <- b:
+			b = built{}
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	})
+	if err != nil {
+		return r.s.opError("searching users under "+strconv.Quote(p.base), err)
+	}
+	return nil
+}
+
+// entry maps one search result into the page being built.
+func (r *listing) entry(b *built, e *goldap.Entry) {
 	if len(r.s.cfg.exclOUs) > 0 && r.excluded(e.DN) {
 		return
 	}
 	raw, reason := parseUser(e, r.s.cfg.mobile)
 	if reason != "" {
-		r.page.Invalid = append(r.page.Invalid, connectors.InvalidRecord{Ref: validRef(e.DN), Reason: reason})
+		b.page.Invalid = append(b.page.Invalid, connectors.InvalidRecord{Ref: validRef(e.DN), Reason: reason})
 		return
 	}
 	u, askDC, reason := r.pol.user(raw, time.Now())
 	if reason != "" {
-		r.page.Invalid = append(r.page.Invalid, connectors.InvalidRecord{Ref: validRef(e.DN), Reason: reason})
+		b.page.Invalid = append(b.page.Invalid, connectors.InvalidRecord{Ref: validRef(e.DN), Reason: reason})
 		return
 	}
 	if askDC {
-		r.askDC = append(r.askDC, raw.guid)
+		b.askDC = append(b.askDC, raw.guid)
 	}
-	r.page.Users = append(r.page.Users, u)
+	b.page.Users = append(b.page.Users, u)
 }
 
 func (r *listing) excluded(dn string) bool {
@@ -513,43 +643,17 @@ func (r *listing) excluded(dn string) bool {
 	return false
 }
 
-// endPage completes the page (asking the DC for the few users whose state
-// could not be computed) and hands it to the consumer.
-func (r *listing) endPage(ctx context.Context, last bool) error {
-	if len(r.askDC) > 0 {
-		if err := r.fromDC(ctx); err != nil {
-			return err
-		}
-	}
-	if len(r.page.Users) == 0 && len(r.page.Invalid) == 0 && !last {
-		return nil
-	}
-	if last {
-		r.page.Cursor = r.cursor
-	}
-	page := r.page
-	r.page = connectors.UserPage{}
-	r.pages++
-	r.users += len(page.Users)
-	r.invalid += len(page.Invalid)
-	if !r.yield(page) {
-		return errStopped
-	}
-	return nil
-}
-
-// fromDC replaces the computed expiry and lockout of the users in askDC by
-// the DC's constructed attributes.
-func (r *listing) fromDC(ctx context.Context) error {
+// fromDC replaces the computed expiry and lockout of the users in b.askDC
+// by the DC's constructed attributes.
+func (r *listing) fromDC(ctx context.Context, b *built) error {
 	var f strings.Builder
 	f.WriteString("(|")
-	for _, g := range r.askDC {
+	for _, g := range b.askDC {
 		f.WriteString("(objectGUID=")
 		f.WriteString(escapeBytes(g))
 		f.WriteString(")")
 	}
 	f.WriteString(")")
-	r.askDC = r.askDC[:0]
 	req := goldap.NewSearchRequest(r.st.defaultNC, goldap.ScopeWholeSubtree, goldap.NeverDerefAliases, 0, 0, false,
 		f.String(), []string{attrGUID, attrUAC, attrPwdLastSet, attrLockoutTime, attrExpiryComputed, attrUACComputed}, nil)
 	byID := map[string]connectors.User{}
@@ -566,9 +670,9 @@ func (r *listing) fromDC(ctx context.Context) error {
 	if err != nil {
 		return r.s.opError("reading the DC's computed password state", err)
 	}
-	for i, u := range r.page.Users {
+	for i, u := range b.page.Users {
 		if dc, ok := byID[u.ExternalID]; ok {
-			r.page.Users[i] = withPasswordState(u, dc)
+			b.page.Users[i] = withPasswordState(u, dc)
 		}
 	}
 	return nil

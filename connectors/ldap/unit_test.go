@@ -136,7 +136,7 @@ func TestFilterEscapesValues(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := src.(*source)
-	got := s.filter(&cursor{USN: 41})
+	got := s.filter(&cursor{USN: 41}, "")
 	want := `(&(objectCategory=person)(objectClass=user)` +
 		`(|(memberOf:1.2.840.113556.1.4.1941:=CN=odd\2a\28grp\29\5c\5cx,DC=corp,DC=test))` +
 		`(!(memberOf:1.2.840.113556.1.4.1941:=CN=a\29\28objectClass=\2a,DC=corp,DC=test))` +
@@ -171,6 +171,11 @@ func TestGUIDAndFileTime(t *testing.T) {
 	if toFileTime(fileTime(134403510483907488)) != 134403510483907488 {
 		t.Error("FILETIME round trip")
 	}
+}
+
+// toFileTime converts a time to a FILETIME.
+func toFileTime(t time.Time) int64 {
+	return (t.Unix()+fileTimeEpoch)*1e7 + int64(t.Nanosecond())/100
 }
 
 func entry(dn string, attrs map[string][]string) *goldap.Entry {
