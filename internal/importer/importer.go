@@ -314,6 +314,7 @@ func (r *runner) commit(ctx context.Context, p prepared) error {
 		run.Updated += res.Updated
 		run.Unchanged += res.Unchanged
 		run.Removed += res.Removed
+		run.Linked += res.Linked
 		if err := tx.SaveRunProgress(ctx, &run); err != nil {
 			return err
 		}
@@ -327,7 +328,7 @@ func (r *runner) commit(ctx context.Context, p prepared) error {
 	}
 	*r.run = run
 	r.lockouts = append(r.lockouts, res.Lockouts...)
-	r.log.Debug("page committed", "page", run.Pages, "processed", run.Processed, "created", res.Created, "updated", res.Updated)
+	r.log.Debug("page committed", "page", run.Pages, "processed", run.Processed, "created", res.Created, "updated", res.Updated, "linked", res.Linked)
 	if r.onProgress != nil {
 		r.onProgress(run)
 	}
@@ -376,7 +377,7 @@ func (r *runner) finish(ctx context.Context, runErr error, keepOnCancel bool) (R
 		return Result{Run: *run, Lockouts: r.lockouts}, errors.Join(runErr, err)
 	}
 	r.log.Info("sync finished", "status", run.Status, "created", run.Created, "updated", run.Updated, "unchanged", run.Unchanged,
-		"removed", run.Removed, "invalid", run.Invalid, "lockouts", len(r.lockouts), "duration_ms", run.DurationMS)
+		"linked", run.Linked, "removed", run.Removed, "invalid", run.Invalid, "lockouts", len(r.lockouts), "duration_ms", run.DurationMS)
 	if runErr != nil {
 		return Result{Run: *run, Lockouts: r.lockouts}, fmt.Errorf("sync of connection %q: %w", r.t.conn.Name, runErr)
 	}

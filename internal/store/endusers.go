@@ -50,38 +50,86 @@ type PageResult struct {
 	Created   int
 	Updated   int
 	Unchanged int
-	Removed   int
-	Lockouts  []Lockout
+	// Linked counts users joined to their hybrid counterpart (see
+	// links.go): an Entra user linked to an AD end user, or an AD user that
+	// took over the Entra end user it is. They are not counted as created or
+	// updated.
+	Linked   int
+	Removed  int
+	Lockouts []Lockout
 }
 
-// ApplyUserPage stores one page of directory users for a connection, in the
-// caller's transaction if there is one: new users are created with the
+// ApplyUserPage stores one page of directory users for a connection, in one
+// transaction (the caller's if there is one): new users are created with the
 // target's switch; existing users are updated field by field under the
 // provenance rules (rules.MergeContactField: never over a manual or end-user
 // value), keep their switch, and are restored if they had been removed.
 // Every user of the page is stamped as seen by the run. removals (from delta
-// sources) mark users removed. It returns the counts and the lockout
-// transitions.
+// sources) mark users removed. Pages of ad and azure connections link hybrid
+// identities (links.go). It returns the counts and the lockout transitions.
 func (s *Store) ApplyUserPage(ctx context.Context, target PageTarget, recs []UserRecord, removals []connectors.Removal) (PageResult, error) {
 	var res PageResult
+	err := s.InTx(ctx, func(tx *Store) error {
+		var err error
+		res, err = tx.applyUserPage(ctx, target, recs, removals)
+		return err
+	})
+	return res, err
+}
+
+func (s *Store) applyUserPage(ctx context.Context, target PageTarget, recs []UserRecord, removals []connectors.Removal) (PageResult, error) {
+	var res PageResult
 	now := s.stamp()
+	linking := hybrid(target.Source) && (len(recs) > 0 || len(removals) > 0)
+	if linking {
+		if err := s.lockCustomer(ctx, target.TenantID, target.CustomerID); err != nil {
+			return res, err
+		}
+	}
 	for start := 0; start < len(recs); start += batchSize {
 		chunk := recs[start:min(start+batchSize, len(recs))]
 		existing, err := s.existingUsers(ctx, target, chunk)
 		if err != nil {
 			return res, err
 		}
+		var lk *linker
+		if linking {
+			if lk, err = s.newLinker(ctx, target, chunk, existing, now); err != nil {
+				return res, err
+			}
+		}
 		var writes []EndUser
 		var unchanged []int64
 		for _, rec := range chunk {
+			if lk != nil {
+				switch lk.linkEntra(rec, existing) {
+				case linkNew:
+					res.Linked++
+					continue
+				case linkUpdated:
+					res.Updated++
+					continue
+				case linkUnchanged:
+					res.Unchanged++
+					continue
+				}
+			}
 			old, ok := existing[rec.ExternalID]
+			tookOver := false
+			if !ok && lk != nil {
+				old, tookOver = lk.takeover(rec)
+				ok = tookOver
+			}
 			if !ok {
 				writes = append(writes, newEndUser(target, rec, now))
 				res.Created++
 				continue
 			}
 			merged := mergeEndUser(old, rec, now)
-			if sameEndUser(old, merged) {
+			if lk != nil {
+				lk.fillMissing(&merged)
+			}
+			if !tookOver && sameEndUser(old, merged) {
 				unchanged = append(unchanged, old.ID)
 				res.Unchanged++
 				continue
@@ -91,13 +139,28 @@ func (s *Store) ApplyUserPage(ctx context.Context, target PageTarget, recs []Use
 			}
 			merged.SeenRunID = &target.RunID
 			writes = append(writes, merged)
-			res.Updated++
+			if tookOver {
+				res.Linked++
+			} else {
+				res.Updated++
+			}
+		}
+		if lk != nil {
+			if err := lk.flushBefore(ctx); err != nil {
+				return res, err
+			}
+			writes = append(writes, lk.userWrites()...)
 		}
 		if err := s.upsertEndUsers(ctx, writes); err != nil {
 			return res, err
 		}
 		if err := s.markSeen(ctx, target, unchanged); err != nil {
 			return res, err
+		}
+		if lk != nil {
+			if err := lk.flushAfter(ctx); err != nil {
+				return res, err
+			}
 		}
 	}
 	n, err := s.removeByExternalID(ctx, target, removals, now)
@@ -334,35 +397,66 @@ func (s *Store) removeByExternalID(ctx context.Context, target PageTarget, remov
 		}
 		n, _ := res.RowsAffected()
 		total += int(n)
+		ext := make([]string, len(chunk))
+		for i, r := range chunk {
+			ext[i] = r.ExternalID
+		}
+		// A linked Entra user's deletion removes only its link.
+		links, err := s.removeLinks(ctx, target, ext)
+		if err != nil {
+			return total, err
+		}
+		total += links
 	}
 	return total, nil
 }
 
 // RemovalCheck counts, after a complete full run, the connection's present
-// users and those the run did not see.
+// users and those the run did not see. Hybrid links the connection holds
+// (links.go) count as users: their removal drops the link.
 func (s *Store) RemovalCheck(ctx context.Context, tenantID, connectionID, runID int64) (present, unseen int, err error) {
-	err = s.get(ctx, &present, `SELECT COUNT(*) FROM end_users WHERE tenant_id = ? AND connection_id = ? AND removed_at IS NULL`, tenantID, connectionID)
-	if err != nil {
-		return 0, 0, fmt.Errorf("count end users: %w", err)
+	var links, unseenLinks int
+	counts := []struct {
+		dest *int
+		q    string
+		args []any
+	}{
+		{&present, `SELECT COUNT(*) FROM end_users WHERE tenant_id = ? AND connection_id = ? AND removed_at IS NULL`, []any{tenantID, connectionID}},
+		{&unseen, `SELECT COUNT(*) FROM end_users WHERE tenant_id = ? AND connection_id = ? AND removed_at IS NULL AND (seen_run_id IS NULL OR seen_run_id <> ?)`, []any{tenantID, connectionID, runID}},
+		{&links, `SELECT COUNT(*) FROM end_user_links WHERE tenant_id = ? AND connection_id = ?`, []any{tenantID, connectionID}},
+		{&unseenLinks, `SELECT COUNT(*) FROM end_user_links WHERE tenant_id = ? AND connection_id = ? AND (seen_run_id IS NULL OR seen_run_id <> ?)`, []any{tenantID, connectionID, runID}},
 	}
-	err = s.get(ctx, &unseen, `SELECT COUNT(*) FROM end_users WHERE tenant_id = ? AND connection_id = ? AND removed_at IS NULL AND (seen_run_id IS NULL OR seen_run_id <> ?)`, tenantID, connectionID, runID)
-	if err != nil {
-		return 0, 0, fmt.Errorf("count unseen end users: %w", err)
+	for _, c := range counts {
+		if err := s.get(ctx, c.dest, c.q, c.args...); err != nil {
+			return 0, 0, fmt.Errorf("count unseen end users: %w", err)
+		}
 	}
-	return present, unseen, nil
+	return present + links, unseen + unseenLinks, nil
 }
 
-// RemoveUnseen marks removed the connection's users that run did not see.
-// Call it only after a complete, error-free full enumeration.
+// RemoveUnseen marks removed the connection's users that run did not see,
+// and deletes the connection's hybrid links the run did not see (their AD
+// end users stay). Call it only after a complete, error-free full
+// enumeration. It returns how many users and links it removed.
 func (s *Store) RemoveUnseen(ctx context.Context, tenantID, connectionID, runID int64) (int, error) {
-	now := s.stamp()
-	res, err := s.exec(ctx, `UPDATE end_users SET removed_at = ?, updated_at = ? WHERE tenant_id = ? AND connection_id = ? AND removed_at IS NULL AND (seen_run_id IS NULL OR seen_run_id <> ?)`,
-		now, now, tenantID, connectionID, runID)
-	if err != nil {
-		return 0, fmt.Errorf("remove unseen end users: %w", err)
-	}
-	n, _ := res.RowsAffected()
-	return int(n), nil
+	total := 0
+	err := s.InTx(ctx, func(tx *Store) error {
+		now := tx.stamp()
+		res, err := tx.exec(ctx, `UPDATE end_users SET removed_at = ?, updated_at = ? WHERE tenant_id = ? AND connection_id = ? AND removed_at IS NULL AND (seen_run_id IS NULL OR seen_run_id <> ?)`,
+			now, now, tenantID, connectionID, runID)
+		if err != nil {
+			return fmt.Errorf("remove unseen end users: %w", err)
+		}
+		n, _ := res.RowsAffected()
+		res, err = tx.exec(ctx, `DELETE FROM end_user_links WHERE tenant_id = ? AND connection_id = ? AND (seen_run_id IS NULL OR seen_run_id <> ?)`, tenantID, connectionID, runID)
+		if err != nil {
+			return fmt.Errorf("remove unseen hybrid links: %w", err)
+		}
+		m, _ := res.RowsAffected()
+		total = int(n + m)
+		return nil
+	})
+	return total, err
 }
 
 // EndUserFilter narrows an end-user listing. Zero fields do not filter.

@@ -217,6 +217,7 @@ type SyncRun struct {
 	Updated         int       `db:"updated" json:"updated"`
 	Unchanged       int       `db:"unchanged" json:"unchanged"`
 	Removed         int       `db:"removed" json:"removed"`
+	Linked          int       `db:"linked" json:"linked"` // joined to a hybrid counterpart (store links.go); not also created or updated
 	Invalid         int       `db:"invalid" json:"invalid"`
 	PendingRemovals int       `db:"pending_removals" json:"pending_removals"`
 	ConfirmRemovals bool      `db:"confirm_removals" json:"confirm_removals"`

@@ -36,6 +36,8 @@ func Run(t *testing.T, open func(t *testing.T) *store.Store) {
 		{"BulkSelfServeAllOrNothing", testBulkSelfServe},
 		{"AuditLog", testAudit},
 		{"NoticeLedger", testNoticeLedger}, {"ScanCandidates", testScanCandidates},
+		{"LinkADFirst", testLinkADFirst}, {"LinkEntraFirst", testLinkEntraFirst}, {"LinkFold", testLinkFold},
+		{"LinkRemovals", testLinkRemovals}, {"LinkConcurrentSources", testLinkConcurrentSources},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
