@@ -177,7 +177,7 @@ func TestExpiryAndLockoutEqualTheDC(t *testing.T) {
 						v.expiry, want.PasswordNeverExpires, want.PasswordExpiresAt, v.uacComputed)
 				}
 			}
-			asked := strings.Contains(logs.String(), "cannot read the fine-grained password policies")
+			asked := strings.Contains(logs.String(), "cannot read the password policies")
 			if asked != tc.wantAskedTheDC {
 				t.Errorf("asked the DC for every user: %t, want %t; log:\n%s", asked, tc.wantAskedTheDC, logs.String())
 			}

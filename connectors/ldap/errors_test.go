@@ -63,7 +63,7 @@ func TestTLS(t *testing.T) {
 		{"StartTLS with another CA", Config{URL: f.LDAPURL, StartTLS: true, CAFile: otherCA}, false, []string{"unknown authority"}},
 		{"LDAPS with the system roots", Config{}, true, []string{"unknown authority", "set ca_file"}},
 		{"wrong name", Config{ServerName: "wrong-name.example.test"}, false,
-			[]string{"valid for", "dc1." + f.realm, "127.0.0.1", `not for "wrong-name.example.test"`, "server_name"}},
+			[]string{"valid for", "dc1." + f.realm, f.host(), `not for "wrong-name.example.test"`, "server_name"}},
 	}
 	for _, tc := range bad {
 		t.Run(tc.name, func(t *testing.T) {
@@ -160,7 +160,7 @@ func TestPingErrors(t *testing.T) {
 func TestConnectionLost(t *testing.T) {
 	f := dc(t)
 	p := newProxy(t, strings.TrimPrefix(f.LDAPSURL, "ldaps://"))
-	src := f.userSource(t, Config{URL: "ldaps://" + p.addr, ServerName: "127.0.0.1"})
+	src := f.userSource(t, Config{URL: "ldaps://" + p.addr, ServerName: f.host()})
 	pages := 0
 	var last error
 	for page, err := range src.Users(context.Background(), "") {

@@ -3,7 +3,8 @@ package ldap
 // The tests of this package run against a REAL Samba AD domain controller,
 // brought up by scripts/ad-dc.sh (the project's fixture): `up`, then
 // `seed 250`. The DC's state lives in $AD_DIR (default
-// $TMPDIR/selfserve-ad-dc) and is shared by runs; a DC this test started is
+// $TMPDIR/selfserve-ad-dc), it listens on $AD_BIND_IP (default 127.0.0.3),
+// and is shared by runs; a DC this test started is
 // stopped at the end (`ad-dc.sh stop` keeps the database, so the next run
 // starts in about a second), one that was already running is left running.
 //
@@ -24,6 +25,7 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -38,6 +40,10 @@ import (
 
 	"selfserve/connectors"
 )
+
+// defaultTestIP is the loopback address of the tests' DC, unless
+// $AD_BIND_IP says otherwise.
+const defaultTestIP = "127.0.0.3"
 
 // seedUsers is the size of the seeded directory: with page_size 100 the
 // seeded OU takes three pages.
@@ -129,6 +135,11 @@ func startFixture() (*fixture, string, error) {
 		dir = filepath.Join(os.TempDir(), "selfserve-ad-dc")
 	}
 	f.env = append(os.Environ(), "AD_DIR="+dir)
+	if os.Getenv("AD_BIND_IP") == "" {
+		// not the script's default 127.0.0.1 (a hand-run fixture) nor the
+		// benchmark's 127.0.0.2: the ports are fixed per address
+		f.env = append(f.env, "AD_BIND_IP="+defaultTestIP)
+	}
 	f.wasRunning = f.run(30*time.Second, "status") == nil
 	if err := f.run(3*time.Minute, "up"); err != nil {
 		return nil, "", err
@@ -212,6 +223,15 @@ func (f *fixture) bindAs(user, pass string) (*goldap.Conn, error) {
 		return nil, err
 	}
 	return c.Conn, nil
+}
+
+// host is the DC's address (on its certificate).
+func (f *fixture) host() string {
+	u, err := url.Parse(f.LDAPSURL)
+	if err != nil {
+		return ""
+	}
+	return u.Hostname()
 }
 
 // config returns a Config for the fixture over LDAPS with its CA, bound as

@@ -127,8 +127,8 @@ func (g *group) account() bool {
 	return g.groupType&groupTypeSecurityEnable != 0 && g.groupType&groupTypeBuiltinLocal == 0
 }
 
-// readPolicy reads the domain policy, the PSOs and, when PSOs name groups or
-// the scope uses groups, the domain's groups.
+// readPolicy reads the domain policy, the PSOs and the groups: all of them
+// when PSOs or the scope use groups, else only those with PSOs applied.
 func (s *source) readPolicy(ctx context.Context, c *conn, st dcState) (*policy, error) {
 	pol := &policy{psoSupported: st.functionality >= 3, byDN: map[string]*pso{},
 		direct: map[string]*pso{}, viaGroup: map[string]*pso{}, viaPrimary: map[uint32]*pso{}}
@@ -140,8 +140,13 @@ func (s *source) readPolicy(ctx context.Context, c *conn, st dcState) (*policy, 
 	if dom == nil {
 		return nil, fmt.Errorf("%w: cannot read the domain object %s", connectors.ErrUnauthorized, st.defaultNC)
 	}
-	pol.maxPwdAge, _ = strconv.ParseInt(dom.GetAttributeValue(attrMaxPwdAge), 10, 64)
-	pol.lockoutDuration, _ = strconv.ParseInt(dom.GetAttributeValue(attrLockoutDuration), 10, 64)
+	var errAge, errDur error
+	pol.maxPwdAge, errAge = strconv.ParseInt(dom.GetAttributeValue(attrMaxPwdAge), 10, 64)
+	pol.lockoutDuration, errDur = strconv.ParseInt(dom.GetAttributeValue(attrLockoutDuration), 10, 64)
+	if errAge != nil || errDur != nil {
+		// always set in AD: missing means unreadable
+		pol.constructed(fmt.Sprintf("cannot read maxPwdAge and lockoutDuration of %s", st.defaultNC))
+	}
 	domainSID := dom.GetRawAttributeValue(attrSID)
 
 	psc := "CN=Password Settings Container,CN=System," + st.defaultNC

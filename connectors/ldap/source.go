@@ -174,9 +174,9 @@ func (s *source) list(ctx context.Context, since *cursor, yield func(connectors.
 		yield:  yield,
 	}
 	if pol.useConstructed {
-		s.log.Warn("the bind account cannot read the fine-grained password policies (CN=Password Settings Container): "+
+		s.log.Warn("the bind account cannot read the password policies (the domain's maxPwdAge and lockoutDuration, or the PSOs in CN=Password Settings Container,CN=System): "+
 			"asking the DC for the computed expiry and lockout of every user, which is several times slower; "+
-			"grant the account read access to that container to avoid it", "reason", pol.constructedReason)
+			"grant the account read access to avoid it", "reason", pol.constructedReason)
 	}
 	err = r.run(ctx)
 	if errors.Is(err, errStopped) {
