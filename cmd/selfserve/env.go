@@ -10,6 +10,7 @@ import (
 	"selfserve/config"
 	"selfserve/connectors"
 	"selfserve/connectors/file"
+	"selfserve/connectors/graph"
 	"selfserve/internal/importer"
 	"selfserve/internal/secretbox"
 	"selfserve/internal/store"
@@ -18,7 +19,8 @@ import (
 // registry is the plain map of connector kinds this binary knows.
 func registry() connectors.Registry {
 	return connectors.Registry{
-		connectors.KindFile: func() connectors.Config { return new(file.Config) },
+		connectors.KindFile:  func() connectors.Config { return new(file.Config) },
+		connectors.KindAzure: func() connectors.Config { return new(graph.Config) },
 	}
 }
 
