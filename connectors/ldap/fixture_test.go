@@ -32,6 +32,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 	"unicode/utf16"
@@ -71,6 +72,7 @@ type fixture struct {
 	script     string
 	env        []string
 	wasRunning bool
+	lock       *os.File
 	tag        string
 	root       string // OU=gotest-<tag>,<base>
 	incOU      string
@@ -140,6 +142,16 @@ func startFixture() (*fixture, string, error) {
 		// benchmark's 127.0.0.2: the ports are fixed per address
 		f.env = append(f.env, "AD_BIND_IP="+defaultTestIP)
 	}
+	// One test run at a time per fixture: a run stops the DC it started,
+	// which must not pull it from under another run.
+	lock, err := os.OpenFile(dir+".lock", os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, "", err
+	}
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		return nil, "", fmt.Errorf("locking %s.lock: %w", dir, err)
+	}
+	f.lock = lock // released when the test binary exits
 	f.wasRunning = f.run(30*time.Second, "status") == nil
 	if err := f.run(3*time.Minute, "up"); err != nil {
 		return nil, "", err
