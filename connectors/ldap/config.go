@@ -5,7 +5,10 @@
 // A run binds once, reads the DC's RootDSE (highestCommittedUSN, DNS name,
 // invocationId), the domain password policy and the fine-grained password
 // policies (PSOs), then streams a paged search of the users in scope: one LDAP
-// page is one connectors.UserPage. Password expiry and lockout are computed
+// page is one connectors.UserPage. A full listing runs as two concurrent
+// paged searches (odd and even uSNCreated) on the one connection, so that the
+// DC prepares a page while the previous one is decoded, and the next page is
+// read while the consumer commits the current one. Password expiry and lockout are computed
 // from stored attributes exactly as the DC computes the constructed
 // attributes msDS-UserPasswordExpiryTimeComputed and
 // msDS-User-Account-Control-Computed (asking the DC for those makes the dump
