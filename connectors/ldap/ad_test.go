@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"sort"
 	"strings"
 	"testing"
@@ -34,8 +35,22 @@ func TestSeededCategories(t *testing.T) {
 		t.Error("no page carried a cursor")
 	}
 	verdicts := f.dcVerdicts(t, f.UsersDN)
+	// The seeder sets pwdLastSet relative to the time it created the users
+	// (the fixture's database outlives runs): reconstruct that time from a
+	// normal user, whose password was set (i % 31) days before it.
+	var seeded time.Time
+	for _, v := range verdicts {
+		var i int
+		if _, err := fmt.Sscanf(v.sam, "user%d", &i); err == nil && strings.HasSuffix(v.description, "=normal") {
+			seeded = fileTime(v.pwdLastSet).Add(time.Duration(i%31) * 24 * time.Hour)
+			break
+		}
+	}
+	if seeded.IsZero() {
+		t.Fatal("no normal seeded user")
+	}
 	now := time.Now()
-	days := func(d time.Time) float64 { return d.Sub(now).Hours() / 24 }
+	days := func(d time.Time) float64 { return d.Sub(seeded).Hours() / 24 }
 	seen := map[string]int{}
 	ids := map[string]bool{}
 	for _, u := range users {
@@ -79,16 +94,16 @@ func TestSeededCategories(t *testing.T) {
 		case "never-expires", "must-change":
 			check(u.PasswordExpiresAt.IsZero(), "no expiry date")
 		case "expiring-soon":
-			check(days(u.PasswordExpiresAt) > 0 && days(u.PasswordExpiresAt) < 10, "expires in 1..9 days")
+			check(days(u.PasswordExpiresAt) > 0 && days(u.PasswordExpiresAt) < 10, "expires 1..9 days after seeding")
 		case "expired":
-			check(days(u.PasswordExpiresAt) < -17, "expired 18 days ago")
+			check(days(u.PasswordExpiresAt) < -17, "expired 18 days before seeding")
 		case "pso-short":
-			check(days(u.PasswordExpiresAt) > 3.9 && days(u.PasswordExpiresAt) < 4.1, "expires in 4 days (PSO max age 5 days)")
+			check(days(u.PasswordExpiresAt) > 3.9 && days(u.PasswordExpiresAt) < 4.1, "expires 4 days after seeding (PSO max age 5 days)")
 		case "locked":
 			check(u.LockedOutAt.Before(now) && now.Sub(u.LockedOutAt) < 30*24*time.Hour, "locked out recently")
 			fallthrough
 		default:
-			check(days(u.PasswordExpiresAt) > 11 && days(u.PasswordExpiresAt) < 43, "expires in 12..42 days")
+			check(days(u.PasswordExpiresAt) > 11 && days(u.PasswordExpiresAt) < 43, "expires 12..42 days after seeding")
 		}
 	}
 	for _, cat := range []string{"never-expires", "disabled", "expiring-soon", "expired", "locked", "must-change", "pso-short", "normal"} {
