@@ -178,10 +178,23 @@ func newChannels(t *testing.T, opts smtpsink.Options) *channels {
 	serverTLS, roots, err := smtpsink.SelfSignedTLS()
 	must(t, err)
 	opts.TLS = serverTLS
+	return startChannels(t, opts, notify.EmailConfig{RootCAs: roots})
+}
+
+// newPlainChannels is newChannels with an SMTP server without TLS, for
+// worker processes that cannot share the test's certificate pool.
+func newPlainChannels(t *testing.T, opts smtpsink.Options) *channels {
+	t.Helper()
+	return startChannels(t, opts, notify.EmailConfig{TLS: config.TLSNone})
+}
+
+func startChannels(t *testing.T, opts smtpsink.Options, ec notify.EmailConfig) *channels {
+	t.Helper()
 	sink, err := smtpsink.Start(opts)
 	must(t, err)
 	t.Cleanup(func() { sink.Close() })
-	email, err := notify.NewEmail(notify.EmailConfig{Host: "127.0.0.1", Port: sink.Port(), RootCAs: roots, From: "Reminders <noreply@msp.example>", Timeout: 10 * time.Second})
+	ec.Host, ec.Port, ec.From, ec.Timeout = "127.0.0.1", sink.Port(), "Reminders <noreply@msp.example>", 10*time.Second
+	email, err := notify.NewEmail(ec)
 	must(t, err)
 	t.Cleanup(func() { email.Close() })
 	tw := faketwilio.New("AC0123456789abcdef0123456789abcdef", "test-auth-token")
@@ -225,6 +238,16 @@ func newNode(t *testing.T, o nodeOptions) *node {
 	if o.logger == nil {
 		o.logger = testLogger(t)
 	}
+	n := buildNode(o)
+	t.Cleanup(func() { n.client.Close() })
+	return n
+}
+
+// buildNode wires a node as the worker role does.
+func buildNode(o nodeOptions) *node {
+	if o.logger == nil {
+		o.logger = slog.New(slog.DiscardHandler)
+	}
 	if o.registry == nil {
 		o.registry = connectors.Registry{connectors.KindFile: func() connectors.Config { return new(file.Config) }}
 	}
@@ -233,7 +256,6 @@ func newNode(t *testing.T, o nodeOptions) *node {
 	}
 	n := &node{metrics: worker.NewMetrics(nil)}
 	n.client = worker.NewClient(o.redis, o.clock, o.logger)
-	t.Cleanup(func() { n.client.Close() })
 	n.scanner = &worker.Scanner{Store: o.st, Enqueue: n.client, Now: o.clock, Logger: o.logger, Metrics: n.metrics}
 	n.sender = &worker.Sender{Store: o.st, Channels: o.ch, SelfServeURL: "https://reset.msp.example", Now: o.clock, Lease: o.lease, Logger: o.logger, Metrics: n.metrics}
 	n.mux = worker.NewServeMux(worker.Deps{
