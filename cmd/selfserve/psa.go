@@ -1,0 +1,128 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"strings"
+
+	"selfserve/internal/enrich"
+	"selfserve/internal/store"
+)
+
+// runCustomers is `selfserve customers import CONNECTION [--tenant NAME]`:
+// the customer import of a PSA connection, run in this process.
+func runCustomers(ctx context.Context, c *cli, args []string) error {
+	const usage = "import CONNECTION [--tenant NAME]\n\nImports the customers of a PSA connection (itglue, hudu, connectwise) in this process and prints the run."
+	if len(args) == 0 || args[0] != "import" {
+		return fmt.Errorf("%w: customers %s", errUsage, strings.SplitN(usage, "\n", 2)[0])
+	}
+	fs := flags(c, "customers import", strings.TrimPrefix(usage, "import "))
+	tenantName := fs.String("tenant", "", "tenant `name` (needed when several tenants have a connection of that name)")
+	if err := parse(fs, flagsFirst(fs, args[1:])); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return fmt.Errorf("%w: name one PSA connection", errUsage)
+	}
+	return c.runPSA(ctx, *tenantName, fs.Arg(0), "", store.RunKindCustomers)
+}
+
+// runEnrich is `selfserve enrich CONNECTION [--customer NAME] [--tenant
+// NAME]`: the contact enrichment of a PSA connection, run in this process.
+func runEnrich(ctx context.Context, c *cli, args []string) error {
+	fs := flags(c, "enrich", "CONNECTION [--customer NAME] [--tenant NAME]\n\nFills the missing email and mobile of the end users of the customers linked to a PSA connection from its contacts, in this process, and prints the run.")
+	tenantName := fs.String("tenant", "", "tenant `name` (needed when several tenants have a connection of that name)")
+	customerName := fs.String("customer", "", "only this customer (`name`; default: every customer linked to the connection's PSA)")
+	if err := parse(fs, flagsFirst(fs, args)); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return fmt.Errorf("%w: name one PSA connection", errUsage)
+	}
+	return c.runPSA(ctx, *tenantName, fs.Arg(0), *customerName, store.RunKindContacts)
+}
+
+// runPSA records a run of kind of the named connection, runs it inline and
+// prints it.
+func (c *cli) runPSA(ctx context.Context, tenantName, connectionName, customerName string, kind store.RunKind) error {
+	conn, err := c.findConnection(ctx, tenantName, connectionName)
+	if err != nil {
+		return err
+	}
+	var customerID *int64
+	if customerName != "" {
+		cu, err := c.st.CustomerByName(ctx, conn.TenantID, customerName)
+		if err != nil {
+			return err
+		}
+		customerID = &cu.ID
+	}
+	box, err := c.secrets()
+	if err != nil {
+		return err
+	}
+	en := &enrich.Enricher{Store: c.st, Registry: registry(), Secrets: box, Logger: c.log()}
+	run, err := en.Start(ctx, conn.TenantID, conn.ID, kind, customerID, "cli")
+	if err != nil {
+		return err
+	}
+	if kind == store.RunKindCustomers {
+		run, err = en.ImportCustomers(ctx, conn.TenantID, conn.ID, run.ID)
+	} else {
+		run, err = en.EnrichContacts(ctx, conn.TenantID, conn.ID, run.ID)
+	}
+	printPSARun(c, conn.Name, run)
+	return err
+}
+
+// printPSARun prints a PSA run: its state, its counts in words, its
+// problems and its failure reason.
+func printPSARun(c *cli, name string, r store.PSARun) {
+	what := map[store.RunKind]string{store.RunKindCustomers: "customer import", store.RunKindContacts: "contact enrichment", store.RunKindPSA: "PSA sync"}[r.Kind]
+	fmt.Fprintf(c.stdout, "run %d of %s (%s): %s (%d pages, %d ms)\n", r.ID, name, what, r.Status, r.Pages, r.DurationMS)
+	for _, line := range enrich.Lines(r.Counts) {
+		fmt.Fprintf(c.stdout, "  %s\n", line)
+	}
+	for _, p := range r.Problems() {
+		fmt.Fprintf(c.stdout, "  problem: %s: %s\n", p.Ref, p.Reason)
+	}
+	if r.Error != "" {
+		fmt.Fprintf(c.stdout, "  %s\n", r.Error)
+	}
+}
+
+// flagsFirst moves flags (and the values of flags that take one) before
+// positional arguments, so that `enrich NAME --tenant T` works as well as
+// `enrich --tenant T NAME`.
+func flagsFirst(fs *flag.FlagSet, args []string) []string {
+	var flagArgs, positional []string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			positional = append(positional, args[i+1:]...)
+			break
+		}
+		if !strings.HasPrefix(a, "-") || a == "-" {
+			positional = append(positional, a)
+			continue
+		}
+		flagArgs = append(flagArgs, a)
+		name := strings.TrimLeft(a, "-")
+		if strings.Contains(name, "=") {
+			continue
+		}
+		f := fs.Lookup(name)
+		if f == nil {
+			continue
+		}
+		if b, ok := f.Value.(interface{ IsBoolFlag() bool }); ok && b.IsBoolFlag() {
+			continue
+		}
+		if i+1 < len(args) {
+			i++
+			flagArgs = append(flagArgs, args[i])
+		}
+	}
+	return append(flagArgs, positional...)
+}

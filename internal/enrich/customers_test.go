@@ -1,0 +1,148 @@
+package enrich_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"selfserve/connectors"
+	"selfserve/internal/enrich"
+	"selfserve/internal/store"
+)
+
+// TestCustomerImport: a multi-page import creates a customer per company,
+// links the customer a technician created under the same name (case aside),
+// and a second import changes nothing.
+func TestCustomerImport(t *testing.T) {
+	t.Parallel()
+	forEachPSA(t, func(t *testing.T, kind connectors.Kind, open func(*testing.T) *store.Store) {
+		ctx := context.Background()
+		b := setup(t, open, startFake(t, kind, size{companies: 5, people: 1, seed: 1}))
+		companies := b.fake.companies
+		manual, err := b.st.CreateCustomer(ctx, store.Customer{TenantID: b.tenant.ID, Name: strings.ToUpper(companies[1].name), TimeZone: "Europe/Paris", DefaultRegion: "FR"})
+		must(t, err)
+
+		run, err := b.run(t, store.RunKindCustomers, 0)
+		must(t, err)
+		n := len(companies)
+		if run.Status != store.RunSucceeded || run.Kind != store.RunKindCustomers || run.Pages < 3 ||
+			run.Counts[enrich.CountCustomersCreated] != n-1 || run.Counts[enrich.CountCustomersLinked] != 1 || run.Created != n-1 || run.Processed != n {
+			t.Fatalf("first import: %+v\n%s", run, problems(run))
+		}
+		if !strings.Contains(run.Summary, "existing customer linked by name") {
+			t.Errorf("summary %q", run.Summary)
+		}
+		cs := b.customers(t)
+		if len(cs) != n {
+			t.Fatalf("%d customers, want %d: %v", len(cs), n, cs)
+		}
+		for _, co := range companies {
+			c, ok := cs[string(kind)+":"+co.id]
+			if !ok {
+				t.Fatalf("company %s (%s) not imported", co.id, co.name)
+			}
+			if co.id == companies[1].id {
+				if c.ID != manual.ID || c.Name != manual.Name || c.TimeZone != "Europe/Paris" || c.DefaultRegion != "FR" {
+					t.Errorf("the manual customer was not linked as it was: %+v", c)
+				}
+			} else if c.Name != co.name || c.TimeZone != "" || c.DefaultRegion != "" {
+				t.Errorf("created customer %+v, want %q with the tenant's time zone and no region", c, co.name)
+			}
+		}
+
+		again, err := b.run(t, store.RunKindCustomers, 0)
+		must(t, err)
+		if again.Counts[enrich.CountCustomersUnchanged] != n || again.Created != 0 || again.Updated != 0 || len(b.customers(t)) != n {
+			t.Fatalf("second import: %+v", again)
+		}
+	})
+}
+
+// TestCustomerImportFailsMidwayThenRetries: a server error on the third
+// request leaves the pages committed before it and nothing of the failed
+// one; the retry completes the import without duplicating anything.
+func TestCustomerImportFailsMidwayThenRetries(t *testing.T) {
+	t.Parallel()
+	forEachPSA(t, func(t *testing.T, kind connectors.Kind, open func(*testing.T) *store.Store) {
+		b := setup(t, open, startFake(t, kind, size{companies: 7, people: 1, seed: 2}))
+		b.fake.setFaults(map[int]int{3: http.StatusInternalServerError}, nil)
+		run, err := b.run(t, store.RunKindCustomers, 0)
+		if !errors.Is(err, connectors.ErrUnavailable) || run.Status != store.RunFailed || !strings.Contains(run.Error, "500") {
+			t.Fatalf("failed import: err=%v run=%+v", err, run)
+		}
+		before := len(b.customers(t))
+		if before != 4 || run.Created != 4 || run.Pages != 2 {
+			t.Fatalf("after the failure: %d customers, run %+v; want the 2 committed pages of 2", before, run)
+		}
+		b.fake.setFaults(nil, nil)
+		retry, err := b.run(t, store.RunKindCustomers, 0)
+		must(t, err)
+		n := len(b.fake.companies)
+		if got := len(b.customers(t)); got != n || retry.Created != n-before || retry.Counts[enrich.CountCustomersUnchanged] != before {
+			t.Fatalf("retry: %d customers (want %d), run %+v", got, n, retry)
+		}
+	})
+}
+
+// TestRateLimitIsReturnedAndTheRunResumes: a throttle mid-listing ends the
+// run with the connector's *RateLimitError (for the worker to wait without
+// burning a retry); a worker's enricher keeps the run, and running it again
+// resumes it without counting the replayed page twice.
+func TestRateLimitIsReturnedAndTheRunResumes(t *testing.T) {
+	t.Parallel()
+	forEachPSA(t, func(t *testing.T, kind connectors.Kind, open func(*testing.T) *store.Store) {
+		ctx := context.Background()
+		b := setup(t, open, startFake(t, kind, size{companies: 5, people: 1, seed: 3}))
+		b.en.KeepRunOnInterrupt = true
+		b.fake.setFaults(nil, []int{2})
+		run, err := b.run(t, store.RunKindCustomers, 0)
+		wait, throttled := connectors.RetryAfter(err)
+		if !throttled || wait <= 0 || wait > 2*time.Minute {
+			t.Fatalf("throttled import: err=%v, want a RateLimitError with a wait", err)
+		}
+		kept, err := b.st.PSARun(ctx, b.tenant.ID, run.ID)
+		must(t, err)
+		if kept.Status != store.RunRunning || kept.Resume != "customers:1" || kept.Created != 2 {
+			t.Fatalf("interrupted run: %+v, want running after page 1", kept)
+		}
+		b.fake.setFaults(nil, nil)
+		done, err := b.en.ImportCustomers(ctx, b.tenant.ID, b.conn.ID, run.ID)
+		must(t, err)
+		n := len(b.fake.companies)
+		if done.Status != store.RunSucceeded || done.ID != run.ID || done.Created != n || done.Processed != n ||
+			done.Counts[enrich.CountCustomersCreated] != n || done.Counts[enrich.CountCustomersUnchanged] != 0 || len(b.customers(t)) != n {
+			t.Fatalf("resumed run: %+v", done)
+		}
+	})
+}
+
+// TestRunsOfTheWrongConnection: a directory connection is not a PSA, and a
+// finished run is not run again.
+func TestRunsOfTheWrongConnection(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, open func(*testing.T) *store.Store) {
+		ctx := context.Background()
+		b := setup(t, open, startFake(t, connectors.KindITGlue, size{companies: 1, people: 1}))
+		cu, err := b.st.CreateCustomer(ctx, store.Customer{TenantID: b.tenant.ID, Name: "Contoso"})
+		must(t, err)
+		dir, _, err := b.st.UpsertConnection(ctx, store.Connection{TenantID: b.tenant.ID, CustomerID: &cu.ID, Name: "contoso-local", Kind: connectors.KindFile, Settings: []byte(`{"path":"x.csv"}`)}, false)
+		must(t, err)
+		if _, err := b.en.Start(ctx, b.tenant.ID, dir.ID, store.RunKindCustomers, nil, "test"); !errors.Is(err, enrich.ErrNotPSA) {
+			t.Fatalf("customer import of a file connection: %v, want ErrNotPSA", err)
+		}
+		queued, err := b.st.CreateRun(ctx, b.tenant.ID, dir.ID, store.ModeFull, "api", store.RunQueued, false, 0)
+		must(t, err)
+		run, err := b.en.ImportCustomers(ctx, b.tenant.ID, dir.ID, queued.ID)
+		if !errors.Is(err, enrich.ErrNotPSA) || run.Status != store.RunFailed || !strings.Contains(run.Error, "sync it instead") {
+			t.Fatalf("queued run of a file connection: err=%v run=%+v, want failed with ErrNotPSA", err, run)
+		}
+		done, err := b.run(t, store.RunKindCustomers, 0)
+		must(t, err)
+		if _, err := b.en.ImportCustomers(ctx, b.tenant.ID, b.conn.ID, done.ID); !errors.Is(err, store.ErrConflict) {
+			t.Fatalf("running a finished run again: %v, want ErrConflict", err)
+		}
+	})
+}
