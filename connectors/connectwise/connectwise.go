@@ -279,18 +279,8 @@ func (s *source) Customers(ctx context.Context) iter.Seq2[connectors.CustomerPag
 			q.Set("childConditions", "types/name="+quote(s.companyType))
 		}
 		q.Set("conditions", strings.Join(conditions, " AND "))
-		var dedup restclient.Dedup
-		for page, err := range s.pages(ctx, "/company/companies", q) {
-			if err != nil {
-				yield(connectors.CustomerPage{}, err)
-				return
-			}
-			customers, invalid, err := restclient.Collect(page.resp, page.records, &dedup, s.toCustomer)
-			if err != nil {
-				yield(connectors.CustomerPage{}, err)
-				return
-			}
-			if !yield(connectors.CustomerPage{Customers: customers, Invalid: invalid}, nil) {
+		for p, err := range restclient.CustomerPages(s.pages(ctx, "/company/companies", q), s.toCustomer) {
+			if !yield(p, err) {
 				return
 			}
 		}
@@ -314,18 +304,8 @@ func (s *source) Contacts(ctx context.Context, customerExternalID string, since 
 		convert := func(raw json.RawMessage) (connectors.Contact, string, string, bool, error) {
 			return s.toContact(raw, companyID)
 		}
-		var dedup restclient.Dedup
-		for page, err := range s.pages(ctx, "/company/contacts", q) {
-			if err != nil {
-				yield(connectors.ContactPage{}, fmt.Errorf("contacts of company %s: %w", companyID, err))
-				return
-			}
-			contacts, invalid, err := restclient.Collect(page.resp, page.records, &dedup, convert)
-			if err != nil {
-				yield(connectors.ContactPage{}, err)
-				return
-			}
-			if !yield(connectors.ContactPage{Contacts: contacts, Invalid: invalid}, nil) {
+		for p, err := range restclient.ContactPages(s.pages(ctx, "/company/contacts", q), fmt.Sprintf("contacts of company %s", companyID), convert, nil) {
+			if !yield(p, err) {
 				return
 			}
 		}
@@ -339,12 +319,6 @@ func quote(s string) string {
 	return `"` + r.Replace(s) + `"`
 }
 
-// page is one page of raw records and the response it came in.
-type page struct {
-	resp    *restclient.Response
-	records []json.RawMessage
-}
-
 // forwardOnly asks for forward-only pagination: pageId instead of page.
 var forwardOnly = http.Header{"Pagination-Type": {"forward-only"}}
 
@@ -352,8 +326,8 @@ var forwardOnly = http.Header{"Pagination-Type": {"forward-only"}}
 // pagination: each next request carries the pageId of the next Link. The
 // listing ends on an empty page, a short page, or a response without a next
 // Link.
-func (s *source) pages(ctx context.Context, path string, query url.Values) iter.Seq2[page, error] {
-	return func(yield func(page, error) bool) {
+func (s *source) pages(ctx context.Context, path string, query url.Values) iter.Seq2[restclient.Page, error] {
+	return func(yield func(restclient.Page, error) bool) {
 		q := maps.Clone(query)
 		q.Set("pageSize", strconv.Itoa(s.pageSize))
 		var pageID int64
@@ -363,18 +337,18 @@ func (s *source) pages(ctx context.Context, path string, query url.Values) iter.
 			}
 			resp, err := s.client.Get(ctx, path, q, forwardOnly)
 			if err != nil {
-				yield(page{}, err)
+				yield(restclient.Page{}, err)
 				return
 			}
 			records, err := resp.Array()
 			if err != nil {
-				yield(page{}, err)
+				yield(restclient.Page{}, err)
 				return
 			}
 			if len(records) == 0 {
 				return
 			}
-			if !yield(page{resp: resp, records: records}, nil) || len(records) < s.pageSize {
+			if !yield(restclient.Page{Resp: resp, Records: records}, nil) || len(records) < s.pageSize {
 				return
 			}
 			next, ok := nextLink(resp.Header.Values("Link"))
@@ -383,11 +357,11 @@ func (s *source) pages(ctx context.Context, path string, query url.Values) iter.
 			}
 			nextID, err := nextPageID(next)
 			if err != nil {
-				yield(page{}, fmt.Errorf("%s %s: %w: %v", resp.Vendor, resp.Request, connectors.ErrBadResponse, err))
+				yield(restclient.Page{}, fmt.Errorf("%s %s: %w: %v", resp.Vendor, resp.Request, connectors.ErrBadResponse, err))
 				return
 			}
 			if nextID <= pageID {
-				yield(page{}, fmt.Errorf("%s %s: %w: the next Link's pageId %d does not advance past %d", resp.Vendor, resp.Request, connectors.ErrBadResponse, nextID, pageID))
+				yield(restclient.Page{}, fmt.Errorf("%s %s: %w: the next Link's pageId %d does not advance past %d", resp.Vendor, resp.Request, connectors.ErrBadResponse, nextID, pageID))
 				return
 			}
 			pageID = nextID

@@ -220,18 +220,8 @@ func (s *source) Ping(ctx context.Context) error {
 // Customers lists the companies that are not archived.
 func (s *source) Customers(ctx context.Context) iter.Seq2[connectors.CustomerPage, error] {
 	return func(yield func(connectors.CustomerPage, error) bool) {
-		var dedup restclient.Dedup
-		for page, err := range s.pages(ctx, "/companies", "companies", url.Values{"archived": {"false"}}) {
-			if err != nil {
-				yield(connectors.CustomerPage{}, err)
-				return
-			}
-			customers, invalid, err := restclient.Collect(page.resp, page.records, &dedup, toCustomer)
-			if err != nil {
-				yield(connectors.CustomerPage{}, err)
-				return
-			}
-			if !yield(connectors.CustomerPage{Customers: customers, Invalid: invalid}, nil) {
+		for p, err := range restclient.CustomerPages(s.pages(ctx, "/companies", "companies", url.Values{"archived": {"false"}}), toCustomer) {
+			if !yield(p, err) {
 				return
 			}
 		}
@@ -259,18 +249,8 @@ func (s *source) Contacts(ctx context.Context, customerExternalID string, since 
 		convert := func(raw json.RawMessage) (connectors.Contact, string, string, bool, error) {
 			return s.toContact(raw, companyID, layoutID, since)
 		}
-		var dedup restclient.Dedup
-		for page, err := range s.pages(ctx, "/assets", "assets", q) {
-			if err != nil {
-				yield(connectors.ContactPage{}, fmt.Errorf("people of company %s: %w", companyID, err))
-				return
-			}
-			contacts, invalid, err := restclient.Collect(page.resp, page.records, &dedup, convert)
-			if err != nil {
-				yield(connectors.ContactPage{}, err)
-				return
-			}
-			if !yield(connectors.ContactPage{Contacts: contacts, Invalid: invalid}, nil) {
+		for p, err := range restclient.ContactPages(s.pages(ctx, "/assets", "assets", q), fmt.Sprintf("people of company %s", companyID), convert, nil) {
+			if !yield(p, err) {
 				return
 			}
 		}
@@ -329,36 +309,30 @@ func (s *source) peopleLayout(ctx context.Context) (string, error) {
 	return "", fmt.Errorf("Hudu asset layout %q: %w%s; set people_layout to the name of the layout that holds your contacts", s.layoutName, connectors.ErrNotFound, similar)
 }
 
-// page is one page of raw records and the response it came in.
-type page struct {
-	resp    *restclient.Response
-	records []json.RawMessage
-}
-
 // pages yields the records under key of path, page by page from page 1,
 // until a page is empty or shorter than page_size. A page of exactly Hudu's
 // default 25 when more were asked does not end the listing: some Hudu
 // versions ignore page_size.
-func (s *source) pages(ctx context.Context, path, key string, query url.Values) iter.Seq2[page, error] {
-	return func(yield func(page, error) bool) {
+func (s *source) pages(ctx context.Context, path, key string, query url.Values) iter.Seq2[restclient.Page, error] {
+	return func(yield func(restclient.Page, error) bool) {
 		q := maps.Clone(query)
 		q.Set("page_size", strconv.Itoa(s.pageSize))
 		for number := 1; ; number++ {
 			q.Set("page", strconv.Itoa(number))
 			resp, err := s.client.Get(ctx, path, q, nil)
 			if err != nil {
-				yield(page{}, err)
+				yield(restclient.Page{}, err)
 				return
 			}
 			records, err := resp.List(key)
 			if err != nil {
-				yield(page{}, err)
+				yield(restclient.Page{}, err)
 				return
 			}
 			if len(records) == 0 {
 				return
 			}
-			if !yield(page{resp: resp, records: records}, nil) {
+			if !yield(restclient.Page{Resp: resp, Records: records}, nil) {
 				return
 			}
 			short := len(records) < s.pageSize && !(len(records) == huduDefaultPageSize && s.pageSize > huduDefaultPageSize)

@@ -192,18 +192,8 @@ func (s *source) Customers(ctx context.Context) iter.Seq2[connectors.CustomerPag
 		if s.statusID > 0 {
 			q.Set("filter[organization_status_id]", strconv.FormatInt(s.statusID, 10))
 		}
-		var dedup restclient.Dedup
-		for page, err := range s.pages(ctx, "/organizations", q) {
-			if err != nil {
-				yield(connectors.CustomerPage{}, err)
-				return
-			}
-			customers, invalid, err := restclient.Collect(page.resp, page.records, &dedup, toCustomer)
-			if err != nil {
-				yield(connectors.CustomerPage{}, err)
-				return
-			}
-			if !yield(connectors.CustomerPage{Customers: customers, Invalid: invalid}, nil) {
+		for p, err := range restclient.CustomerPages(s.pages(ctx, "/organizations", q), toCustomer) {
+			if !yield(p, err) {
 				return
 			}
 		}
@@ -227,39 +217,26 @@ func (s *source) Contacts(ctx context.Context, customerExternalID string, since 
 		convert := func(raw json.RawMessage) (connectors.Contact, string, string, bool, error) {
 			return toContact(raw, orgID)
 		}
-		var dedup restclient.Dedup
-		path := "/organizations/" + orgID + "/relationships/contacts"
-		for page, err := range s.pages(ctx, path, q) {
-			if err != nil {
-				yield(connectors.ContactPage{}, fmt.Errorf("contacts of organization %s: %w", orgID, err))
-				return
-			}
-			contacts, invalid, err := restclient.Collect(page.resp, page.records, &dedup, convert)
-			if err != nil {
-				yield(connectors.ContactPage{}, err)
-				return
-			}
-			reachedCheckpoint := false
-			if !since.IsZero() {
-				// Sorted by -updated_at: everything from the first contact
-				// at or before the checkpoint on is already known.
+		var stop func([]connectors.Contact) ([]connectors.Contact, bool)
+		if !since.IsZero() {
+			// Sorted by -updated_at: everything from the first contact at or
+			// before the checkpoint on is already known.
+			stop = func(contacts []connectors.Contact) ([]connectors.Contact, bool) {
 				if i := slices.IndexFunc(contacts, func(c connectors.Contact) bool {
 					return !c.UpdatedAt.IsZero() && !c.UpdatedAt.After(since)
 				}); i >= 0 {
-					contacts, reachedCheckpoint = contacts[:i], true
+					return contacts[:i], true
 				}
+				return contacts, false
 			}
-			if !yield(connectors.ContactPage{Contacts: contacts, Invalid: invalid}, nil) || reachedCheckpoint {
+		}
+		path := "/organizations/" + orgID + "/relationships/contacts"
+		for p, err := range restclient.ContactPages(s.pages(ctx, path, q), "contacts of organization "+orgID, convert, stop) {
+			if !yield(p, err) {
 				return
 			}
 		}
 	}
-}
-
-// page is one page of raw records and the response it came in.
-type page struct {
-	resp    *restclient.Response
-	records []json.RawMessage
 }
 
 // meta is IT Glue's paging object. Numbers are read leniently: a page
@@ -273,28 +250,28 @@ type meta struct {
 // pages yields the raw records of path page by page, from page 1 until the
 // meta object says the last page was served: current-page >= total-pages,
 // or next-page null. Without meta, a short page ends the listing.
-func (s *source) pages(ctx context.Context, path string, query url.Values) iter.Seq2[page, error] {
-	return func(yield func(page, error) bool) {
+func (s *source) pages(ctx context.Context, path string, query url.Values) iter.Seq2[restclient.Page, error] {
+	return func(yield func(restclient.Page, error) bool) {
 		q := maps.Clone(query)
 		q.Set("page[size]", strconv.Itoa(s.pageSize))
 		for number := 1; ; number++ {
 			q.Set("page[number]", strconv.Itoa(number))
 			resp, err := s.client.Get(ctx, path, q, nil)
 			if err != nil {
-				yield(page{}, err)
+				yield(restclient.Page{}, err)
 				return
 			}
 			records, obj, err := resp.Envelope("data")
 			if err != nil {
-				yield(page{}, err)
+				yield(restclient.Page{}, err)
 				return
 			}
 			last, err := s.lastPage(resp, obj, number, len(records))
 			if err != nil {
-				yield(page{}, err)
+				yield(restclient.Page{}, err)
 				return
 			}
-			if !yield(page{resp: resp, records: records}, nil) || last || len(records) == 0 {
+			if !yield(restclient.Page{Resp: resp, Records: records}, nil) || last || len(records) == 0 {
 				return
 			}
 		}
