@@ -187,4 +187,6 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 // slogPrinter lets promhttp log through slog.
 type slogPrinter struct{ l *slog.Logger }
 
-func (p slogPrinter) Println(v ...any) { p.l.Error(strings.TrimSpace(fmt.Sprintln(v...)), "component", "metrics") }
+func (p slogPrinter) Println(v ...any) {
+	p.l.Error(strings.TrimSpace(fmt.Sprintln(v...)), "component", "metrics")
+}
