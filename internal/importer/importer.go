@@ -8,6 +8,10 @@
 // technician sees progress. Removals are decided only after a complete,
 // error-free full enumeration, and a run that would remove more than the
 // allowed share of users removes nothing and asks for confirmation.
+// Hybrid identities are joined as pages are stored: an Entra user whose
+// onPremisesImmutableId is an AD end user's of the same customer becomes a
+// link of that end user, whichever connection syncs first (see the store's
+// links.go); the run counts them as linked.
 // The engine needs no Redis: the CLI runs it inline, workers run it from a
 // queue.
 package importer

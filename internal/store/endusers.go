@@ -66,7 +66,8 @@ type PageResult struct {
 // value), keep their switch, and are restored if they had been removed.
 // Every user of the page is stamped as seen by the run. removals (from delta
 // sources) mark users removed. Pages of ad and azure connections link hybrid
-// identities (links.go). It returns the counts and the lockout transitions.
+// identities (links.go). The pages of one customer are serialised (a lock on
+// its row on PostgreSQL). It returns the counts and the lockout transitions.
 func (s *Store) ApplyUserPage(ctx context.Context, target PageTarget, recs []UserRecord, removals []connectors.Removal) (PageResult, error) {
 	var res PageResult
 	err := s.InTx(ctx, func(tx *Store) error {
@@ -80,12 +81,16 @@ func (s *Store) ApplyUserPage(ctx context.Context, target PageTarget, recs []Use
 func (s *Store) applyUserPage(ctx context.Context, target PageTarget, recs []UserRecord, removals []connectors.Removal) (PageResult, error) {
 	var res PageResult
 	now := s.stamp()
-	linking := hybrid(target.Source) && (len(recs) > 0 || len(removals) > 0)
-	if linking {
-		if err := s.lockCustomer(ctx, target.TenantID, target.CustomerID); err != nil {
-			return res, err
-		}
+	if len(recs) == 0 && len(removals) == 0 {
+		return res, nil
 	}
+	// Page transactions of one customer take turns: an AD and an Entra page
+	// then see each other's new users (links.go), and overlapping writers
+	// cannot deadlock on rows they would lock in different orders.
+	if err := s.lockCustomer(ctx, target.TenantID, target.CustomerID); err != nil {
+		return res, err
+	}
+	linking := hybrid(target.Source)
 	for start := 0; start < len(recs); start += batchSize {
 		chunk := recs[start:min(start+batchSize, len(recs))]
 		existing, err := s.existingUsers(ctx, target, chunk)

@@ -35,9 +35,9 @@ import (
 //
 // Removals: an Entra full run or delta deletion removes only links (the AD
 // end user stays); an AD removal removes the end user as usual and leaves
-// its links. Pages of ad and azure connections lock their customer's row
-// (PostgreSQL; SQLite transactions are exclusive anyway), so an AD run and an
-// Entra run of one customer cannot both miss each other's new users.
+// its links. Page transactions lock their customer's row (PostgreSQL;
+// SQLite transactions are exclusive anyway), so an AD run and an Entra run of
+// one customer cannot both miss each other's new users.
 
 // EndUserLink is the Entra ID identity of a hybrid end user.
 type EndUserLink struct {
@@ -86,9 +86,10 @@ func hybrid(source rules.Source) bool {
 	return source == rules.SourceAD || source == rules.SourceAzure
 }
 
-// lockCustomer serialises the linking page transactions of one customer on
-// PostgreSQL (FOR NO KEY UPDATE does not block inserts referencing the
-// customer). SQLite transactions begin IMMEDIATE: already serialised.
+// lockCustomer serialises the page transactions of one customer on
+// PostgreSQL until the transaction ends (FOR NO KEY UPDATE does not block
+// inserts referencing the customer). SQLite transactions begin IMMEDIATE:
+// already serialised.
 func (s *Store) lockCustomer(ctx context.Context, tenantID, customerID int64) error {
 	if s.dialect != Postgres {
 		return nil
