@@ -78,7 +78,7 @@ func NewServeMux(d Deps) *asynq.ServeMux {
 	mux := asynq.NewServeMux()
 	mux.Use(middleware(d.Logger, d.Metrics))
 	mux.Handle(TypeSync, &SyncHandler{Store: d.Store, Importer: d.Importer, Client: d.Client, StaleAfter: d.StaleAfter, Logger: d.Logger, Metrics: d.Metrics})
-	mux.Handle(TypeCustomerImport, &CustomerImportHandler{Store: d.Store, Customers: d.Customers, Logger: d.Logger, Metrics: d.Metrics})
+	mux.Handle(TypeCustomerImport, &CustomerImportHandler{Store: d.Store, Customers: d.Customers, StaleAfter: d.StaleAfter, Logger: d.Logger, Metrics: d.Metrics})
 	mux.Handle(TypeScheduledSync, &ScheduledSyncHandler{Store: d.Store, Client: d.Client, StaleAfter: d.StaleAfter, Logger: d.Logger})
 	mux.Handle(TypeScan, &ScanHandler{Scanner: d.Scanner, Logger: d.Logger})
 	mux.Handle(TypeDispatch, &DispatchHandler{Client: d.Client})
@@ -141,7 +141,9 @@ func (h *SyncHandler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 		return err
 	}
 	log := taskLogger(ctx, h.Logger).With("run_id", p.RunID, "connection_id", p.ConnectionID, "tenant_id", p.TenantID)
-	run, err := resumableRun(ctx, h.Store, p, h.StaleAfter, log)
+	run, err := resumableRun(ctx, h.Store, p, log, func(failed store.SyncRun) (store.SyncRun, error) {
+		return h.Store.CreateRun(ctx, failed.TenantID, failed.ConnectionID, failed.Mode, failed.Trigger, store.RunQueued, failed.ConfirmRemovals, staleOrDefault(h.StaleAfter))
+	})
 	if err != nil || run.ID == 0 {
 		return err
 	}
@@ -167,8 +169,9 @@ func (h *SyncHandler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 
 // resumableRun returns the run the task should (re)start: the payload's run
 // when it is queued or running; a new run in place of a failed one when the
-// task is being retried; nothing (zero run, nil error) when the run is over.
-func resumableRun(ctx context.Context, st *store.Store, p SyncPayload, staleAfter time.Duration, log *slog.Logger) (store.SyncRun, error) {
+// task is being retried (recreate records it); nothing (zero run, nil
+// error) when the run is over.
+func resumableRun(ctx context.Context, st *store.Store, p SyncPayload, log *slog.Logger, recreate func(failed store.SyncRun) (store.SyncRun, error)) (store.SyncRun, error) {
 	run, err := st.Run(ctx, p.TenantID, p.RunID)
 	if err != nil {
 		return run, err
@@ -184,10 +187,7 @@ func resumableRun(ctx context.Context, st *store.Store, p SyncPayload, staleAfte
 		log.Info("run already finished; nothing to do", "status", run.Status)
 		return store.SyncRun{}, nil
 	}
-	if staleAfter <= 0 {
-		staleAfter = importer.DefaultStaleAfter
-	}
-	next, err := st.CreateRun(ctx, p.TenantID, p.ConnectionID, run.Mode, run.Trigger, store.RunQueued, run.ConfirmRemovals, staleAfter)
+	next, err := recreate(run)
 	if errors.Is(err, store.ErrRunActive) {
 		log.Info("run failed and another run of the connection is active; not retrying", "err", err)
 		return store.SyncRun{}, nil
@@ -199,13 +199,22 @@ func resumableRun(ctx context.Context, st *store.Store, p SyncPayload, staleAfte
 	return next, nil
 }
 
-// CustomerImportHandler runs the customer import of a PSA connection for a
-// run row through the CustomerImporter.
+func staleOrDefault(d time.Duration) time.Duration {
+	if d <= 0 {
+		return importer.DefaultStaleAfter
+	}
+	return d
+}
+
+// CustomerImportHandler runs a PSA connection's run (customer import,
+// contact enrichment, or both) through the CustomerImporter, with the same
+// resume and retry rules as SyncHandler.
 type CustomerImportHandler struct {
-	Store     *store.Store
-	Customers CustomerImporter
-	Logger    *slog.Logger
-	Metrics   *Metrics
+	Store      *store.Store
+	Customers  CustomerImporter
+	StaleAfter time.Duration
+	Logger     *slog.Logger
+	Metrics    *Metrics
 }
 
 // ProcessTask implements asynq.Handler.
@@ -215,9 +224,23 @@ func (h *CustomerImportHandler) ProcessTask(ctx context.Context, t *asynq.Task) 
 		return err
 	}
 	log := taskLogger(ctx, h.Logger).With("run_id", p.RunID, "connection_id", p.ConnectionID, "tenant_id", p.TenantID)
-	run, err := resumableRun(ctx, h.Store, p, 0, log)
+	run, err := resumableRun(ctx, h.Store, p, log, func(failed store.SyncRun) (store.SyncRun, error) {
+		old, err := h.Store.PSARun(ctx, failed.TenantID, failed.ID)
+		if err != nil {
+			return store.SyncRun{}, err
+		}
+		kind := old.Kind
+		if kind == store.RunKindUsers {
+			kind = store.RunKindPSA
+		}
+		next, err := h.Store.CreatePSARun(ctx, failed.TenantID, failed.ConnectionID, kind, old.CustomerID, failed.Trigger, store.RunQueued, staleOrDefault(h.StaleAfter))
+		return next.SyncRun, err
+	})
 	if err != nil || run.ID == 0 {
 		return err
+	}
+	if run.ID != p.RunID {
+		log = log.With("run_id", run.ID, "replaces_run_id", p.RunID)
 	}
 	if h.Customers == nil {
 		err := fmt.Errorf("%w: customer import from PSA connections is not available in this build", connectors.ErrInvalidConfig)
@@ -237,8 +260,9 @@ func (h *CustomerImportHandler) ProcessTask(ctx context.Context, t *asynq.Task) 
 }
 
 // ScheduledSyncHandler turns a connection's schedule tick into a run: it
-// records a queued run (incremental where the source allows it for
-// directories, full for PSA imports) and queues its task. A connection with
+// records a queued run (for a directory, incremental where the source
+// allows it; for a PSA, a customer import followed by the contact
+// enrichment) and queues its task. A connection with
 // an active run is skipped quietly (its queued run is queued again, in case
 // Redis lost it).
 type ScheduledSyncHandler struct {
@@ -276,15 +300,16 @@ func (h *ScheduledSyncHandler) tick(ctx context.Context, p ScheduledSyncPayload,
 	if conn.Schedule() <= 0 {
 		return nil
 	}
-	mode := store.ModeFull
+	var run store.SyncRun
 	if conn.Kind.IsDirectory() {
-		mode = store.ModeIncremental // the importer falls back to full when it must
+		// Incremental where the source allows it: the importer falls back
+		// to a full enumeration when it must.
+		run, err = h.Store.CreateRun(ctx, p.TenantID, p.ConnectionID, store.ModeIncremental, "schedule", store.RunQueued, false, staleOrDefault(h.StaleAfter))
+	} else {
+		var psa store.PSARun
+		psa, err = h.Store.CreatePSARun(ctx, p.TenantID, p.ConnectionID, store.RunKindPSA, nil, "schedule", store.RunQueued, staleOrDefault(h.StaleAfter))
+		run = psa.SyncRun
 	}
-	staleAfter := h.StaleAfter
-	if staleAfter <= 0 {
-		staleAfter = importer.DefaultStaleAfter
-	}
-	run, err := h.Store.CreateRun(ctx, p.TenantID, p.ConnectionID, mode, "schedule", store.RunQueued, false, staleAfter)
 	if errors.Is(err, store.ErrRunActive) {
 		active, aerr := h.Store.ActiveRun(ctx, p.TenantID, p.ConnectionID)
 		if aerr == nil && active.Status == store.RunQueued {
@@ -297,7 +322,7 @@ func (h *ScheduledSyncHandler) tick(ctx context.Context, p ScheduledSyncPayload,
 	if err != nil {
 		return err
 	}
-	log.Info("scheduled run queued", "run_id", run.ID, "mode", mode)
+	log.Info("scheduled run queued", "run_id", run.ID)
 	return h.queue(ctx, conn, run)
 }
 
