@@ -9,8 +9,11 @@ import (
 
 	"selfserve/config"
 	"selfserve/connectors"
+	"selfserve/connectors/connectwise"
 	"selfserve/connectors/file"
 	"selfserve/connectors/graph"
+	"selfserve/connectors/hudu"
+	"selfserve/connectors/itglue"
 	"selfserve/internal/importer"
 	"selfserve/internal/secretbox"
 	"selfserve/internal/store"
@@ -19,8 +22,11 @@ import (
 // registry is the plain map of connector kinds this binary knows.
 func registry() connectors.Registry {
 	return connectors.Registry{
-		connectors.KindFile:  func() connectors.Config { return new(file.Config) },
-		connectors.KindAzure: func() connectors.Config { return new(graph.Config) },
+		connectors.KindFile:        func() connectors.Config { return new(file.Config) },
+		connectors.KindAzure:       func() connectors.Config { return new(graph.Config) },
+		connectors.KindITGlue:      func() connectors.Config { return new(itglue.Config) },
+		connectors.KindHudu:        func() connectors.Config { return new(hudu.Config) },
+		connectors.KindConnectWise: func() connectors.Config { return new(connectwise.Config) },
 	}
 }
 

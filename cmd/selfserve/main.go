@@ -34,6 +34,9 @@ func commands() map[string]command {
 		"users":    {"list end users with status, active flag and provenance", runUsers},
 		"preview":  {"show the notices that would be sent at an instant, sending nothing", runPreview},
 		"demo":     {"run the product on the embedded default with the sample data", runDemo},
+
+		"customers": {"import the customers of a PSA connection in this process (customers import CONNECTION [--tenant T])", runCustomers},
+		"enrich":    {"fill end users' email and mobile from a PSA connection's contacts (enrich CONNECTION [--customer C] [--tenant T])", runEnrich},
 	}
 }
 

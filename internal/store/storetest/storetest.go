@@ -36,6 +36,7 @@ func Run(t *testing.T, open func(t *testing.T) *store.Store) {
 		{"BulkSelfServeAllOrNothing", testBulkSelfServe},
 		{"AuditLog", testAudit},
 		{"NoticeLedger", testNoticeLedger}, {"ScanCandidates", testScanCandidates},
+		{"PSACustomerPage", testPSACustomerPage}, {"PSARuns", testPSARuns}, {"ContactFillsGuard", testContactFillsGuard},
 		{"LinkADFirst", testLinkADFirst}, {"LinkEntraFirst", testLinkEntraFirst}, {"LinkFold", testLinkFold},
 		{"LinkRemovals", testLinkRemovals}, {"LinkConcurrentSources", testLinkConcurrentSources},
 	}

@@ -1,0 +1,99 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"selfserve/connectors/itglue/fakeitglue"
+	"selfserve/internal/rules"
+)
+
+// TestCustomersImportAndEnrich runs the two PSA commands against a fake IT
+// Glue: the import links the customer declared by hand and prints its
+// counts; the enrichment fills the end users' mobiles and prints what it
+// did; the users become Registration Complete.
+func TestCustomersImportAndEnrich(t *testing.T) {
+	dir := useDatabase(t)
+	srv := fakeitglue.New(fakeitglue.Options{Organizations: 3, ContactsPerOrganization: 12, Seed: 11})
+	defer srv.Close()
+	org := srv.Organizations()[0]
+	var emails, mobiles []string
+	for _, c := range srv.Contacts(org.ID) {
+		if len(c.WantMobiles) == 0 {
+			continue
+		}
+		if m, err := rules.NormalizePhone(c.WantMobiles[0], "US"); err == nil {
+			emails, mobiles = append(emails, c.WantEmails[0]), append(mobiles, m)
+		}
+	}
+	if len(emails) < 2 {
+		t.Fatalf("the fake's first organization has %d contacts with a usable mobile, the test needs 2", len(emails))
+	}
+	t.Setenv("TEST_ITGLUE_KEY", fakeitglue.DefaultAPIKey)
+	csv := filepath.Join(dir, "users.csv")
+	file := fmt.Sprintf(`tenants:
+  - name: acme-msp
+    subscription: bundle
+    connections:
+      - {name: acme-itglue, kind: itglue, settings: {base_url: %q, page_size: 2}, secrets: {api_key: "${TEST_ITGLUE_KEY}"}}
+    customers:
+      - name: %q
+        default_region: US
+        connections:
+          - {name: local, kind: file, enable_self_serve: true, settings: {path: %q}}
+`, srv.URL, strings.ToLower(org.Name), csv)
+	applyPath := filepath.Join(dir, "apply.yaml")
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(os.WriteFile(applyPath, []byte(file), 0o600))
+	must(os.WriteFile(csv, []byte("username,email,enabled\n"+
+		fmt.Sprintf("alice,%s,true\nbob,%s,true\n", emails[0], strings.ToUpper(emails[1]))), 0o600))
+	if code, out, errOut := runCLI(t, "apply", "-f", applyPath); code != 0 {
+		t.Fatalf("apply: %s%s", out, errOut)
+	}
+	if code, out, errOut := runCLI(t, "import", "local", "--inline"); code != 0 {
+		t.Fatalf("import: %s%s", out, errOut)
+	}
+
+	code, out, errOut := runCLI(t, "customers", "import", "acme-itglue", "--tenant", "acme-msp")
+	if code != 0 || !strings.Contains(out, "(customer import): succeeded") || !strings.Contains(out, "2 customers created") ||
+		!strings.Contains(out, "1 existing customer linked by name") {
+		t.Fatalf("customers import: code %d\n%s%s", code, out, errOut)
+	}
+	code, out, errOut = runCLI(t, "enrich", "acme-itglue", "--customer", strings.ToLower(org.Name))
+	if code != 0 || !strings.Contains(out, "(contact enrichment): succeeded") || !strings.Contains(out, "2 mobile numbers filled") ||
+		!strings.Contains(out, "1 customer searched") {
+		t.Fatalf("enrich: code %d\n%s%s", code, out, errOut)
+	}
+	t.Logf("selfserve enrich:\n%s", out)
+	_, out, _ = runCLI(t, "users", "--json")
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("users: %s", out)
+	}
+	for i, line := range lines {
+		var u map[string]any
+		must(json.Unmarshal([]byte(line), &u))
+		if u["status"] != "registration_complete" || u["active"] != true || u["mobile"] != mobiles[i] || u["mobile_source"] != "psa" {
+			t.Errorf("user %d after enrichment: %v", i, u)
+		}
+	}
+
+	if code, _, errOut := runCLI(t, "customers", "list"); code != 2 || !strings.Contains(errOut, "customers import CONNECTION") {
+		t.Errorf("customers without import: code %d %s", code, errOut)
+	}
+	if code, _, errOut := runCLI(t, "enrich", "local"); code != 1 || !strings.Contains(errOut, "not a PSA connection") {
+		t.Errorf("enrich of a directory connection: code %d %s", code, errOut)
+	}
+	if code, _, errOut := runCLI(t, "enrich", "acme-itglue", "--customer", "Nobody"); code != 1 || !strings.Contains(errOut, "not found") {
+		t.Errorf("enrich of an unknown customer: code %d %s", code, errOut)
+	}
+}
