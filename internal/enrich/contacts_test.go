@@ -13,7 +13,7 @@ import (
 
 // directory adds a file connection to customer c and stores users in it as
 // a directory sync would.
-func (b *bundle) directory(t *testing.T, c store.Customer, users ...connectors.User) map[string]store.EndUser {
+func (b *bundle) directory(t testing.TB, c store.Customer, users ...connectors.User) map[string]store.EndUser {
 	t.Helper()
 	ctx := context.Background()
 	conn, _, err := b.st.UpsertConnection(ctx, store.Connection{TenantID: b.tenant.ID, CustomerID: &c.ID, Name: "local-" + c.Name, Kind: connectors.KindFile,
@@ -29,7 +29,7 @@ func (b *bundle) directory(t *testing.T, c store.Customer, users ...connectors.U
 	return b.endUsers(t)
 }
 
-func (b *bundle) endUsers(t *testing.T) map[string]store.EndUser {
+func (b *bundle) endUsers(t testing.TB) map[string]store.EndUser {
 	t.Helper()
 	us, err := b.st.EndUsers(context.Background(), b.tenant.ID, store.EndUserFilter{})
 	must(t, err)
@@ -40,8 +40,9 @@ func (b *bundle) endUsers(t *testing.T) map[string]store.EndUser {
 	return m
 }
 
-// setRegion gives the imported customer of company co a default region.
-func (b *bundle) customerOf(t *testing.T, co company, region string) store.Customer {
+// customerOf returns the imported customer of company co, with region as
+// its default region.
+func (b *bundle) customerOf(t testing.TB, co company, region string) store.Customer {
 	t.Helper()
 	c, ok := b.customers(t)[string(b.fake.kind)+":"+co.id]
 	if !ok {

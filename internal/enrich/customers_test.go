@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"selfserve/connectors"
+	"selfserve/connectors/itglue/fakeitglue"
 	"selfserve/internal/enrich"
 	"selfserve/internal/store"
 )
@@ -68,7 +69,7 @@ func TestCustomerImportFailsMidwayThenRetries(t *testing.T) {
 	t.Parallel()
 	forEachPSA(t, func(t *testing.T, kind connectors.Kind, open func(*testing.T) *store.Store) {
 		b := setup(t, open, startFake(t, kind, size{companies: 7, people: 1, seed: 2}))
-		b.fake.setFaults(map[int]int{3: http.StatusInternalServerError}, nil)
+		b.fake.setFaults(faults{status: map[int]int{3: http.StatusInternalServerError}})
 		run, err := b.run(t, store.RunKindCustomers, 0)
 		if !errors.Is(err, connectors.ErrUnavailable) || run.Status != store.RunFailed || !strings.Contains(run.Error, "500") {
 			t.Fatalf("failed import: err=%v run=%+v", err, run)
@@ -77,7 +78,7 @@ func TestCustomerImportFailsMidwayThenRetries(t *testing.T) {
 		if before != 4 || run.Created != 4 || run.Pages != 2 {
 			t.Fatalf("after the failure: %d customers, run %+v; want the 2 committed pages of 2", before, run)
 		}
-		b.fake.setFaults(nil, nil)
+		b.fake.setFaults(faults{})
 		retry, err := b.run(t, store.RunKindCustomers, 0)
 		must(t, err)
 		n := len(b.fake.companies)
@@ -97,7 +98,7 @@ func TestRateLimitIsReturnedAndTheRunResumes(t *testing.T) {
 		ctx := context.Background()
 		b := setup(t, open, startFake(t, kind, size{companies: 5, people: 1, seed: 3}))
 		b.en.KeepRunOnInterrupt = true
-		b.fake.setFaults(nil, []int{2})
+		b.fake.setFaults(faults{throttle: []int{2}})
 		run, err := b.run(t, store.RunKindCustomers, 0)
 		wait, throttled := connectors.RetryAfter(err)
 		if !throttled || wait <= 0 || wait > 2*time.Minute {
@@ -108,7 +109,7 @@ func TestRateLimitIsReturnedAndTheRunResumes(t *testing.T) {
 		if kept.Status != store.RunRunning || kept.Resume != "customers:1" || kept.Created != 2 {
 			t.Fatalf("interrupted run: %+v, want running after page 1", kept)
 		}
-		b.fake.setFaults(nil, nil)
+		b.fake.setFaults(faults{})
 		done, err := b.en.ImportCustomers(ctx, b.tenant.ID, b.conn.ID, run.ID)
 		must(t, err)
 		n := len(b.fake.companies)
@@ -143,6 +144,46 @@ func TestRunsOfTheWrongConnection(t *testing.T) {
 		must(t, err)
 		if _, err := b.en.ImportCustomers(ctx, b.tenant.ID, b.conn.ID, done.ID); !errors.Is(err, store.ErrConflict) {
 			t.Fatalf("running a finished run again: %v, want ErrConflict", err)
+		}
+	})
+}
+
+// TestBadResponsesFailTheRun: an HTML page or a body without its envelope
+// in the middle of a listing fails the run with ErrBadResponse; the pages
+// before it stay, nothing of the bad one is stored.
+func TestBadResponsesFailTheRun(t *testing.T) {
+	t.Parallel()
+	forEachPSA(t, func(t *testing.T, kind connectors.Kind, open func(*testing.T) *store.Store) {
+		for name, f := range map[string]faults{"html": {html: []int{2}}, "no envelope": {noEnvelope: []int{2}}} {
+			b := setup(t, open, startFake(t, kind, size{companies: 5, people: 1, seed: 8}))
+			b.fake.setFaults(f)
+			run, err := b.run(t, store.RunKindCustomers, 0)
+			if !errors.Is(err, connectors.ErrBadResponse) || run.Status != store.RunFailed || run.Error == "" {
+				t.Fatalf("%s: err=%v run=%+v, want a failed run with ErrBadResponse", name, err, run.SyncRun)
+			}
+			if n := len(b.customers(t)); n != 2 || run.Created != 2 {
+				t.Fatalf("%s: %d customers after the failure, want the first page's 2", name, n)
+			}
+		}
+	})
+}
+
+// TestBadRecordsAreReported: a record of the wrong type and an id listed
+// again on the next page are reported per record; the rest is imported.
+func TestBadRecordsAreReported(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, open func(*testing.T) *store.Store) {
+		b := setup(t, open, startFake(t, connectors.KindITGlue, size{companies: 5, people: 1, seed: 9,
+			itglueRecords: map[string]fakeitglue.RecordFault{"102": fakeitglue.WrongType, "104": fakeitglue.Duplicate}}))
+		run, err := b.run(t, store.RunKindCustomers, 0)
+		must(t, err)
+		text := problems(run)
+		if run.Status != store.RunSucceeded || run.Created != 4 || run.Invalid != 2 || run.Counts[enrich.CountCustomersInvalid] != 2 ||
+			!strings.Contains(text, "organization 102") || !strings.Contains(text, "104") {
+			t.Fatalf("import with bad records: %+v %v\n%s", run.SyncRun, run.Counts, text)
+		}
+		if _, ok := b.customers(t)["itglue:102"]; ok {
+			t.Error("the record of the wrong type was imported")
 		}
 	})
 }

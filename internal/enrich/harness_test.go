@@ -45,21 +45,30 @@ type fake struct {
 	secrets   map[string]any
 	companies []company
 	// setFaults injects request-level failures, numbered from the
-	// server's first request: a status, or a 429 without Retry-After.
-	setFaults func(status map[int]int, throttle []int)
+	// server's first request.
+	setFaults func(faults)
 	requests  func() int
+}
+
+// faults are request-level failures by request number: an HTTP status, a
+// 429 without Retry-After, an HTML page, a body without its envelope.
+type faults struct {
+	status                     map[int]int
+	throttle, html, noEnvelope []int
 }
 
 // size is how much data a fake serves.
 type size struct {
 	companies, people int
 	seed              uint64
+	// itglueRecords injects record defects (IT Glue only).
+	itglueRecords map[string]fakeitglue.RecordFault
 }
 
 var kinds = []connectors.Kind{connectors.KindITGlue, connectors.KindHudu, connectors.KindConnectWise}
 
 // startFake starts a fake of kind serving sz, paged 2 records at a time.
-func startFake(t *testing.T, kind connectors.Kind, sz size) *fake {
+func startFake(t testing.TB, kind connectors.Kind, sz size) *fake {
 	t.Helper()
 	throttles := func(ns []int) map[int]string {
 		m := map[int]string{}
@@ -68,10 +77,12 @@ func startFake(t *testing.T, kind connectors.Kind, sz size) *fake {
 		}
 		return m
 	}
+	// Each fake's Options.Faults is the same type, named only inside the
+	// connectors: fill it through a zero Options of that fake.
 	f := &fake{kind: kind, settings: map[string]any{"page_size": 2, "requests_per_minute": 100000}}
 	switch kind {
 	case connectors.KindITGlue:
-		srv := fakeitglue.New(fakeitglue.Options{Seed: sz.seed, Organizations: sz.companies, ContactsPerOrganization: sz.people})
+		srv := fakeitglue.New(fakeitglue.Options{Seed: sz.seed, Organizations: sz.companies, ContactsPerOrganization: sz.people, Records: sz.itglueRecords})
 		t.Cleanup(srv.Close)
 		f.settings["base_url"] = srv.URL
 		f.secrets = map[string]any{"api_key": fakeitglue.DefaultAPIKey}
@@ -82,9 +93,9 @@ func startFake(t *testing.T, kind connectors.Kind, sz size) *fake {
 			}
 			f.companies = append(f.companies, c)
 		}
-		f.setFaults = func(status map[int]int, throttle []int) {
+		f.setFaults = func(x faults) {
 			var o fakeitglue.Options
-			o.Faults.Status, o.Faults.Throttle = status, throttles(throttle)
+			o.Faults.Status, o.Faults.Throttle, o.Faults.HTML, o.Faults.NoEnvelope = x.status, throttles(x.throttle), x.html, x.noEnvelope
 			srv.SetFaults(o.Faults)
 		}
 		f.requests = srv.RequestCount
@@ -100,9 +111,9 @@ func startFake(t *testing.T, kind connectors.Kind, sz size) *fake {
 			}
 			f.companies = append(f.companies, c)
 		}
-		f.setFaults = func(status map[int]int, throttle []int) {
+		f.setFaults = func(x faults) {
 			var o fakehudu.Options
-			o.Faults.Status, o.Faults.Throttle = status, throttles(throttle)
+			o.Faults.Status, o.Faults.Throttle, o.Faults.HTML, o.Faults.NoEnvelope = x.status, throttles(x.throttle), x.html, x.noEnvelope
 			srv.SetFaults(o.Faults)
 		}
 		f.requests = srv.RequestCount
@@ -120,9 +131,9 @@ func startFake(t *testing.T, kind connectors.Kind, sz size) *fake {
 			}
 			f.companies = append(f.companies, c)
 		}
-		f.setFaults = func(status map[int]int, throttle []int) {
+		f.setFaults = func(x faults) {
 			var o fakeconnectwise.Options
-			o.Faults.Status, o.Faults.Throttle = status, throttles(throttle)
+			o.Faults.Status, o.Faults.Throttle, o.Faults.HTML, o.Faults.NoEnvelope = x.status, throttles(x.throttle), x.html, x.noEnvelope
 			srv.SetFaults(o.Faults)
 		}
 		f.requests = srv.RequestCount
@@ -154,12 +165,17 @@ type bundle struct {
 
 func setup(t *testing.T, open func(*testing.T) *store.Store, f *fake) *bundle {
 	t.Helper()
+	return setupOn(t, open(t), "msp", f)
+}
+
+// setupOn adds a tenant named tenant with a connection to f to st.
+func setupOn(t testing.TB, st *store.Store, tenant string, f *fake) *bundle {
+	t.Helper()
 	ctx := context.Background()
-	st := open(t)
 	box, err := secretbox.New(bytes.Repeat([]byte{7}, 32))
 	must(t, err)
 	b := &bundle{st: st, box: box, fake: f}
-	b.tenant, _, err = st.UpsertTenant(ctx, store.Tenant{Name: "msp", Subscription: rules.SubscriptionBundle, SelfServe: true, TimeZone: "America/New_York", SendHour: 9, ReminderDays: 10})
+	b.tenant, _, err = st.UpsertTenant(ctx, store.Tenant{Name: tenant, Subscription: rules.SubscriptionBundle, SelfServe: true, TimeZone: "America/New_York", SendHour: 9, ReminderDays: 10})
 	must(t, err)
 	settings, err := json.Marshal(f.settings)
 	must(t, err)
@@ -168,7 +184,7 @@ func setup(t *testing.T, open func(*testing.T) *store.Store, f *fake) *bundle {
 	sealed, err := box.Seal(secrets, importer.SecretsContext)
 	must(t, err)
 	// The name keys the connectors' shared request budget: one per test.
-	name := fmt.Sprintf("%s-%s", f.kind, strings.ReplaceAll(t.Name(), "/", "-"))
+	name := fmt.Sprintf("%s-%s-%s", f.kind, strings.ReplaceAll(t.Name(), "/", "-"), tenant)
 	b.conn, _, err = st.UpsertConnection(ctx, store.Connection{TenantID: b.tenant.ID, Name: name, Kind: f.kind, Settings: settings, SealedSecrets: sealed}, false)
 	must(t, err)
 	b.en = &enrich.Enricher{Store: st, Registry: registry(), Secrets: box, Logger: slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))}
@@ -176,7 +192,7 @@ func setup(t *testing.T, open func(*testing.T) *store.Store, f *fake) *bundle {
 }
 
 // run records and runs a PSA run of kind (customerID 0: all customers).
-func (b *bundle) run(t *testing.T, kind store.RunKind, customerID int64) (store.PSARun, error) {
+func (b *bundle) run(t testing.TB, kind store.RunKind, customerID int64) (store.PSARun, error) {
 	t.Helper()
 	ctx := context.Background()
 	var cid *int64
@@ -195,7 +211,7 @@ func (b *bundle) run(t *testing.T, kind store.RunKind, customerID int64) (store.
 	}
 }
 
-func (b *bundle) customers(t *testing.T) map[string]store.Customer {
+func (b *bundle) customers(t testing.TB) map[string]store.Customer {
 	t.Helper()
 	cs, err := b.st.Customers(context.Background(), b.tenant.ID)
 	must(t, err)
