@@ -163,8 +163,9 @@ func (r *runner) open(ctx context.Context, tenantID, connectionID int64) error {
 }
 
 // commit stores a page's (or a customer's) writes with the run's progress in
-// one transaction. update changes a copy of the run; the copy replaces the
-// run only once the transaction committed.
+// one transaction. write stores and counts on a copy of the run, which
+// replaces the run only once the transaction committed: a failed page
+// leaves neither rows nor counts behind.
 func (r *runner) commit(ctx context.Context, write func(tx *store.Store, run *store.PSARun) error) error {
 	run := *r.run
 	run.Counts = maps.Clone(r.run.Counts)
