@@ -56,6 +56,14 @@ func runDemo(ctx context.Context, c *cli, args []string) error {
 	if err := c.demoReport(ctx); err != nil {
 		return err
 	}
+	sender, err := c.startDemoSender(ctx) // the expiry scan and the senders, on the embedded Redis
+	if err != nil {
+		return err
+	}
+	defer sender.close()
+	if err := sender.send(ctx); err != nil {
+		return err
+	}
 	if *once {
 		return nil
 	}
@@ -69,6 +77,9 @@ func runDemo(ctx context.Context, c *cli, args []string) error {
 			return nil
 		case <-tick.C:
 			if err := c.demoImport(ctx); err != nil {
+				return err
+			}
+			if err := sender.send(ctx); err != nil {
 				return err
 			}
 		}

@@ -35,6 +35,10 @@ func commands() map[string]command {
 		"preview":  {"show the notices that would be sent at an instant, sending nothing", runPreview},
 		"demo":     {"run the product on the embedded default with the sample data", runDemo},
 
+		"serve":     {"run every role in one process: worker, scheduler and the ops endpoints on the admin address", runServe},
+		"worker":    {"process the queues: syncs, customer imports, the expiry scan and notices", runWorker},
+		"scheduler": {"enqueue scheduled syncs and the hourly expiry scan (any number of replicas)", runScheduler},
+
 		"customers": {"import the customers of a PSA connection in this process (customers import CONNECTION [--tenant T])", runCustomers},
 		"enrich":    {"fill end users' email and mobile from a PSA connection's contacts (enrich CONNECTION [--customer C] [--tenant T])", runEnrich},
 	}

@@ -1,0 +1,396 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sort"
+	"sync/atomic"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"selfserve/config"
+	"selfserve/internal/enrich"
+	"selfserve/internal/notify"
+	"selfserve/internal/ops"
+	"selfserve/internal/store"
+	"selfserve/worker"
+)
+
+// The service roles:
+//
+//	selfserve worker     [--sync-concurrency N] [--notify-concurrency N] [--ops-addr ADDR]
+//	selfserve scheduler  [--ops-addr ADDR]
+//	selfserve serve      [--sync-concurrency N] [--notify-concurrency N]
+//
+// worker processes the queues, scheduler enqueues the periodic work (any
+// number of replicas: each occurrence is enqueued once), serve runs both and
+// the ops endpoints on the admin address. All stop gracefully on SIGINT or
+// SIGTERM: the scheduler stops firing, tasks in flight get the shutdown
+// timeout to finish and the others go back to their queues (a sync keeps
+// its run, and resumes from its last saved page when retried).
+
+func runServe(ctx context.Context, c *cli, args []string) error {
+	fs := flags(c, "serve", "[--sync-concurrency N] [--notify-concurrency N]")
+	syncN := fs.Int("sync-concurrency", 2, "syncs and customer imports run at once")
+	notifyN := fs.Int("notify-concurrency", 10, "notices, scans and schedule ticks handled at once")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	return c.runRoles(ctx, roleOptions{name: "serve", worker: true, scheduler: true, opsAddr: "admin", syncN: *syncN, notifyN: *notifyN})
+}
+
+func runWorker(ctx context.Context, c *cli, args []string) error {
+	fs := flags(c, "worker", "[--sync-concurrency N] [--notify-concurrency N] [--ops-addr ADDR]")
+	syncN := fs.Int("sync-concurrency", 2, "syncs and customer imports run at once")
+	notifyN := fs.Int("notify-concurrency", 10, "notices, scans and schedule ticks handled at once")
+	opsAddr := fs.String("ops-addr", "", "serve /healthz, /readyz and /metrics on this `host:port` (default: none)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	return c.runRoles(ctx, roleOptions{name: "worker", worker: true, opsAddr: *opsAddr, syncN: *syncN, notifyN: *notifyN})
+}
+
+func runScheduler(ctx context.Context, c *cli, args []string) error {
+	fs := flags(c, "scheduler", "[--ops-addr ADDR]")
+	opsAddr := fs.String("ops-addr", "", "serve /healthz, /readyz and /metrics on this `host:port` (default: none)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	return c.runRoles(ctx, roleOptions{name: "scheduler", scheduler: true, opsAddr: *opsAddr})
+}
+
+type roleOptions struct {
+	name              string
+	worker, scheduler bool
+	// opsAddr is where the ops endpoints listen: "admin" for the
+	// configured admin address, "" for nowhere.
+	opsAddr        string
+	syncN, notifyN int
+}
+
+// runRoles runs the roles until ctx is cancelled, then shuts them down.
+func (c *cli) runRoles(ctx context.Context, o roleOptions) error {
+	cfg, err := c.config()
+	if err != nil {
+		return err
+	}
+	log := c.log().With("role", o.name)
+	st, err := c.store(ctx)
+	if err != nil {
+		return err
+	}
+	rd, err := worker.OpenRedis(cfg.RedisURL.Reveal())
+	if err != nil {
+		return err
+	}
+	defer rd.Close()
+	if rd.Embedded() && o.name != "serve" {
+		return fmt.Errorf("%w: SELFSERVE_REDIS_URL=embedded is an in-process Redis that no other process can reach: run `selfserve serve` (every role in one process) or set SELFSERVE_REDIS_URL=redis://…", errUsage)
+	}
+	if err := rd.Ping(ctx); err != nil {
+		return err
+	}
+	log.Info("starting", "config", cfg, "embedded_redis", rd.Embedded())
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metrics := worker.NewMetrics(reg)
+	var stops []func()
+	defer func() {
+		for i := len(stops) - 1; i >= 0; i-- {
+			stops[i]()
+		}
+	}()
+
+	if o.worker {
+		n, err := c.workerNode(ctx, cfg, rd.Opt, log, metrics, time.Now)
+		if err != nil {
+			return err
+		}
+		stops = append(stops, n.close)
+		w := worker.NewWorker(worker.ServerOptions{Redis: rd.Opt, SyncConcurrency: o.syncN, NotifyConcurrency: o.notifyN, Logger: log})
+		if err := w.Start(n.mux); err != nil {
+			return err
+		}
+		stops = append(stops, func() {
+			log.Info("stopping the worker: tasks in flight finish or go back to their queues")
+			w.Shutdown()
+		})
+	}
+	if o.scheduler {
+		ptm, err := worker.NewScheduler(worker.SchedulerOptions{Redis: rd.Opt, Logger: log},
+			&worker.Schedules{Store: st, CustomerImports: true, Logger: log})
+		if err != nil {
+			return err
+		}
+		if err := ptm.Start(); err != nil {
+			return fmt.Errorf("start the scheduler: %w", err)
+		}
+		stops = append(stops, func() {
+			log.Info("stopping the scheduler")
+			ptm.Shutdown()
+		})
+	}
+	addr := o.opsAddr
+	if addr == "admin" {
+		addr = cfg.AdminAddr
+	}
+	if addr == "" {
+		log.Info("running; stop with Ctrl-C or SIGTERM")
+		<-ctx.Done()
+		return nil
+	}
+	if insp, err := worker.RegisterQueueMetrics(reg, rd.Opt); err == nil {
+		stops = append(stops, func() { insp.Close() })
+	}
+	var mon asynq.RedisConnOpt
+	if o.name == "serve" {
+		mon = rd.Opt
+	}
+	h := ops.New(ops.Options{Store: st, Redis: rd, Gatherer: reg, RedisConnOpt: mon, OpsToken: cfg.OpsToken.Reveal(), Logger: log})
+	stops = append(stops, func() { h.Close() })
+	return serveHTTP(ctx, addr, h, log)
+}
+
+// serveHTTP serves h on addr until ctx is cancelled, then shuts down.
+func serveHTTP(ctx context.Context, addr string, h http.Handler, log *slog.Logger) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
+		WriteTimeout: time.Minute, IdleTimeout: 2 * time.Minute, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	log.Info("running; stop with Ctrl-C or SIGTERM", "listen", ln.Addr().String())
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve %s: %w", addr, err)
+	case <-ctx.Done():
+	}
+	shutdown, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdown); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// node is the worker role's parts.
+type node struct {
+	mux     *asynq.ServeMux
+	client  *worker.Client
+	scanner *worker.Scanner
+	close   func()
+}
+
+// workerNode wires the handlers: the importer, the PSA enricher, the
+// notice channels the configuration names, the scanner and the sender.
+func (c *cli) workerNode(ctx context.Context, cfg *config.Config, opt asynq.RedisConnOpt, log *slog.Logger, metrics *worker.Metrics, now func() time.Time) (*node, error) {
+	im, err := c.importer(ctx)
+	if err != nil {
+		return nil, err
+	}
+	box, err := c.secrets()
+	if err != nil {
+		return nil, err
+	}
+	senders, closeChannels, err := noticeChannels(cfg)
+	if err != nil {
+		return nil, err
+	}
+	channels := []store.Channel{} // not nil: no configured channel, no rows
+	for ch := range senders {
+		channels = append(channels, ch)
+	}
+	sort.Slice(channels, func(i, j int) bool { return channels[i] < channels[j] })
+	if len(channels) == 0 {
+		log.Warn("no notice channel is configured (smtp.host, sms.account_sid or outbox): notices are planned but not written nor sent")
+	}
+	client := worker.NewClient(opt, now, log)
+	scanner := &worker.Scanner{Store: im.Store, Enqueue: client, Channels: channels, Now: now, Logger: log, Metrics: metrics}
+	sender := &worker.Sender{Store: im.Store, Channels: senders, SelfServeURL: cfg.SelfServeURL, Now: now, Logger: log, Metrics: metrics}
+	mux := worker.NewServeMux(worker.Deps{
+		Store: im.Store, Importer: im, Client: client, Scanner: scanner, Sender: sender, Channels: channels, Now: now,
+		Customers: &worker.PSAImporter{Enricher: &enrich.Enricher{Store: im.Store, Registry: im.Registry, Secrets: box, Logger: log}},
+		Logger:    log, Metrics: metrics,
+	})
+	return &node{mux: mux, client: client, scanner: scanner, close: func() {
+		client.Close()
+		closeChannels()
+	}}, nil
+}
+
+// noticeChannels builds the configured channels: the outbox for both when
+// one is set, else SMTP and SMS as configured.
+func noticeChannels(cfg *config.Config) (map[store.Channel]notify.Sender, func(), error) {
+	out := map[store.Channel]notify.Sender{}
+	if cfg.OutboxDir != "" {
+		out[store.ChannelEmail] = &notify.Outbox{Dir: cfg.OutboxDir, Channel: string(store.ChannelEmail)}
+		out[store.ChannelSMS] = &notify.Outbox{Dir: cfg.OutboxDir, Channel: string(store.ChannelSMS)}
+		return out, func() {}, nil
+	}
+	closeAll := func() {}
+	if cfg.SMTP.Enabled() {
+		email, err := notify.NewEmail(notify.EmailConfig{Host: cfg.SMTP.Host, Port: cfg.SMTP.Port, TLS: cfg.SMTP.TLS,
+			Username: cfg.SMTP.Username, Password: cfg.SMTP.Password, From: cfg.SMTP.From})
+		if err != nil {
+			return nil, nil, err
+		}
+		out[store.ChannelEmail] = email
+		closeAll = func() { email.Close() }
+	}
+	if cfg.SMS.Enabled() {
+		sms, err := notify.NewSMS(notify.SMSConfig{BaseURL: cfg.SMS.BaseURL, AccountSID: cfg.SMS.AccountSID, AuthToken: cfg.SMS.AuthToken, From: cfg.SMS.From})
+		if err != nil {
+			closeAll()
+			return nil, nil, err
+		}
+		out[store.ChannelSMS] = sms
+	}
+	return out, closeAll, nil
+}
+
+// demoSender runs the worker in this process on the embedded Redis for the
+// demo: the expiry scan and the senders, writing to the outbox.
+type demoSender struct {
+	c      *cli
+	rd     *worker.Redis
+	n      *node
+	w      *worker.Worker
+	offset atomic.Int64 // the demo clock's lead over the wall clock
+}
+
+// startDemoSender starts the demo's in-process worker.
+func (c *cli) startDemoSender(ctx context.Context) (*demoSender, error) {
+	rd, err := worker.OpenRedis("embedded")
+	if err != nil {
+		return nil, err
+	}
+	d := &demoSender{c: c, rd: rd}
+	now := func() time.Time { return time.Now().Add(time.Duration(d.offset.Load())) }
+	if d.n, err = c.workerNode(ctx, c.cfg, rd.Opt, c.log(), worker.NewMetrics(nil), now); err != nil {
+		rd.Close()
+		return nil, err
+	}
+	d.w = worker.NewWorker(worker.ServerOptions{Redis: rd.Opt, NotifyConcurrency: 4, SyncConcurrency: 1, Logger: c.log(), PollInterval: 50 * time.Millisecond})
+	if err := d.w.Start(d.n.mux); err != nil {
+		d.n.close()
+		rd.Close()
+		return nil, err
+	}
+	return d, nil
+}
+
+func (d *demoSender) close() {
+	d.w.Shutdown()
+	d.n.close()
+	d.rd.Close()
+}
+
+// send plays today's send hour of each customer (now, if it has passed):
+// at each of those instants, in order, it runs the expiry scan and waits
+// for the senders, then prints what went to the outbox.
+func (d *demoSender) send(ctx context.Context) error {
+	c := d.c
+	tenants, err := c.st.Tenants(ctx)
+	if err != nil {
+		return err
+	}
+	started := time.Now().UTC().Truncate(time.Microsecond)
+	real := time.Now()
+	var instants []time.Time
+	for _, t := range tenants {
+		customers, err := c.st.Customers(ctx, t.ID)
+		if err != nil {
+			return err
+		}
+		for _, cu := range customers {
+			instants = append(instants, laterOfNowAndSendHour(real, t, cu))
+		}
+	}
+	sort.Slice(instants, func(i, j int) bool { return instants[i].Before(instants[j]) })
+	defer d.offset.Store(0)
+	var last time.Time
+	for _, at := range instants {
+		if at.Sub(last) < time.Minute {
+			continue
+		}
+		last = at
+		d.offset.Store(int64(at.Sub(time.Now())))
+		if _, err := d.n.scanner.Scan(ctx); err != nil {
+			return err
+		}
+		if err := d.wait(ctx, tenants); err != nil {
+			return err
+		}
+	}
+	var sent []string
+	for _, t := range tenants {
+		users, err := c.st.EndUsers(ctx, t.ID, store.EndUserFilter{})
+		if err != nil {
+			return err
+		}
+		for _, u := range users {
+			ns, err := c.st.NoticesOfEndUser(ctx, t.ID, u.ID, 20)
+			if err != nil {
+				return err
+			}
+			for _, n := range ns {
+				if n.UpdatedAt.Before(started) {
+					continue
+				}
+				line := fmt.Sprintf("  %-16s %-10s %-5s %-7s", n.Kind, u.Username, n.Channel, n.Status)
+				if n.Status == store.NoticeSent {
+					line += fmt.Sprintf(" notice-%d-%s.txt", n.ID, n.Channel)
+				} else if n.Error != "" {
+					line += " " + n.Error
+				}
+				sent = append(sent, line)
+			}
+		}
+	}
+	if len(sent) == 0 {
+		fmt.Fprintf(c.stdout, "\noutbox %s: nothing new to send (every notice due today is already in the ledger)\n", c.cfg.OutboxDir)
+		return nil
+	}
+	sort.Strings(sent)
+	fmt.Fprintf(c.stdout, "\nsent to the outbox %s (the demo plays 09:00 today in each customer's time zone):\n", c.cfg.OutboxDir)
+	for _, l := range sent {
+		fmt.Fprintln(c.stdout, l)
+	}
+	return nil
+}
+
+// wait waits until no notice of the tenants is pending or sending.
+func (d *demoSender) wait(ctx context.Context, tenants []store.Tenant) error {
+	deadline := time.Now().Add(time.Minute)
+	for {
+		open := 0
+		for _, t := range tenants {
+			counts, err := d.c.st.NoticeCounts(ctx, t.ID)
+			if err != nil {
+				return err
+			}
+			open += counts[store.NoticePending] + counts[store.NoticeSending]
+		}
+		if open == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("demo: %d notices still unsent after a minute", open)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
