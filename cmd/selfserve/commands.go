@@ -29,14 +29,25 @@ func flags(c *cli, name, usage string) *flag.FlagSet {
 	return fs
 }
 
+// parse parses args with flags allowed before, between and after the
+// positional arguments (`import NAME --tenant T` as well as
+// `import --tenant T NAME`); afterwards fs.Args() holds the positionals.
 func parse(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return err
+			}
+			return fmt.Errorf("%w: %v", errUsage, err)
 		}
-		return fmt.Errorf("%w: %v", errUsage, err)
+		if fs.NArg() == 0 {
+			break
+		}
+		positional = append(positional, fs.Arg(0))
+		args = fs.Args()[1:]
 	}
-	return nil
+	return fs.Parse(append([]string{"--"}, positional...))
 }
 
 func runMigrate(ctx context.Context, c *cli, args []string) error {
@@ -204,7 +215,7 @@ func runImport(ctx context.Context, c *cli, args []string) error {
 	full := fs.Bool("full", false, "full enumeration even when an incremental cursor exists")
 	inline := fs.Bool("inline", false, "run the sync in this process (no Redis, no API); without it the API's workers run it")
 	confirm := fs.Bool("confirm-removals", false, "allow removing more than the configured share of end users")
-	if err := parse(fs, reorder(args)); err != nil {
+	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
@@ -232,20 +243,6 @@ func runImport(ctx context.Context, c *cli, args []string) error {
 		return errors.New(res.Run.Error)
 	}
 	return nil
-}
-
-// reorder moves flags before positional arguments, so that
-// `import NAME --inline` works as well as `import --inline NAME`.
-func reorder(args []string) []string {
-	var flagArgs, positional []string
-	for _, a := range args {
-		if strings.HasPrefix(a, "-") {
-			flagArgs = append(flagArgs, a)
-		} else {
-			positional = append(positional, a)
-		}
-	}
-	return append(flagArgs, positional...)
 }
 
 func printRun(c *cli, name string, res importer.Result) {

@@ -14,6 +14,7 @@ import (
 	"selfserve/connectors/graph"
 	"selfserve/connectors/hudu"
 	"selfserve/connectors/itglue"
+	"selfserve/connectors/ldap"
 	"selfserve/internal/importer"
 	"selfserve/internal/secretbox"
 	"selfserve/internal/store"
@@ -22,11 +23,12 @@ import (
 // registry is the plain map of connector kinds this binary knows.
 func registry() connectors.Registry {
 	return connectors.Registry{
+		connectors.KindAD:          func() connectors.Config { return new(ldap.Config) },
 		connectors.KindFile:        func() connectors.Config { return new(file.Config) },
-		connectors.KindAzure:       func() connectors.Config { return new(graph.Config) },
 		connectors.KindITGlue:      func() connectors.Config { return new(itglue.Config) },
 		connectors.KindHudu:        func() connectors.Config { return new(hudu.Config) },
 		connectors.KindConnectWise: func() connectors.Config { return new(connectwise.Config) },
+		connectors.KindAzure:       func() connectors.Config { return new(graph.Config) },
 	}
 }
 

@@ -196,3 +196,15 @@ func TestDemoOnce(t *testing.T) {
 		t.Fatalf("second demo: code %d\n%s%s", code, out, errOut)
 	}
 }
+
+func TestFlagsAnywhere(t *testing.T) {
+	fs := flags(&cli{stderr: &bytes.Buffer{}}, "import", "")
+	tenant := fs.String("tenant", "", "")
+	inline := fs.Bool("inline", false, "")
+	if err := parse(fs, []string{"conn-a", "--tenant", "acme", "--inline"}); err != nil {
+		t.Fatal(err)
+	}
+	if fs.NArg() != 1 || fs.Arg(0) != "conn-a" || *tenant != "acme" || !*inline {
+		t.Fatalf("args %v tenant %q inline %v", fs.Args(), *tenant, *inline)
+	}
+}
