@@ -23,6 +23,8 @@ import (
 	"syscall"
 	"time"
 
+	"selfserve/connectors"
+	"selfserve/connectors/graph"
 	"selfserve/internal/bench"
 )
 
@@ -32,6 +34,7 @@ func scenarios() []bench.Scenario {
 		bench.ADIncremental(),
 		bench.ADFullSQLite(),
 		bench.StoreUpsert(),
+		bench.GraphImport(func() connectors.Config { return new(graph.Config) }),
 	}
 }
 
