@@ -90,7 +90,13 @@ func (s *Store) applyUserPage(ctx context.Context, target PageTarget, recs []Use
 	if err := s.lockCustomer(ctx, target.TenantID, target.CustomerID); err != nil {
 		return res, err
 	}
-	linking := hybrid(target.Source)
+	var scope linkScope
+	if hybrid(target.Source) {
+		var err error
+		if scope, err = s.linkScope(ctx, target); err != nil {
+			return res, err
+		}
+	}
 	for start := 0; start < len(recs); start += batchSize {
 		chunk := recs[start:min(start+batchSize, len(recs))]
 		existing, err := s.existingUsers(ctx, target, chunk)
@@ -98,8 +104,8 @@ func (s *Store) applyUserPage(ctx context.Context, target PageTarget, recs []Use
 			return res, err
 		}
 		var lk *linker
-		if linking {
-			if lk, err = s.newLinker(ctx, target, chunk, existing, now); err != nil {
+		if scope.Counterparts || scope.Links {
+			if lk, err = s.newLinker(ctx, target, scope, chunk, existing, now); err != nil {
 				return res, err
 			}
 		}
@@ -166,6 +172,7 @@ func (s *Store) applyUserPage(ctx context.Context, target PageTarget, recs []Use
 			if err := lk.flushAfter(ctx); err != nil {
 				return res, err
 			}
+			scope.Links = scope.Links || len(lk.order) > 0
 		}
 	}
 	n, err := s.removeByExternalID(ctx, target, removals, now)

@@ -115,6 +115,38 @@ func inList[T any](d Dialect, col string, vals []T) (string, []any) {
 	return col + " IN (" + placeholders(len(vals)) + ")", args
 }
 
+// linkScope says what a page's linking may meet, so that pages of customers
+// that are not hybrid skip the per-chunk lookups.
+type linkScope struct {
+	// Counterparts: the customer has end users of the other side (AD users
+	// for an Entra page, Entra users for an AD page) with an immutable id.
+	Counterparts bool `db:"counterparts"`
+	// Links: links exist that the page may update (of this Entra
+	// connection) or fill from (of this AD connection's end users).
+	Links bool `db:"links"`
+}
+
+// linkScope probes, in the page's transaction after the customer lock, what
+// the page's linking may meet.
+func (s *Store) linkScope(ctx context.Context, target PageTarget) (linkScope, error) {
+	var sc linkScope
+	var q string
+	var args []any
+	if target.Source == rules.SourceAzure {
+		q = `SELECT EXISTS (SELECT 1 FROM end_users WHERE customer_id = ? AND source = 'ad' AND immutable_id <> '') AS counterparts,
+			EXISTS (SELECT 1 FROM end_user_links WHERE tenant_id = ? AND connection_id = ?) AS links`
+		args = []any{target.CustomerID, target.TenantID, target.ConnectionID}
+	} else {
+		q = `SELECT EXISTS (SELECT 1 FROM end_users WHERE customer_id = ? AND source = 'azure' AND immutable_id <> '') AS counterparts,
+			EXISTS (SELECT 1 FROM end_user_links k JOIN end_users u ON u.id = k.end_user_id WHERE k.tenant_id = ? AND u.connection_id = ?) AS links`
+		args = []any{target.CustomerID, target.TenantID, target.ConnectionID}
+	}
+	if err := s.get(ctx, &sc, q, args...); err != nil {
+		return sc, fmt.Errorf("probe hybrid identities: %w", err)
+	}
+	return sc, nil
+}
+
 // linkOutcome is what the linker did with an Entra record.
 type linkOutcome int
 
@@ -133,6 +165,7 @@ type linker struct {
 	s      *Store
 	target PageTarget
 	now    time.Time
+	scope  linkScope
 
 	// Entra pages.
 	links map[string]EndUserLink // the chunk's existing links, by Entra external id
@@ -154,9 +187,9 @@ type linker struct {
 	order []string               // write's keys in order
 }
 
-func (s *Store) newLinker(ctx context.Context, target PageTarget, recs []UserRecord, existing map[string]EndUser, now time.Time) (*linker, error) {
+func (s *Store) newLinker(ctx context.Context, target PageTarget, scope linkScope, recs []UserRecord, existing map[string]EndUser, now time.Time) (*linker, error) {
 	l := &linker{
-		s: s, target: target, now: now,
+		s: s, target: target, now: now, scope: scope,
 		links: map[string]EndUserLink{}, ad: map[string]int64{}, users: map[int64]*EndUser{}, orig: map[int64]EndUser{},
 		azure: map[string]EndUser{}, fill: map[int64][]EndUserLink{}, rekey: map[int64]string{}, stamp: map[int64]bool{},
 		write: map[string]EndUserLink{},
@@ -171,15 +204,17 @@ func (s *Store) newLinker(ctx context.Context, target PageTarget, recs []UserRec
 // AD end users of the customer whose immutable id an unlinked record claims.
 func (l *linker) loadEntra(ctx context.Context, recs []UserRecord) error {
 	t := l.target
-	ext := make([]string, len(recs))
-	for i, r := range recs {
-		ext[i] = r.ExternalID
-	}
-	cond, args := inList(l.s.dialect, "external_id", ext)
 	var links []EndUserLink
-	if err := l.s.list(ctx, &links, `SELECT `+linkColumns+` FROM end_user_links WHERE tenant_id = ? AND connection_id = ? AND `+cond,
-		append([]any{t.TenantID, t.ConnectionID}, args...)...); err != nil {
-		return fmt.Errorf("read hybrid links: %w", err)
+	if l.scope.Links {
+		ext := make([]string, len(recs))
+		for i, r := range recs {
+			ext[i] = r.ExternalID
+		}
+		cond, args := inList(l.s.dialect, "external_id", ext)
+		if err := l.s.list(ctx, &links, `SELECT `+linkColumns+` FROM end_user_links WHERE tenant_id = ? AND connection_id = ? AND `+cond,
+			append([]any{t.TenantID, t.ConnectionID}, args...)...); err != nil {
+			return fmt.Errorf("read hybrid links: %w", err)
+		}
 	}
 	var ids []int64
 	for _, k := range links {
@@ -188,7 +223,7 @@ func (l *linker) loadEntra(ctx context.Context, recs []UserRecord) error {
 	}
 	var claims []string
 	for _, r := range recs {
-		if k, ok := l.links[r.ExternalID]; r.ImmutableID != "" && (!ok || k.ImmutableID != r.ImmutableID) {
+		if k, ok := l.links[r.ExternalID]; l.scope.Counterparts && r.ImmutableID != "" && (!ok || k.ImmutableID != r.ImmutableID) {
 			claims = append(claims, r.ImmutableID)
 		}
 	}
@@ -232,9 +267,9 @@ func (l *linker) loadAD(ctx context.Context, recs []UserRecord, existing map[str
 	for _, r := range recs {
 		old, ok := existing[r.ExternalID]
 		switch {
-		case !ok && r.ImmutableID != "":
+		case !ok && r.ImmutableID != "" && l.scope.Counterparts:
 			claims = append(claims, r.ImmutableID)
-		case ok && (r.Email == "" || r.EmailInvalid || r.Mobile == "" || r.MobileInvalid):
+		case ok && l.scope.Links && (r.Email == "" || r.EmailInvalid || r.Mobile == "" || r.MobileInvalid):
 			ids = append(ids, old.ID)
 		}
 	}

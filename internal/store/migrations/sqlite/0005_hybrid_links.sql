@@ -24,8 +24,9 @@ CREATE TABLE end_user_links (
 );
 CREATE INDEX end_user_links_end_user ON end_user_links (end_user_id);
 
--- Finding the counterpart of a hybrid identity within a customer.
-CREATE INDEX end_users_immutable ON end_users (customer_id, immutable_id) WHERE immutable_id <> '';
+-- Finding the counterpart of a hybrid identity within a customer (and
+-- whether the customer has any, for pages of customers that are not hybrid).
+CREATE INDEX end_users_immutable ON end_users (customer_id, source, immutable_id) WHERE immutable_id <> '';
 
 -- How many users a run joined to their hybrid counterpart.
 ALTER TABLE sync_runs ADD COLUMN linked INTEGER NOT NULL DEFAULT 0;
