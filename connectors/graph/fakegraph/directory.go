@@ -38,7 +38,7 @@ type User struct {
 type PhoneMethod struct {
 	// PhoneType is "mobile", "alternateMobile" or "office".
 	PhoneType string
-	// PhoneNumber is in Graph's format: "+1 5555551234".
+	// PhoneNumber is in Graph's format: "+44 7401123456".
 	PhoneNumber string
 }
 
@@ -134,13 +134,13 @@ func generate(seed int64, i int, domains []Domain, now time.Time) User {
 	}
 	switch (r >> 44) % 10 {
 	case 0, 1: // no mobile, but a registered authentication phone
-		u.PhoneMethods = []PhoneMethod{{PhoneType: "mobile", PhoneNumber: fmt.Sprintf("+1 55501%05d", i%100000)}}
+		u.PhoneMethods = []PhoneMethod{{PhoneType: "mobile", PhoneNumber: fmt.Sprintf("+44 7401 %06d", i%1000000)}}
 	case 2: // no phone at all
 	default:
-		u.MobilePhone = fmt.Sprintf("+1 555 02%02d %04d", (i/10000)%100, i%10000)
+		u.MobilePhone = fmt.Sprintf("+44 7400 %06d", i%1000000)
 	}
 	if (r>>48)%3 == 0 {
-		u.BusinessPhones = []string{fmt.Sprintf("+1 555 0300 %04d", i%10000)}
+		u.BusinessPhones = []string{fmt.Sprintf("+44 20 3%03d %04d", (i/10000)%1000, i%10000)}
 	}
 	switch (r >> 52) % 20 {
 	case 0:
