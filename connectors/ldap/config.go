@@ -5,10 +5,16 @@
 // A run binds once, reads the DC's RootDSE (highestCommittedUSN, DNS name,
 // invocationId), the domain password policy and the fine-grained password
 // policies (PSOs), then streams a paged search of the users in scope: one LDAP
-// page is one connectors.UserPage. A full listing runs as two concurrent
-// paged searches (odd and even uSNCreated) on the one connection, so that the
-// DC prepares a page while the previous one is decoded, and the next page is
-// read while the consumer commits the current one. Password expiry and lockout are computed
+// page is one connectors.UserPage, handed to the sync engine as soon as it
+// is read, so that the engine commits it while the next ones are read (the
+// last page carries the incremental cursor). A full listing runs as two
+// paged searches (odd and even uSNCreated), each on its own connection: a
+// Samba DC serves a connection in one process, one request at a time, so
+// two connections let it work on both halves at once, and each half's next
+// page is prepared while the other's is decoded here. Each half costs the DC
+// one more pass over the domain's user index; paged results cost it far
+// more per entry, so the split pays once the scope holds more than a few
+// hundred users. Password expiry and lockout are computed
 // from stored attributes exactly as the DC computes the constructed
 // attributes msDS-UserPasswordExpiryTimeComputed and
 // msDS-User-Account-Control-Computed (asking the DC for those makes the dump

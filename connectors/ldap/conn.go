@@ -101,6 +101,37 @@ func (s *source) dial(ctx context.Context) (*conn, error) {
 	return c, nil
 }
 
+// pendingConn is a connection being dialled in the background.
+type pendingConn struct {
+	done chan struct{}
+	c    *conn
+	err  error
+}
+
+// dialAsync starts dialling a connection; wait returns it, close releases it.
+func (s *source) dialAsync(ctx context.Context) *pendingConn {
+	p := &pendingConn{done: make(chan struct{})}
+	go func() {
+		defer close(p.done)
+		p.c, p.err = s.dial(ctx)
+	}()
+	return p
+}
+
+// wait returns the connection once it is dialled.
+func (p *pendingConn) wait() (*conn, error) {
+	<-p.done
+	return p.c, p.err
+}
+
+// close waits for the dial to end and closes the connection, if any.
+func (p *pendingConn) close() {
+	<-p.done
+	if p.c != nil {
+		p.c.Close()
+	}
+}
+
 // tlsConfig returns the TLS configuration for one connection. The chain and
 // name are verified in VerifyConnection (with the same rules as crypto/tls)
 // so that the precise x509 error survives go-ldap's StartTLS, which flattens

@@ -180,6 +180,57 @@ func TestConnectionLost(t *testing.T) {
 	t.Log(last)
 }
 
+// TestListingConnections: a full listing reads its two halves on two
+// connections and hands every page as it comes, only the last carrying the
+// cursor; when the DC refuses a second connection the listing runs on one,
+// complete; an incremental run uses one connection.
+func TestListingConnections(t *testing.T) {
+	f := dc(t)
+	for _, tc := range []struct {
+		name      string
+		refuse    int
+		wantConns int
+	}{{"two connections", 0, 2}, {"second connection refused", 1, 1}} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := newProxy(t, strings.TrimPrefix(f.LDAPSURL, "ldaps://"))
+			p.refuseAfter(tc.refuse)
+			src := f.userSource(t, Config{URL: "ldaps://" + p.addr, ServerName: f.host()})
+			seen := map[string]bool{}
+			pages, cursor := 0, ""
+			for page, err := range src.Users(context.Background(), "") {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if cursor != "" {
+					t.Fatalf("page %d came after the page carrying the cursor", pages+1)
+				}
+				pages++
+				cursor = page.Cursor
+				for _, u := range page.Users {
+					if seen[u.ExternalID] {
+						t.Fatalf("user %s listed twice", u.Username)
+					}
+					seen[u.ExternalID] = true
+				}
+			}
+			if cursor == "" || len(seen) != seedUsers || pages < 3 {
+				t.Fatalf("%d users in %d pages, cursor %q; want %d users in at least 3 pages, the last with a cursor", len(seen), pages, cursor, seedUsers)
+			}
+			if got := p.relayed(); got != tc.wantConns {
+				t.Errorf("the full listing used %d connections, want %d", got, tc.wantConns)
+			}
+			p.refuseAfter(0)
+			before := p.relayed()
+			if _, _, _, _, err := collect(t, src.Changes(context.Background(), cursor)); err != nil {
+				t.Fatal(err)
+			}
+			if got := p.relayed() - before; got != 1 {
+				t.Errorf("the incremental run used %d connections, want 1", got)
+			}
+		})
+	}
+}
+
 // TestCancelMidRun: cancelling during the listing ends it with the
 // context's error.
 func TestCancelMidRun(t *testing.T) {
@@ -200,11 +251,14 @@ func TestCancelMidRun(t *testing.T) {
 	}
 }
 
-// proxy is a TCP relay on loopback whose connections can be cut.
+// proxy is a TCP relay on loopback whose connections can be cut, and which
+// can refuse connections beyond a number.
 type proxy struct {
-	addr  string
-	mu    sync.Mutex
-	conns []net.Conn
+	addr     string
+	mu       sync.Mutex
+	conns    []net.Conn
+	accepted int // connections relayed
+	limit    int // connections relayed at most (0: no limit)
 }
 
 func newProxy(t *testing.T, target string) *proxy {
@@ -221,6 +275,16 @@ func newProxy(t *testing.T, target string) *proxy {
 			if err != nil {
 				return
 			}
+			p.mu.Lock()
+			refuse := p.limit > 0 && p.accepted >= p.limit
+			if !refuse {
+				p.accepted++
+			}
+			p.mu.Unlock()
+			if refuse {
+				_ = in.Close()
+				continue
+			}
 			out, err := net.Dial("tcp", target)
 			if err != nil {
 				_ = in.Close()
@@ -235,6 +299,20 @@ func newProxy(t *testing.T, target string) *proxy {
 	}()
 	t.Cleanup(p.cut)
 	return p
+}
+
+// refuseAfter makes the proxy close every connection after the first n.
+func (p *proxy) refuseAfter(n int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.limit = n
+}
+
+// relayed is the number of connections relayed so far.
+func (p *proxy) relayed() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.accepted
 }
 
 func (p *proxy) cut() {

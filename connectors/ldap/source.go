@@ -92,10 +92,12 @@ type item struct {
 	err  error
 }
 
-// prefetch runs the listing in a goroutine that reads the next page from
+// prefetch runs the listing in a goroutine that reads the next pages from
 // the DC while the consumer works on the current one (the sync engine
-// commits it): one page waits in the channel, so at most three pages are in
-// memory. When the consumer stops, the listing is cancelled and waited for.
+// commits it): one page waits in the channel and each search holds at most
+// one more, so a handful of pages are in memory, however large the
+// directory. When the consumer stops, the listing is cancelled and waited
+// for.
 func (s *source) prefetch(ctx context.Context, since *cursor, yield func(connectors.UserPage, error) bool) {
 	ctx, abort := context.WithCancel(ctx)
 	stopped := make(chan struct{})
@@ -138,6 +140,16 @@ func (s *source) list(ctx context.Context, since *cursor, yield func(connectors.
 	}
 	defer c.Close()
 	start := time.Now()
+	// A listing of several parts (see parts) runs them on two connections:
+	// the second one is dialled while the first reads the DC's state and
+	// policies.
+	var second *pendingConn
+	if len(s.cfg.bases) > 1 || (since == nil && len(s.cfg.groups) == 0 && len(s.cfg.exclGroup) == 0) {
+		dialCtx, stopDial := context.WithCancel(ctx)
+		second = s.dialAsync(dialCtx)
+		defer second.close()
+		defer stopDial() // first: an early return does not wait for the dial
+	}
 
 	st, err := s.readState(ctx, c)
 	if err != nil {
@@ -166,10 +178,15 @@ func (s *source) list(ctx context.Context, since *cursor, yield func(connectors.
 		return err
 	}
 
+	parts := s.parts(ctx, c, since)
+	conns := []*conn{c}
+	if len(parts) > 1 {
+		conns = append(conns, s.secondConn(ctx, c, second))
+	}
 	r := &listing{
-		s: s, c: c, st: st, pol: pol,
+		s: s, c: c, conns: conns, st: st, pol: pol,
 		attrs:  s.attributes(pol),
-		parts:  s.parts(ctx, c, since),
+		parts:  parts,
 		cursor: string(nextCursor),
 		yield:  yield,
 	}
@@ -192,6 +209,23 @@ func (s *source) list(ctx context.Context, since *cursor, yield func(connectors.
 	s.log.Info("ad listing done", "mode", mode, "users", r.users, "invalid", r.invalid, "pages", r.pages,
 		"dc", st.dc, "usn", st.usn, "duration", time.Since(start).Round(time.Millisecond))
 	return nil
+}
+
+// secondConn returns the second connection of a listing, or c when it
+// could not be dialled: some DCs limit connections per client, and the
+// parts then share one connection, slower but complete.
+func (s *source) secondConn(ctx context.Context, c *conn, second *pendingConn) *conn {
+	if second == nil {
+		return c
+	}
+	c2, err := second.wait()
+	if err != nil {
+		if ctx.Err() == nil {
+			s.log.Warn("a second connection to the DC failed: the listing runs on one connection", "error", err)
+		}
+		return c
+	}
+	return c2
 }
 
 // dcState is what the RootDSE and the DC's nTDSDSA object say.
@@ -449,7 +483,8 @@ func truncate(s string, n int) string {
 // listing is one run of the paged user search.
 type listing struct {
 	s      *source
-	c      *conn
+	c      *conn   // reads state, policies and the DC's computed values
+	conns  []*conn // one per concurrent search (conns[0] is c)
 	st     dcState
 	pol    *policy
 	attrs  []string
@@ -470,6 +505,7 @@ type part struct {
 type built struct {
 	page  connectors.UserPage
 	askDC [][]byte // objectGUIDs of users whose state the DC must compute
+	last  bool     // the last page of its part
 }
 
 // Parity of uSNCreated, which never changes: the two halves of a split
@@ -483,9 +519,12 @@ const (
 
 // parts splits the listing into paged searches. A full listing without
 // group rules (whose in-chain matching costs the DC per candidate entry) is
-// split in two halves by the parity of uSNCreated: the DC prepares a page
-// of one half while this side decodes a page of the other, which hides the
-// decoding time (about a quarter of a listing) instead of adding it.
+// split in two halves by the parity of uSNCreated, run on two connections
+// (see run). A DC answers a page of a paged search only after it has made
+// the whole page, and the next request needs that page's cookie: one
+// search leaves the DC idle while this side decodes a page (about a
+// quarter of a listing), two on one connection are served one after the
+// other by Samba, two on two connections keep the DC busy on both.
 func (s *source) parts(ctx context.Context, c *conn, since *cursor) []part {
 	split := since == nil && len(s.cfg.groups) == 0 && len(s.cfg.exclGroup) == 0 && s.parityWorks(ctx, c)
 	var parts []part
@@ -506,9 +545,10 @@ func (s *source) parityWorks(ctx context.Context, c *conn) bool {
 	return err == nil && e != nil
 }
 
-// run runs the parts, two at a time on the one connection, and hands their
-// pages to the consumer. Each page is held back until the next one (or the
-// end) arrives, so that the last page carries the cursor.
+// run runs the parts, one search per connection at a time, and hands their
+// pages to the consumer as they arrive. The last page of the last part to
+// finish carries the cursor, so the cursor is committed only once every
+// user has been.
 func (r *listing) run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -517,16 +557,16 @@ func (r *listing) run(ctx context.Context) error {
 		queue <- p
 	}
 	close(queue)
-	workers := min(2, len(r.parts))
+	workers := min(len(r.conns), len(r.parts))
 	pages := make(chan built)
 	errs := make(chan error, workers)
 	var wg sync.WaitGroup
-	for range workers {
+	for w := range workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for p := range queue {
-				if err := r.search(ctx, p, pages); err != nil {
+				if err := r.search(ctx, r.conns[w], p, pages); err != nil {
 					errs <- err
 					cancel()
 					return
@@ -539,11 +579,18 @@ func (r *listing) run(ctx context.Context) error {
 		close(pages)
 	}()
 
-	var held *connectors.UserPage
+	remaining := len(r.parts)
 	var err error
 	for b := range pages {
 		if err != nil {
 			continue // draining after an error or a stop
+		}
+		if b.last {
+			remaining--
+		}
+		final := remaining == 0
+		if len(b.page.Users) == 0 && len(b.page.Invalid) == 0 && !final {
+			continue
 		}
 		if len(b.askDC) > 0 {
 			if err = r.fromDC(ctx, &b); err != nil {
@@ -551,12 +598,13 @@ func (r *listing) run(ctx context.Context) error {
 				continue
 			}
 		}
-		if held != nil && !r.hand(*held) {
+		if final {
+			b.page.Cursor = r.cursor
+		}
+		if !r.hand(b.page) {
 			err = errStopped
 			cancel()
-			continue
 		}
-		held = &b.page
 	}
 	if err != nil {
 		return err
@@ -569,12 +617,8 @@ func (r *listing) run(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if held == nil {
-		held = &connectors.UserPage{}
-	}
-	held.Cursor = r.cursor
-	if !r.hand(*held) {
-		return errStopped
+	if remaining != 0 {
+		return fmt.Errorf("%w: the user search ended before its last page", connectors.ErrBadResponse)
 	}
 	return nil
 }
@@ -587,14 +631,16 @@ func (r *listing) hand(page connectors.UserPage) bool {
 	return r.yield(page)
 }
 
-// search runs one part, sending each non-empty page to out.
-func (r *listing) search(ctx context.Context, p part, out chan<- built) error {
+// search runs one part on c, sending its pages to out: every non-empty
+// page, and the last one (marked last) even when empty.
+func (r *listing) search(ctx context.Context, c *conn, p part, out chan<- built) error {
 	var b built
 	req := goldap.NewSearchRequest(p.base, goldap.ScopeWholeSubtree, goldap.NeverDerefAliases, 0, 0, false, p.filter, r.attrs, nil)
-	err := pagedSearch(ctx, r.c, req, r.s.cfg.pageSize, func(e *goldap.Entry) { r.entry(&b, e) }, func(bool) error {
-		if len(b.page.Users) == 0 && len(b.page.Invalid) == 0 {
+	err := pagedSearch(ctx, c, req, r.s.cfg.pageSize, func(e *goldap.Entry) { r.entry(&b, e) }, func(last bool) error {
+		if len(b.page.Users) == 0 && len(b.page.Invalid) == 0 && !last {
 			return nil
 		}
+		b.last = last
 		select {
 		case out <- b:
 			b = built{}
