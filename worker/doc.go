@@ -31,29 +31,34 @@
 // fan-out), scan (the expiry scan and the schedule ticks) and sync (syncs and
 // customer imports). A worker runs two asynq servers: one serves sync alone,
 // so that long syncs never hold every slot, the other serves the rest with
-// weights notify_critical 6, notify 3, scan 1.
+// weights notify_critical 6, notify 3, scan 1. KeepConnections sizes the
+// store's idle connections for the worker's concurrency.
 //
 // # Once, and where "once" ends
 //
 // Each notice is a ledger row (end user, kind, occasion, channel), written
 // before anything is sent; writing it again is a no-op, so the scan may run
-// any number of times from any number of schedulers. Only the run that
-// created a row enqueues it (the scan also re-queues rows left pending for
-// StrandedAfter, e.g. after Redis lost its data), under the task id
-// "notice:<id>", so a row has at most one send task at a time. The sender
-// claims the row (pending → sending) before it talks to the provider and
-// marks it sent, failed or skipped after; a claim younger than the lease is
-// refused, so two attempts never overlap.
+// any number of times from any number of schedulers. Only the scan that
+// created a row queues it (the scan also re-queues rows left pending for
+// StrandedAfter, e.g. after Redis lost its data). Rows travel in send tasks
+// of up to SendBatch rows; a row whose attempt in a batch fails for a
+// temporary reason is retried alone under the task id "notice:<id>". The
+// sender claims a row (pending → sending) in the database before it talks to
+// the provider and marks it sent, failed or skipped right after; a claim
+// younger than the lease is refused, so two attempts at a row never
+// overlap, whichever tasks carry it.
 //
-// The duplicate window: a worker that dies after the provider accepted a
-// message and before the ledger recorded it (a crash, a SIGKILL, the database
-// unreachable at that instant) leaves the row "sending". asynq hands the task
-// to another worker once the dead worker's lease runs out (about 30 seconds);
-// that attempt claims the row after the ledger lease (SendLease) and sends
-// the message again. So an end user can receive one duplicate of a notice,
+// The duplicate window: a worker that dies after a provider accepted a
+// message and before the ledger recorded it (a crash, a SIGKILL, the
+// database unreachable at that instant) leaves the row "sending". asynq hands
+// the task to another worker once the dead worker's lease has run out (about
+// a minute); that attempt claims the row after the ledger lease (SendLease)
+// and sends the message again. So an end user can receive a notice twice,
 // and only when a process dies inside that window of a few milliseconds per
-// message. Email repeats the same Message-ID (notice-<id>-email@<sender
-// domain>), which lets mail systems fold the copy. Nothing is ever lost: a
+// message (the messages in flight at that instant: at most one per send slot
+// and channel connection). Email repeats the same Message-ID
+// (notice-<id>-email@<sender domain>), which lets mail systems fold the
+// copy; SMS repeats the same Idempotency-Key header. Nothing is ever lost: a
 // row is final only when sent, failed (with the reason) or skipped (with the
 // reason).
 //

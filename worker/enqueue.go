@@ -115,11 +115,31 @@ func (c *Client) EnqueueScan(ctx context.Context) (bool, error) {
 
 // EnqueueSend queues the send of one ledger row.
 func (c *Client) EnqueueSend(ctx context.Context, ref NoticeRef) (bool, error) {
-	t, err := NewSendTask(ref)
+	t, err := NewSendTask(ref, sendMaxRetry)
 	if err != nil {
 		return false, err
 	}
 	return c.enqueue(ctx, t)
+}
+
+// EnqueueSendBatch queues one send task for a batch of ledger rows of one
+// queue.
+func (c *Client) EnqueueSendBatch(ctx context.Context, refs []NoticeRef) (bool, error) {
+	t, err := NewSendBatchTask(refs)
+	if err != nil {
+		return false, err
+	}
+	return c.enqueue(ctx, t)
+}
+
+// enqueueRetry queues the retry of one ledger row whose attempt in a batch
+// failed, after delay.
+func (c *Client) enqueueRetry(ctx context.Context, ref NoticeRef, delay time.Duration) (bool, error) {
+	t, err := NewSendTask(ref, sendMaxRetry-1)
+	if err != nil {
+		return false, err
+	}
+	return c.enqueue(ctx, t, asynq.ProcessIn(delay))
 }
 
 // DispatchBatch is how many ledger rows one dispatch task carries.

@@ -55,8 +55,11 @@ type Deps struct {
 	// StaleAfter lets a scheduled run replace a queued or running one
 	// without a heartbeat for that long (default importer.DefaultStaleAfter).
 	StaleAfter time.Duration
-	Logger     *slog.Logger
-	Metrics    *Metrics
+	// Retry is the servers' retry policy (its delays also schedule the
+	// rows of a batch that are retried alone).
+	Retry   RetryPolicy
+	Logger  *slog.Logger
+	Metrics *Metrics
 }
 
 // NewServeMux registers every task type's handler with d's dependencies,
@@ -82,7 +85,7 @@ func NewServeMux(d Deps) *asynq.ServeMux {
 	mux.Handle(TypeScheduledSync, &ScheduledSyncHandler{Store: d.Store, Client: d.Client, StaleAfter: d.StaleAfter, Logger: d.Logger})
 	mux.Handle(TypeScan, &ScanHandler{Scanner: d.Scanner, Logger: d.Logger})
 	mux.Handle(TypeDispatch, &DispatchHandler{Client: d.Client})
-	mux.Handle(TypeSend, &SendHandler{Sender: d.Sender})
+	mux.Handle(TypeSend, &SendHandler{Sender: d.Sender, Client: d.Client, Retry: d.Retry, Logger: d.Logger})
 	mux.Handle(TypeLockout, &LockoutHandler{Store: d.Store, Client: d.Client, Channels: d.Channels, Now: d.Now, Logger: d.Logger})
 	mux.Handle(TypeWelcome, &WelcomeHandler{Store: d.Store, Client: d.Client, Channels: d.Channels, Now: d.Now, Logger: d.Logger})
 	return mux
@@ -353,8 +356,8 @@ func (h *ScanHandler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	return nil
 }
 
-// DispatchHandler queues one send task per ledger row of its batch (a row
-// already queued is left as it is).
+// DispatchHandler queues its ledger rows for sending, SendBatch rows per
+// send task (a batch already queued is left as it is).
 type DispatchHandler struct {
 	Client *Client
 }
@@ -365,17 +368,23 @@ func (h *DispatchHandler) ProcessTask(ctx context.Context, t *asynq.Task) error 
 	if err := decode(t, &p); err != nil {
 		return err
 	}
-	for _, ref := range p.Notices {
-		if _, err := h.Client.EnqueueSend(ctx, ref); err != nil {
+	for start := 0; start < len(p.Notices); start += SendBatch {
+		if _, err := h.Client.EnqueueSendBatch(ctx, p.Notices[start:min(start+SendBatch, len(p.Notices))]); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// SendHandler makes one attempt at one ledger row.
+// SendHandler makes one attempt at each ledger row of its task. A task of
+// one row fails as its row does (and asynq retries it as classified); in a
+// batch, each row that failed for a temporary reason is queued alone, after
+// the delay the retry policy gives its error, and the batch succeeds.
 type SendHandler struct {
 	Sender *Sender
+	Client *Client
+	Retry  RetryPolicy
+	Logger *slog.Logger
 }
 
 // ProcessTask implements asynq.Handler.
@@ -384,10 +393,28 @@ func (h *SendHandler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	if err := decode(t, &p); err != nil {
 		return err
 	}
-	s := *h.Sender
-	s.Logger = taskLogger(ctx, h.Sender.Logger)
-	_, err := s.Send(ctx, p.TenantID, p.NoticeID, finalAttempt(ctx))
-	return err
+	if len(p.Notices) == 0 {
+		return fmt.Errorf("%w: no notices", errBadPayload)
+	}
+	single := len(p.Notices) == 1
+	results, err := h.Sender.Send(ctx, p.Notices, single && finalAttempt(ctx))
+	if err != nil {
+		return err
+	}
+	if single {
+		return results[0].Err
+	}
+	for _, r := range results {
+		if r.Outcome != OutcomeRetry {
+			continue
+		}
+		if _, err := h.Client.enqueueRetry(context.WithoutCancel(ctx), r.Ref, h.Retry.Delay(0, r.Err, t)); err != nil {
+			// The row is pending again: the batch is retried (its rows
+			// that went out are final by now) or the scan re-queues it.
+			return err
+		}
+	}
+	return nil
 }
 
 // LockoutHandler writes the ledger rows of one lockout, if the end user is
@@ -469,7 +496,7 @@ func record(ctx context.Context, st *store.Store, c *Client, tenantID, endUserID
 		if n.Kind != kind || n.Occasion != occasion || (n.Status != store.NoticePending && n.Status != store.NoticeSending) {
 			continue
 		}
-		if _, err := c.EnqueueSend(ctx, NoticeRef{TenantID: tenantID, ID: n.ID, Kind: kind}); err != nil {
+		if _, err := c.EnqueueSend(ctx, NoticeRef{TenantID: tenantID, ID: n.ID, EndUserID: endUserID, Kind: kind}); err != nil {
 			return err
 		}
 	}

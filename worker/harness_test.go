@@ -240,6 +240,7 @@ func newNode(t *testing.T, o nodeOptions) *node {
 	}
 	n := buildNode(o)
 	t.Cleanup(func() { n.client.Close() })
+	worker.KeepConnections(o.st)
 	return n
 }
 
@@ -260,7 +261,7 @@ func buildNode(o nodeOptions) *node {
 	n.sender = &worker.Sender{Store: o.st, Channels: o.ch, SelfServeURL: "https://reset.msp.example", Now: o.clock, Lease: o.lease, Logger: o.logger, Metrics: n.metrics}
 	n.mux = worker.NewServeMux(worker.Deps{
 		Store: o.st, Importer: &importer.Importer{Store: o.st, Registry: o.registry, Logger: o.logger},
-		Client: n.client, Scanner: n.scanner, Sender: n.sender, Now: o.clock, Logger: o.logger, Metrics: n.metrics,
+		Client: n.client, Scanner: n.scanner, Sender: n.sender, Now: o.clock, Logger: o.logger, Metrics: n.metrics, Retry: o.retry,
 	})
 	n.worker = worker.NewWorker(worker.ServerOptions{Redis: o.redis, Logger: o.logger, Retry: o.retry, PollInterval: 20 * time.Millisecond,
 		ShutdownTimeout: 5 * time.Second, NotifyConcurrency: 8, SyncConcurrency: 2})

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"selfserve/internal/notify"
@@ -26,9 +27,13 @@ type Sender struct {
 	// Now is the clock of the send-time check (default time.Now).
 	Now func() time.Time
 	// Lease is how long a claim holds (default SendLease).
-	Lease   time.Duration
-	Logger  *slog.Logger
-	Metrics *Metrics
+	Lease time.Duration
+	// Parallel is how many rows of a batch are sent at once (default 4).
+	Parallel int
+	Logger   *slog.Logger
+	Metrics  *Metrics
+
+	zones sync.Map // zone name → *time.Location
 }
 
 // Outcome is what an attempt did.
@@ -43,79 +48,181 @@ const (
 	OutcomeDone    Outcome = "done" // already final: nothing to do
 )
 
-// Send makes one attempt at the tenant's ledger row id. final says no retry
+// Result is the outcome of one attempt at one ledger row.
+type Result struct {
+	Ref     NoticeRef
+	Outcome Outcome
+	// Err is why a failed or retried attempt failed, classified
+	// (permanent: notify.ErrRejected, ErrMisconfigured; throttled:
+	// *notify.ThrottledError; busy: the row is claimed elsewhere).
+	Err error
+}
+
+// Send makes one attempt at each ledger row of refs: it claims them in one
+// statement and reads their end users in another (side by side), then, row
+// by row, checks, renders, sends and records the outcome (each row is
+// marked sent as soon as its provider accepted it). final says no retry
 // follows: a failure is then recorded as failed rather than pending. The
-// error is nil when the row is final (sent, skipped, or already final); a
-// failure comes back classified (permanent: notify.ErrRejected or
-// ErrMisconfigured; throttled: *notify.ThrottledError).
-func (s *Sender) Send(ctx context.Context, tenantID, id int64, final bool) (Outcome, error) {
+// error is for the batch as a whole (the database unreachable): nothing was
+// sent then.
+func (s *Sender) Send(ctx context.Context, refs []NoticeRef, final bool) ([]Result, error) {
 	lease := s.Lease
 	if lease <= 0 {
 		lease = SendLease
 	}
-	n, ok, err := s.Store.ClaimNotice(ctx, tenantID, id, lease)
-	if errors.Is(err, store.ErrNoticeBusy) {
-		return OutcomeRetry, &retryAfterError{after: lease, err: err}
+	keys := make([]store.NoticeKey, len(refs))
+	users := make([]store.NoticeKey, 0, len(refs))
+	for i, r := range refs {
+		keys[i] = store.NoticeKey{TenantID: r.TenantID, ID: r.ID}
+		if r.EndUserID != 0 {
+			users = append(users, store.NoticeKey{TenantID: r.TenantID, ID: r.EndUserID})
+		}
 	}
+	var contexts map[int64]store.NoticeContext
+	var ctxErr error
+	read := make(chan struct{})
+	go func() {
+		defer close(read)
+		contexts, ctxErr = s.Store.NoticeContexts(ctx, users)
+	}()
+	claimed, err := s.Store.ClaimNotices(ctx, keys, lease)
+	<-read
 	if err != nil {
-		return OutcomeRetry, err
+		return nil, err
 	}
-	if !ok {
-		return OutcomeDone, nil
+	if ctxErr != nil {
+		// The rows are claimed: put them back for the retry.
+		for _, n := range claimed {
+			s.Store.ReleaseNotice(context.WithoutCancel(ctx), n.TenantID, n.ID, ctxErr.Error())
+		}
+		return nil, ctxErr
 	}
-	log := s.logger().With("notice_id", n.ID, "tenant_id", tenantID, "end_user_id", n.EndUserID, "kind", n.Kind, "channel", n.Channel, "attempt", n.Attempts)
+	byID := make(map[int64]store.Notice, len(claimed))
+	for _, n := range claimed {
+		byID[n.ID] = n
+	}
+	results := make([]Result, len(refs))
+	var unclaimed []store.NoticeKey
+	for i, r := range refs {
+		results[i].Ref = r
+		if _, ok := byID[r.ID]; !ok {
+			unclaimed = append(unclaimed, keys[i])
+		}
+	}
+	state := map[int64]store.Notice{}
+	if len(unclaimed) > 0 {
+		rows, err := s.Store.Notices(ctx, unclaimed)
+		if err != nil {
+			return nil, err
+		}
+		for _, n := range rows {
+			state[n.ID] = n
+		}
+	}
+	// Rows go out side by side (each send waits on its provider).
+	parallel := s.Parallel
+	if parallel <= 0 {
+		parallel = 4
+	}
+	sem := make(chan struct{}, parallel)
+	var wg sync.WaitGroup
+	for i, r := range refs {
+		n, ok := byID[r.ID]
+		if !ok {
+			cur, exists := state[r.ID]
+			switch {
+			case !exists:
+				results[i].Outcome, results[i].Err = OutcomeFailed, fmt.Errorf("notice %d of tenant %d: %w", r.ID, r.TenantID, store.ErrNotFound)
+			case cur.Status == store.NoticeSending:
+				results[i].Outcome = OutcomeRetry
+				results[i].Err = &retryAfterError{after: lease, err: fmt.Errorf("notice %d (attempt %d since %s): %w", r.ID, cur.Attempts, cur.UpdatedAt.Format(time.RFC3339), store.ErrNoticeBusy)}
+			default:
+				results[i].Outcome = OutcomeDone
+			}
+			continue
+		}
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			nc, ok := contexts[n.EndUserID]
+			if !ok || nc.EndUser.TenantID != n.TenantID {
+				// Not in the payload (an older task) or not found: read it
+				// alone.
+				var err error
+				if nc, err = s.Store.NoticeContextOf(ctx, n.TenantID, n.EndUserID); err != nil {
+					results[i].Outcome, results[i].Err = s.fail(ctx, n, err, final)
+					return
+				}
+			}
+			results[i].Outcome, results[i].Err = s.attempt(ctx, n, nc, final)
+		})
+	}
+	wg.Wait()
+	return results, nil
+}
+
+// attempt sends one claimed row.
+func (s *Sender) attempt(ctx context.Context, n store.Notice, nc store.NoticeContext, final bool) (Outcome, error) {
+	log := taskLogger(ctx, s.Logger).With("notice_id", n.ID, "tenant_id", n.TenantID, "end_user_id", n.EndUserID, "kind", n.Kind, "channel", n.Channel, "attempt", n.Attempts)
 	// The outcome is recorded whatever happens to the task's context.
 	rec := context.WithoutCancel(ctx)
-
-	nc, err := s.Store.NoticeContextOf(ctx, tenantID, n.EndUserID)
-	if err != nil {
-		return s.fail(rec, log, n, err, final)
-	}
 	at := s.now()
-	if reason := s.stillDue(nc, n, at); reason != "" {
-		if err := s.Store.MarkNoticeSkipped(rec, tenantID, n.ID, reason); err != nil {
+	loc := s.location(nc)
+	due, reason := s.stillDue(nc, loc, n, at)
+	ch := s.Channels[n.Channel]
+	if reason == "" && ch == nil {
+		reason = fmt.Sprintf("no %s provider is configured", n.Channel)
+	}
+	if reason != "" {
+		if err := s.Store.MarkNoticeSkipped(rec, n.TenantID, n.ID, reason); err != nil {
 			return OutcomeRetry, err
 		}
 		s.count(n, OutcomeSkipped)
 		log.Info("notice skipped", "reason", reason)
 		return OutcomeSkipped, nil
 	}
-	ch := s.Channels[n.Channel]
-	if ch == nil {
-		reason := fmt.Sprintf("no %s provider is configured", n.Channel)
-		if err := s.Store.MarkNoticeSkipped(rec, tenantID, n.ID, reason); err != nil {
-			return OutcomeRetry, err
-		}
-		s.count(n, OutcomeSkipped)
-		log.Warn("notice skipped", "reason", reason)
-		return OutcomeSkipped, nil
-	}
-	msg, err := s.message(nc, n, at)
+	msg, err := s.message(nc, loc, n, due)
 	if err != nil {
-		return s.fail(rec, log, n, err, true)
+		return s.fail(ctx, n, err, true)
 	}
 	if err := ch.Send(ctx, msg); err != nil {
-		return s.fail(rec, log, n, err, final)
+		return s.fail(ctx, n, err, final)
 	}
-	if err := s.Store.MarkNoticeSent(rec, tenantID, n.ID, s.now()); err != nil {
+	if err := s.Store.MarkNoticeSent(rec, n.TenantID, n.ID, s.now()); err != nil {
 		// The provider has it: a retry would send it again. Leave the row
 		// sending (the documented duplicate window) and say so.
 		log.Error("notice sent but not recorded; a retry may send it again", "err", err)
 		return OutcomeRetry, err
 	}
 	if n.Kind == rules.KindWelcome {
-		if err := s.Store.MarkWelcomeSent(rec, tenantID, n.EndUserID, s.now()); err != nil {
+		if err := s.Store.MarkWelcomeSent(rec, n.TenantID, n.EndUserID, s.now()); err != nil {
 			log.Warn("welcome email sent but the end user's welcome stamp was not updated", "err", err)
 		}
 	}
 	s.count(n, OutcomeSent)
-	log.Info("notice sent")
+	log.Debug("notice sent")
 	return OutcomeSent, nil
+}
+
+// location is the customer's time zone, loaded once per zone name.
+func (s *Sender) location(nc store.NoticeContext) *time.Location {
+	name := nc.Customer.TimeZone
+	if name == "" {
+		name = nc.Tenant.TimeZone
+	}
+	if loc, ok := s.zones.Load(name); ok {
+		return loc.(*time.Location)
+	}
+	loc := nc.Customer.Location(nc.Tenant)
+	s.zones.Store(name, loc)
+	return loc
 }
 
 // fail records a failed attempt: failed for good when err is permanent or
 // no retry follows, back to pending (with the reason) otherwise.
-func (s *Sender) fail(ctx context.Context, log *slog.Logger, n store.Notice, err error, final bool) (Outcome, error) {
+func (s *Sender) fail(ctx context.Context, n store.Notice, err error, final bool) (Outcome, error) {
+	log := taskLogger(ctx, s.Logger).With("notice_id", n.ID, "tenant_id", n.TenantID, "kind", n.Kind, "channel", n.Channel, "attempt", n.Attempts)
+	ctx = context.WithoutCancel(ctx)
 	if errors.Is(err, context.Canceled) && !final {
 		// Shutdown: the task goes back to the queue; so does the row.
 		if rerr := s.Store.ReleaseNotice(ctx, n.TenantID, n.ID, "interrupted: "+err.Error()); rerr != nil {
@@ -139,73 +246,70 @@ func (s *Sender) fail(ctx context.Context, log *slog.Logger, n store.Notice, err
 	return OutcomeRetry, err
 }
 
-// stillDue returns why the notice must not go out at the instant at, or ""
-// when it must.
-func (s *Sender) stillDue(nc store.NoticeContext, n store.Notice, at time.Time) string {
+// stillDue checks, at the instant at, that the notice must go out: it
+// returns the rules' notice for it, or the reason it must not.
+func (s *Sender) stillDue(nc store.NoticeContext, loc *time.Location, n store.Notice, at time.Time) (rules.Notice, string) {
 	t, u := nc.Tenant.Rules(), nc.EndUser.Rules()
 	if n.Kind == rules.KindWelcome {
 		switch r := rules.InactiveReason(t, u); r {
 		case rules.ReasonNone, rules.ReasonMissingMobile:
 			// A welcome email is how a missing mobile gets confirmed.
 		default:
-			return string(r)
+			return rules.Notice{}, string(r)
 		}
 		if n.Channel != store.ChannelEmail {
-			return "welcome messages go by email only"
+			return rules.Notice{}, "welcome messages go by email only"
 		}
-		return ""
+		return rules.Notice{Kind: rules.KindWelcome, Occasion: n.Occasion}, ""
 	}
 	if r := rules.InactiveReason(t, u); r != rules.ReasonNone {
-		return string(r)
+		return rules.Notice{}, string(r)
 	}
-	loc := nc.Customer.Location(nc.Tenant)
 	for _, due := range rules.Plan(t, loc, u, at) {
 		if due.Kind == n.Kind && due.Occasion == n.Occasion {
-			return ""
+			return due, ""
 		}
 	}
 	switch n.Kind {
 	case rules.KindLockout:
 		if !u.LockedOut {
-			return "no longer due: the account was unlocked"
+			return rules.Notice{}, "no longer due: the account was unlocked"
 		}
-		return "no longer due: the account was locked again since"
+		return rules.Notice{}, "no longer due: the account was locked again since"
 	default:
 		if u.PasswordNeverExpires || u.PasswordExpiresAt.IsZero() {
-			return "no longer due: the password no longer expires"
+			return rules.Notice{}, "no longer due: the password no longer expires"
 		}
 		if today := at.In(loc).Format(rules.OccasionDateLayout); today != n.Occasion {
-			return fmt.Sprintf("no longer due: it was due on %s and it is now %s there", n.Occasion, today)
+			return rules.Notice{}, fmt.Sprintf("no longer due: it was due on %s and it is now %s there", n.Occasion, today)
 		}
-		return "no longer due: the password was changed"
+		return rules.Notice{}, "no longer due: the password was changed"
 	}
 }
 
-// message renders the notice for its channel at the instant at.
-func (s *Sender) message(nc store.NoticeContext, n store.Notice, at time.Time) (notify.Message, error) {
+// message renders the notice due for its channel.
+func (s *Sender) message(nc store.NoticeContext, loc *time.Location, n store.Notice, due rules.Notice) (notify.Message, error) {
 	u := nc.EndUser
 	d := notify.Data{
 		Kind: n.Kind, Name: displayName(u), Account: account(u), Customer: nc.Customer.Name,
-		Location: nc.Customer.Location(nc.Tenant), Region: nc.Customer.DefaultRegion, Link: s.SelfServeURL,
-	}
-	for _, due := range rules.Plan(nc.Tenant.Rules(), d.Location, u.Rules(), at) {
-		if due.Kind == n.Kind && due.Occasion == n.Occasion {
-			d.DaysLeft, d.ExpiresAt = due.DaysLeft, due.ExpiresAt
-		}
+		DaysLeft: due.DaysLeft, ExpiresAt: due.ExpiresAt,
+		Location: loc, Region: nc.Customer.DefaultRegion, Link: s.SelfServeURL,
 	}
 	if n.Kind == rules.KindLockout && u.LockedOutAt != nil {
 		d.LockedOutAt = *u.LockedOutAt
 	}
-	r, err := notify.Render(d)
-	if err != nil {
-		return notify.Message{}, fmt.Errorf("%w: %w", errBadPayload, err)
-	}
 	m := notify.Message{ID: fmt.Sprintf("notice-%d-%s", n.ID, n.Channel)}
+	var err error
 	switch n.Channel {
 	case store.ChannelEmail:
-		m.To, m.Subject, m.Body = u.Email, r.Subject, r.Email
+		m.To = u.Email
+		m.Subject, m.Body, err = notify.RenderEmail(d)
 	default:
-		m.To, m.Body = u.Mobile, r.SMS
+		m.To = u.Mobile
+		m.Body, err = notify.RenderSMS(d)
+	}
+	if err != nil {
+		return notify.Message{}, fmt.Errorf("%w: %w", errBadPayload, err)
 	}
 	return m, nil
 }
@@ -215,13 +319,6 @@ func (s *Sender) now() time.Time {
 		return s.Now()
 	}
 	return time.Now()
-}
-
-func (s *Sender) logger() *slog.Logger {
-	if s.Logger == nil {
-		return slog.New(slog.DiscardHandler)
-	}
-	return s.Logger
 }
 
 func (s *Sender) count(n store.Notice, o Outcome) {

@@ -78,7 +78,8 @@ const (
 )
 
 // SendLease is how long a claimed ledger row stays reserved for its attempt:
-// longer than a send task may run, so attempts never overlap.
+// longer than a send task (a batch included) may run, so attempts never
+// overlap.
 const SendLease = sendTimeout + 30*time.Second
 
 // errBadPayload marks a task that cannot be decoded or names nothing: it is
@@ -106,15 +107,18 @@ type DispatchPayload struct {
 
 // NoticeRef is a ledger row in a payload.
 type NoticeRef struct {
-	TenantID int64            `json:"tenant_id"`
-	ID       int64            `json:"id"`
-	Kind     rules.NoticeKind `json:"kind"`
+	TenantID int64 `json:"tenant_id"`
+	ID       int64 `json:"id"`
+	// EndUserID lets the sender read the end user while it claims the row
+	// (0: after).
+	EndUserID int64            `json:"end_user_id,omitempty"`
+	Kind      rules.NoticeKind `json:"kind"`
 }
 
-// SendPayload names one ledger row.
+// SendPayload lists the ledger rows a send task attempts: one, or a batch
+// of up to SendBatch fanned out by a dispatch task.
 type SendPayload struct {
-	TenantID int64 `json:"tenant_id"`
-	NoticeID int64 `json:"notice_id"`
+	Notices []NoticeRef `json:"notices"`
 }
 
 // LockoutPayload is one lockout an import saw.
@@ -209,13 +213,37 @@ func NewDispatchTask(refs []NoticeRef, queue string) (*asynq.Task, error) {
 }
 
 // NewSendTask sends one ledger row. Its task id "notice:<id>" keeps a row to
-// one send task at a time; lockout notices go to QueueCritical.
-func NewSendTask(ref NoticeRef) (*asynq.Task, error) {
+// one single send task at a time; lockout notices go to QueueCritical.
+// retries is its number of retries (sendMaxRetry for a fresh notice, one
+// fewer for a notice whose first attempt was in a batch).
+func NewSendTask(ref NoticeRef, retries int) (*asynq.Task, error) {
 	if ref.ID == 0 || ref.TenantID == 0 {
 		return nil, fmt.Errorf("send task: %w: notice %d", errBadPayload, ref.ID)
 	}
-	return newTask(TypeSend, SendPayload{TenantID: ref.TenantID, NoticeID: ref.ID},
-		asynq.Queue(queueOf(ref.Kind)), asynq.TaskID(noticeTaskID(ref.ID)), asynq.MaxRetry(sendMaxRetry), asynq.Timeout(sendTimeout), asynq.Retention(sendRetention))
+	return newTask(TypeSend, SendPayload{Notices: []NoticeRef{ref}},
+		asynq.Queue(queueOf(ref.Kind)), asynq.TaskID(noticeTaskID(ref.ID)), asynq.MaxRetry(retries), asynq.Timeout(sendTimeout), asynq.Retention(sendRetention))
+}
+
+// SendBatch is how many ledger rows one send task of a fan-out carries:
+// the per-task costs (a dequeue, a claim, a read of the end users) are paid
+// once per batch. A row whose attempt in a batch fails for a temporary
+// reason is retried alone.
+const SendBatch = 25
+
+// NewSendBatchTask sends a batch of ledger rows (of one queue). Its task id
+// "notices:<first id>-<last id>" makes a dispatch task that is retried queue
+// each batch once; the ledger's claims make a row sent once whichever task
+// gets it first.
+func NewSendBatchTask(refs []NoticeRef) (*asynq.Task, error) {
+	if len(refs) == 0 || len(refs) > 4*SendBatch {
+		return nil, fmt.Errorf("send task: %w: %d notices", errBadPayload, len(refs))
+	}
+	if len(refs) == 1 {
+		return NewSendTask(refs[0], sendMaxRetry)
+	}
+	return newTask(TypeSend, SendPayload{Notices: refs},
+		asynq.Queue(queueOf(refs[0].Kind)), asynq.TaskID(fmt.Sprintf("notices:%d-%d", refs[0].ID, refs[len(refs)-1].ID)),
+		asynq.MaxRetry(sendMaxRetry), asynq.Timeout(sendTimeout), asynq.Retention(sendRetention))
 }
 
 func noticeTaskID(id int64) string { return "notice:" + strconv.FormatInt(id, 10) }
@@ -255,7 +283,7 @@ func NewWelcomeTask(tenantID, endUserID int64, at time.Time) (*asynq.Task, error
 func refsOf(rs []store.NoticeRef) []NoticeRef {
 	out := make([]NoticeRef, len(rs))
 	for i, r := range rs {
-		out[i] = NoticeRef{TenantID: r.TenantID, ID: r.ID, Kind: r.Kind}
+		out[i] = NoticeRef{TenantID: r.TenantID, ID: r.ID, EndUserID: r.EndUserID, Kind: r.Kind}
 	}
 	return out
 }

@@ -40,7 +40,7 @@ func TestConstructorsSetQueueRetryAndIDs(t *testing.T) {
 	if _, err := worker.NewSyncTask(store.SyncRun{}); err == nil {
 		t.Fatal("a sync task without a run was built")
 	}
-	send, err := worker.NewSendTask(worker.NoticeRef{TenantID: 1, ID: 9, Kind: rules.KindLockout})
+	send, err := worker.NewSendTask(worker.NoticeRef{TenantID: 1, ID: 9, Kind: rules.KindLockout}, 8)
 	must(t, err)
 	if send.Type() != worker.TypeSend {
 		t.Fatalf("send task type %s", send.Type())
@@ -120,10 +120,13 @@ func TestErrorsAreClassifiedOnce(t *testing.T) {
 	}
 }
 
-// ExampleNewSendTask shows a send task's queue and id: one task per ledger
-// row, lockouts on the critical queue.
-func ExampleNewSendTask() {
-	t, _ := worker.NewSendTask(worker.NoticeRef{TenantID: 1, ID: 42, Kind: rules.KindLockout})
+// ExampleNewSendBatchTask shows a send task of a fan-out: a batch of ledger
+// rows, each with its tenant and end user.
+func ExampleNewSendBatchTask() {
+	t, _ := worker.NewSendBatchTask([]worker.NoticeRef{
+		{TenantID: 1, ID: 42, EndUserID: 7, Kind: rules.KindExpiryReminder},
+		{TenantID: 1, ID: 43, EndUserID: 7, Kind: rules.KindExpiryReminder},
+	})
 	fmt.Println(t.Type(), string(t.Payload()))
-	// Output: notice:send {"tenant_id":1,"notice_id":42}
+	// Output: notice:send {"notices":[{"tenant_id":1,"id":42,"end_user_id":7,"kind":"expiry_reminder"},{"tenant_id":1,"id":43,"end_user_id":7,"kind":"expiry_reminder"}]}
 }

@@ -110,6 +110,7 @@ func (c *cli) runRoles(ctx context.Context, o roleOptions) error {
 	}()
 
 	if o.worker {
+		worker.KeepConnections(st)
 		n, err := c.workerNode(ctx, cfg, rd.Opt, log, metrics, time.Now)
 		if err != nil {
 			return err

@@ -127,9 +127,38 @@ type view struct {
 
 // Render renders the notice of d.Kind for email (subject and body) and SMS.
 func Render(d Data) (Rendered, error) {
+	out, err := render(d, 0, 1, 2)
+	if err != nil {
+		return Rendered{}, err
+	}
+	return Rendered{Subject: out[0], Email: out[1] + "\n", SMS: out[2]}, nil
+}
+
+// RenderEmail renders the notice of d.Kind for email only.
+func RenderEmail(d Data) (subject, body string, err error) {
+	out, err := render(d, 0, 1)
+	if err != nil {
+		return "", "", err
+	}
+	return out[0], out[1] + "\n", nil
+}
+
+// RenderSMS renders the notice of d.Kind for SMS only.
+func RenderSMS(d Data) (string, error) {
+	out, err := render(d, 2)
+	if err != nil {
+		return "", err
+	}
+	return out[2], nil
+}
+
+// render executes the templates parts (0 subject, 1 email, 2 SMS) of
+// d.Kind.
+func render(d Data, parts ...int) ([3]string, error) {
+	var out [3]string
 	ts, ok := templates[d.Kind]
 	if !ok {
-		return Rendered{}, fmt.Errorf("no template for notice kind %q", d.Kind)
+		return out, fmt.Errorf("no template for notice kind %q", d.Kind)
 	}
 	loc := d.Location
 	if loc == nil {
@@ -148,15 +177,14 @@ func Render(d Data) (Rendered, error) {
 		v.LockedOutTime = at.Format(f.clock + " MST")
 		v.LockedOut = at.Format(f.date + " " + f.at + " " + f.clock + " MST")
 	}
-	var out [3]string
-	for i, t := range ts {
+	for _, i := range parts {
 		var b bytes.Buffer
-		if err := t.Execute(&b, v); err != nil {
-			return Rendered{}, fmt.Errorf("render %s notice: %w", d.Kind, err)
+		if err := ts[i].Execute(&b, v); err != nil {
+			return out, fmt.Errorf("render %s notice: %w", d.Kind, err)
 		}
 		out[i] = strings.TrimSpace(b.String())
 	}
-	return Rendered{Subject: out[0], Email: out[1] + "\n", SMS: out[2]}, nil
+	return out, nil
 }
 
 // dateFormat is how a region writes dates and times.

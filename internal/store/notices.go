@@ -2,6 +2,8 @@ package store
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -52,36 +54,76 @@ type NoticeRef struct {
 
 // CreateNotices writes pending ledger rows, skipping every row whose key
 // (end user, kind, occasion, channel) already exists, in batches of
-// multi-row INSERT … ON CONFLICT DO NOTHING. It returns the rows it created,
-// so a caller enqueues each new notice once. The caller vouches that each
-// end user belongs to its row's tenant (the rows come from the store).
+// INSERT … ON CONFLICT DO NOTHING (on PostgreSQL one INSERT … SELECT FROM
+// unnest of one array per column, on SQLite a multi-row VALUES). It returns
+// the rows it created, so a caller enqueues each new notice once. The caller
+// vouches that each end user belongs to its row's tenant (the rows come
+// from the store).
 func (s *Store) CreateNotices(ctx context.Context, ns []NewNotice) ([]NoticeRef, error) {
+	for _, n := range ns {
+		if !n.Kind.Valid() || (n.Channel != ChannelEmail && n.Channel != ChannelSMS) || n.Occasion == "" {
+			return nil, fmt.Errorf("notice for end user %d: invalid kind %q, channel %q or occasion %q", n.EndUserID, n.Kind, n.Channel, n.Occasion)
+		}
+	}
 	created := make([]NoticeRef, 0, len(ns))
 	now := s.stamp()
-	for start := 0; start < len(ns); start += noticeInsertBatch {
-		chunk := ns[start:min(start+noticeInsertBatch, len(ns))]
-		var b strings.Builder
-		b.Grow(64 + len(chunk)*24)
-		b.WriteString(`INSERT INTO notices (tenant_id, end_user_id, kind, occasion, channel, status, created_at, updated_at) VALUES `)
-		args := make([]any, 0, len(chunk)*7)
-		for i, n := range chunk {
-			if !n.Kind.Valid() || (n.Channel != ChannelEmail && n.Channel != ChannelSMS) || n.Occasion == "" {
-				return created, fmt.Errorf("notice for end user %d: invalid kind %q, channel %q or occasion %q", n.EndUserID, n.Kind, n.Channel, n.Occasion)
+	const returning = ` ON CONFLICT (end_user_id, kind, occasion, channel) DO NOTHING RETURNING id, tenant_id, end_user_id, kind, channel`
+	batch := noticeInsertBatch
+	if s.dialect == Postgres {
+		batch = 10 * noticeInsertBatch
+	}
+	for start := 0; start < len(ns); start += batch {
+		chunk := ns[start:min(start+batch, len(ns))]
+		var q string
+		var args []any
+		if s.dialect == Postgres {
+			tenants, users := make([]int64, len(chunk)), make([]int64, len(chunk))
+			kinds, occasions, channels := make([]string, len(chunk)), make([]string, len(chunk)), make([]string, len(chunk))
+			for i, n := range chunk {
+				tenants[i], users[i], kinds[i], occasions[i], channels[i] = n.TenantID, n.EndUserID, string(n.Kind), n.Occasion, string(n.Channel)
 			}
-			if i > 0 {
-				b.WriteByte(',')
+			q = `INSERT INTO notices (tenant_id, end_user_id, kind, occasion, channel, status, created_at, updated_at)
+				SELECT t, u, k, o, c, 'pending', ?, ? FROM unnest(?::bigint[], ?::bigint[], ?::text[], ?::text[], ?::text[]) AS x(t, u, k, o, c)` + returning
+			args = []any{now, now, tenants, users, kinds, occasions, channels}
+		} else {
+			var b strings.Builder
+			b.Grow(128 + len(chunk)*24)
+			b.WriteString(`INSERT INTO notices (tenant_id, end_user_id, kind, occasion, channel, status, created_at, updated_at) VALUES `)
+			args = make([]any, 0, len(chunk)*7)
+			for i, n := range chunk {
+				if i > 0 {
+					b.WriteByte(',')
+				}
+				b.WriteString(`(?,?,?,?,?,'pending',?,?)`)
+				args = append(args, n.TenantID, n.EndUserID, n.Kind, n.Occasion, n.Channel, now, now)
 			}
-			b.WriteString(`(?,?,?,?,?,'pending',?,?)`)
-			args = append(args, n.TenantID, n.EndUserID, n.Kind, n.Occasion, n.Channel, now, now)
+			q = b.String() + returning
 		}
-		b.WriteString(` ON CONFLICT (end_user_id, kind, occasion, channel) DO NOTHING RETURNING id, tenant_id, end_user_id, kind, channel`)
-		var refs []NoticeRef
-		if err := s.list(ctx, &refs, b.String(), args...); err != nil {
+		var err error
+		if created, err = s.insertReturningRefs(ctx, created, q, args); err != nil {
 			return created, fmt.Errorf("write %d ledger rows: %w", len(chunk), err)
 		}
-		created = append(created, refs...)
 	}
 	return created, nil
+}
+
+// insertReturningRefs runs an INSERT … RETURNING id, tenant_id, end_user_id,
+// kind, channel and appends the rows to refs (scanned by hand: tens of
+// thousands of rows per scan).
+func (s *Store) insertReturningRefs(ctx context.Context, refs []NoticeRef, q string, args []any) ([]NoticeRef, error) {
+	rows, err := s.q.QueryContext(ctx, s.rebind(q), args...)
+	if err != nil {
+		return refs, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var r NoticeRef
+		if err := rows.Scan(&r.ID, &r.TenantID, &r.EndUserID, &r.Kind, &r.Channel); err != nil {
+			return refs, err
+		}
+		refs = append(refs, r)
+	}
+	return refs, rows.Err()
 }
 
 // Notice returns the tenant's ledger row with id.
@@ -115,25 +157,73 @@ func (s *Store) NoticesOfEndUser(ctx context.Context, tenantID, endUserID int64,
 // nothing to do. A row claimed less than lease ago is ErrNoticeBusy.
 func (s *Store) ClaimNotice(ctx context.Context, tenantID, id int64, lease time.Duration) (n Notice, ok bool, err error) {
 	now := s.stamp()
-	res, err := s.exec(ctx, `UPDATE notices SET status = 'sending', attempts = attempts + 1, updated_at = ?
-		WHERE tenant_id = ? AND id = ? AND (status = 'pending' OR (status = 'sending' AND updated_at < ?))`,
+	err = s.get(ctx, &n, `UPDATE notices SET status = 'sending', attempts = attempts + 1, updated_at = ?
+		WHERE tenant_id = ? AND id = ? AND (status = 'pending' OR (status = 'sending' AND updated_at < ?)) RETURNING `+noticeColumns,
 		now, tenantID, id, now.Add(-lease))
-	if err != nil {
+	if err == nil {
+		return n, true, nil
+	}
+	if !errors.Is(err, sql.ErrNoRows) {
 		return n, false, fmt.Errorf("claim notice %d: %w", id, err)
 	}
-	claimed, _ := res.RowsAffected()
 	n, err = s.Notice(ctx, tenantID, id)
 	if err != nil {
 		return n, false, err
 	}
-	switch {
-	case claimed > 0:
-		return n, true, nil
-	case n.Status == NoticeSending:
+	if n.Status == NoticeSending {
 		return n, false, fmt.Errorf("notice %d (attempt %d since %s): %w", id, n.Attempts, n.UpdatedAt.Format(time.RFC3339), ErrNoticeBusy)
-	default:
-		return n, false, nil
 	}
+	return n, false, nil
+}
+
+// NoticeKey names a ledger row of a tenant.
+type NoticeKey struct {
+	TenantID int64
+	ID       int64
+}
+
+// ClaimNotices claims, as ClaimNotice does, every row of keys that is
+// pending or whose attempt began more than lease ago, in one statement, and
+// returns those rows (in no particular order). A row not returned is final,
+// being sent by another attempt, or not the tenant's: Notices tells which.
+func (s *Store) ClaimNotices(ctx context.Context, keys []NoticeKey, lease time.Duration) ([]Notice, error) {
+	if len(keys) == 0 {
+		return nil, nil
+	}
+	now := s.stamp()
+	args := make([]any, 0, 2+2*len(keys))
+	args = append(args, now, now.Add(-lease))
+	for _, k := range keys {
+		args = append(args, k.TenantID, k.ID)
+	}
+	var ns []Notice
+	err := s.list(ctx, &ns, `UPDATE notices SET status = 'sending', attempts = attempts + 1, updated_at = ?
+		WHERE (status = 'pending' OR (status = 'sending' AND updated_at < ?)) AND (tenant_id, id) IN (`+pairs(len(keys))+`) RETURNING `+noticeColumns, args...)
+	if err != nil {
+		return nil, fmt.Errorf("claim %d notices: %w", len(keys), err)
+	}
+	return ns, nil
+}
+
+// Notices returns the rows of keys that exist (in no particular order).
+func (s *Store) Notices(ctx context.Context, keys []NoticeKey) ([]Notice, error) {
+	if len(keys) == 0 {
+		return nil, nil
+	}
+	args := make([]any, 0, 2*len(keys))
+	for _, k := range keys {
+		args = append(args, k.TenantID, k.ID)
+	}
+	var ns []Notice
+	if err := s.list(ctx, &ns, `SELECT `+noticeColumns+` FROM notices WHERE (tenant_id, id) IN (`+pairs(len(keys))+`)`, args...); err != nil {
+		return nil, fmt.Errorf("read %d notices: %w", len(keys), err)
+	}
+	return ns, nil
+}
+
+// pairs is n "(?, ?)" separated by commas.
+func pairs(n int) string {
+	return strings.TrimSuffix(strings.Repeat("(?, ?),", n), ",")
 }
 
 // MarkNoticeSent records that the provider accepted the notice.
@@ -264,17 +354,23 @@ func (s *Store) ScanCandidates(ctx context.Context, w ScanWindow) ([]ScanUser, e
 	const served = ` FROM end_users e JOIN tenants t ON t.id = e.tenant_id
 		WHERE t.self_serve AND t.subscription IN ('qdesk', 'bundle')
 		AND e.removed_at IS NULL AND e.enabled AND e.self_serve AND e.email <> '' AND e.mobile <> '' AND e.source IN ('local', 'ad', 'azure')`
-	var users []ScanUser
-	err := s.list(ctx, &users, `SELECT `+cols+served+` AND NOT e.password_never_expires AND e.password_expires_at >= ? AND e.password_expires_at < ?`,
+	// The two selections use different indexes; they run side by side.
+	var locked []ScanUser
+	var lockedErr error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		locked, lockedErr = s.scanUsers(ctx, `SELECT `+cols+served+` AND e.locked_out AND e.locked_out_at >= ? AND e.locked_out_at <= ?`,
+			w.LockedSince.UTC(), w.LockedUntil.UTC())
+	}()
+	users, err := s.scanUsers(ctx, `SELECT `+cols+served+` AND NOT e.password_never_expires AND e.password_expires_at >= ? AND e.password_expires_at < ?`,
 		w.ExpiresFrom.UTC(), w.ExpiresBefore.UTC())
+	<-done
 	if err != nil {
 		return nil, fmt.Errorf("select expiry candidates: %w", err)
 	}
-	var locked []ScanUser
-	err = s.list(ctx, &locked, `SELECT `+cols+served+` AND e.locked_out AND e.locked_out_at >= ? AND e.locked_out_at <= ?`,
-		w.LockedSince.UTC(), w.LockedUntil.UTC())
-	if err != nil {
-		return nil, fmt.Errorf("select lockout candidates: %w", err)
+	if lockedErr != nil {
+		return nil, fmt.Errorf("select lockout candidates: %w", lockedErr)
 	}
 	if len(locked) == 0 {
 		return users, nil
@@ -291,6 +387,26 @@ func (s *Store) ScanCandidates(ctx context.Context, w ScanWindow) ([]ScanUser, e
 		}
 	}
 	return users, nil
+}
+
+// scanUsers runs a candidate query (scanned by hand: tens of thousands of
+// rows per scan).
+func (s *Store) scanUsers(ctx context.Context, q string, args ...any) ([]ScanUser, error) {
+	rows, err := s.q.QueryContext(ctx, s.rebind(q), args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []ScanUser
+	for rows.Next() {
+		var u ScanUser
+		if err := rows.Scan(&u.ID, &u.TenantID, &u.CustomerID, &u.Source, &u.Email, &u.Mobile, &u.SelfServe, &u.Enabled,
+			&u.LockedOut, &u.LockedOutAt, &u.PasswordNeverExpires, &u.PasswordExpiresAt); err != nil {
+			return nil, err
+		}
+		out = append(out, u)
+	}
+	return out, rows.Err()
 }
 
 // ScanCustomers returns every customer of the tenants ids, for their time
@@ -340,6 +456,29 @@ var noticeContextQuery = func() string {
 		` FROM end_users e JOIN customers c ON c.id = e.customer_id AND c.tenant_id = e.tenant_id JOIN tenants t ON t.id = e.tenant_id
 		WHERE e.tenant_id = ? AND e.id = ?`
 }()
+
+// NoticeContexts reads end users with their customers and tenants, keyed
+// by end user id; each key is a (tenant, end user) pair, and an end user
+// of another tenant is not returned.
+func (s *Store) NoticeContexts(ctx context.Context, keys []NoticeKey) (map[int64]NoticeContext, error) {
+	out := make(map[int64]NoticeContext, len(keys))
+	if len(keys) == 0 {
+		return out, nil
+	}
+	args := make([]any, 0, 2*len(keys))
+	for _, k := range keys {
+		args = append(args, k.TenantID, k.ID)
+	}
+	var ncs []NoticeContext
+	q := strings.Replace(noticeContextQuery, "WHERE e.tenant_id = ? AND e.id = ?", "WHERE (e.tenant_id, e.id) IN ("+pairs(len(keys))+")", 1)
+	if err := s.list(ctx, &ncs, q, args...); err != nil {
+		return nil, fmt.Errorf("read %d end users: %w", len(keys), err)
+	}
+	for _, nc := range ncs {
+		out[nc.EndUser.ID] = nc
+	}
+	return out, nil
+}
 
 // NoticeContextOf reads the tenant's end user with its customer and tenant.
 func (s *Store) NoticeContextOf(ctx context.Context, tenantID, endUserID int64) (NoticeContext, error) {

@@ -314,9 +314,11 @@ func (s *Server) session(c net.Conn) {
 				return
 			}
 			msg := Message{From: from, To: rcpts, Data: data, At: time.Now()}
-			if m, err := mail.ReadMessage(bufio.NewReader(strings.NewReader(string(data)))); err == nil {
-				msg.MessageID = m.Header.Get("Message-Id")
-				msg.Subject = m.Header.Get("Subject")
+			if !s.opts.Discard || s.opts.Refuse != nil {
+				if m, err := mail.ReadMessage(bufio.NewReader(strings.NewReader(string(data)))); err == nil {
+					msg.MessageID = m.Header.Get("Message-Id")
+					msg.Subject = m.Header.Get("Subject")
+				}
 			}
 			if r := s.refuse(StageData, msg.MessageID); r.Code != 0 {
 				reply(r.Code, r.Text)

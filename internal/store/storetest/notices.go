@@ -161,6 +161,47 @@ func testNoticeLedger(t *testing.T, s *store.Store) {
 		t.Fatalf("rows written just now counted as stranded an hour ago: %d", len(stranded))
 	}
 
+	// Claims and reads in bulk, tenant-scoped.
+	var keys []store.NoticeKey
+	for _, r := range again {
+		keys = append(keys, store.NoticeKey{TenantID: f.tenant.ID, ID: r.ID})
+	}
+	pend, err := s.NoticesOfEndUser(ctx, f.tenant.ID, bob.ID, 4)
+	must(t, err)
+	for _, n := range pend {
+		keys = append(keys, store.NoticeKey{TenantID: f.tenant.ID, ID: n.ID})
+	}
+	keys = append(keys, store.NoticeKey{TenantID: other.tenant.ID, ID: pend[0].ID})
+	claimed, err := s.ClaimNotices(ctx, keys, time.Minute)
+	must(t, err)
+	if len(claimed) != len(pend) {
+		t.Fatalf("bulk claim of %d pending rows, a failed one and another tenant's: %d claimed", len(pend), len(claimed))
+	}
+	if again, _ := s.ClaimNotices(ctx, keys, time.Minute); len(again) != 0 {
+		t.Fatalf("a second bulk claim within the lease claimed %d rows", len(again))
+	}
+	if got, _ := s.Notices(ctx, keys); len(got) != len(pend)+1 {
+		t.Fatalf("Notices of %d keys (one of another tenant) returned %d rows", len(keys), len(got))
+	}
+	for _, n := range claimed {
+		must(t, s.ReleaseNotice(ctx, f.tenant.ID, n.ID, ""))
+	}
+	ncs, err := s.NoticeContexts(ctx, []store.NoticeKey{{TenantID: f.tenant.ID, ID: ann.ID}, {TenantID: f.tenant.ID, ID: bob.ID}, {TenantID: other.tenant.ID, ID: ann.ID}})
+	must(t, err)
+	if len(ncs) != 2 || ncs[ann.ID].Customer.ID != f.customer.ID || ncs[bob.ID].Tenant.ID != f.tenant.ID {
+		t.Fatalf("bulk contexts: %d", len(ncs))
+	}
+
+	// Deleting an end user deletes its notices.
+	if ns, _ := s.NoticesOfEndUser(ctx, f.tenant.ID, bob.ID, 0); len(ns) == 0 {
+		t.Fatal("bob has no notices to delete")
+	}
+	_, err = s.DB().ExecContext(ctx, s.DB().Rebind(`DELETE FROM end_users WHERE id = ?`), bob.ID)
+	must(t, err)
+	if ns, _ := s.NoticesOfEndUser(ctx, f.tenant.ID, bob.ID, 0); len(ns) != 0 {
+		t.Fatalf("a deleted end user kept %d notices", len(ns))
+	}
+
 	nc, err := s.NoticeContextOf(ctx, f.tenant.ID, ann.ID)
 	must(t, err)
 	if nc.EndUser.ID != ann.ID || nc.Customer.ID != f.customer.ID || nc.Tenant.ID != f.tenant.ID || nc.Customer.TimeZone != "Europe/London" || nc.EndUser.Email == "" {
