@@ -2,12 +2,15 @@ package worker_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"selfserve/internal/notify"
+	"selfserve/internal/rules"
 	"selfserve/internal/store"
 	"selfserve/internal/store/storetest"
 	"selfserve/worker"
@@ -61,5 +64,88 @@ func TestEmbeddedRedisFullLoop(t *testing.T) {
 	must(t, err)
 	if again.Created != 0 || again.Tasks != 0 {
 		t.Fatalf("second scan created %d rows, %d tasks", again.Created, again.Tasks)
+	}
+}
+
+// TestSyncLockoutAndWelcome: a sync that sees an account become locked
+// queues its lockout notice (critical queue) without waiting for a scan; a
+// technician's welcome email goes to an end user who has no mobile yet and
+// stamps the end user; requests within the same minute are one email.
+func TestSyncLockoutAndWelcome(t *testing.T) {
+	t.Parallel()
+	r, err := worker.OpenRedis("embedded")
+	must(t, err)
+	t.Cleanup(func() { r.Close() })
+	st := storetest.OpenMigrated(t, "sqlite:"+filepath.Join(t.TempDir(), "test.db"))
+	ctx := context.Background()
+	now := time.Now().UTC().Truncate(time.Second)
+	f := newFixture(t, st, "lockwelcome", 1)
+	dir := t.TempDir()
+	csv := func(locked bool) string {
+		lockedAt := ""
+		if locked {
+			lockedAt = now.Add(-time.Minute).Format(time.RFC3339)
+		}
+		return "username,email,mobile,enabled,locked_out,locked_out_at,password_expires_at\n" +
+			"ann,ann@customer.example,+447400123401,true," + fmt.Sprint(locked) + "," + lockedAt + "," + now.Add(60*24*time.Hour).Format(time.RFC3339) + "\n" +
+			"bob,bob@customer.example,,true,false,," + now.Add(60*24*time.Hour).Format(time.RFC3339) + "\n"
+	}
+	path := writeFile(t, dir, "users.csv", csv(false))
+	conn := pointAt(t, st, f.conns[0], path, 10)
+	outbox := t.TempDir()
+	n := newNode(t, nodeOptions{redis: r.Opt, st: st, ch: map[store.Channel]notify.Sender{
+		store.ChannelEmail: &notify.Outbox{Dir: outbox, Channel: "email"},
+		store.ChannelSMS:   &notify.Outbox{Dir: outbox, Channel: "sms"},
+	}})
+	n.start(t)
+	sync := func() {
+		run, err := st.CreateRun(ctx, f.tenant.ID, conn.ID, store.ModeFull, "api", store.RunQueued, false, time.Hour)
+		must(t, err)
+		must(t, n.client.EnqueueSync(ctx, run))
+		drain(t, r.Opt, 30*time.Second)
+		done, err := st.Run(ctx, f.tenant.ID, run.ID)
+		must(t, err)
+		if done.Status != store.RunSucceeded {
+			t.Fatalf("run %+v", done)
+		}
+	}
+	sync()
+	writeFile(t, dir, "users.csv", csv(true))
+	sync()
+	var lockouts []store.Notice
+	for _, nt := range notices(t, st, f.tenant.ID) {
+		if nt.Kind == rules.KindLockout {
+			lockouts = append(lockouts, nt)
+		}
+	}
+	if len(lockouts) != 2 || lockouts[0].Status != store.NoticeSent || lockouts[1].Status != store.NoticeSent {
+		t.Fatalf("lockout notices after the sync: %+v", lockouts)
+	}
+
+	users, err := st.EndUsers(ctx, f.tenant.ID, store.EndUserFilter{})
+	must(t, err)
+	var bob store.EndUser
+	for _, u := range users {
+		if u.Username == "bob" {
+			bob = u
+		}
+	}
+	must(t, n.client.EnqueueWelcome(ctx, f.tenant.ID, bob.ID))
+	must(t, n.client.EnqueueWelcome(ctx, f.tenant.ID, bob.ID)) // a double click
+	drain(t, r.Opt, 30*time.Second)
+	ns, err := st.NoticesOfEndUser(ctx, f.tenant.ID, bob.ID, 0)
+	must(t, err)
+	if len(ns) != 1 || ns[0].Kind != rules.KindWelcome || ns[0].Channel != store.ChannelEmail || ns[0].Status != store.NoticeSent {
+		t.Fatalf("welcome notices of bob: %+v", ns)
+	}
+	bob, err = st.EndUser(ctx, f.tenant.ID, bob.ID)
+	must(t, err)
+	if bob.WelcomeSentAt == nil {
+		t.Fatal("the welcome email did not stamp the end user")
+	}
+	b, err := os.ReadFile(filepath.Join(outbox, fmt.Sprintf("notice-%d-email.txt", ns[0].ID)))
+	must(t, err)
+	if !strings.Contains(string(b), "confirm your mobile number at https://reset.msp.example") {
+		t.Fatalf("welcome email:\n%s", b)
 	}
 }
