@@ -21,7 +21,10 @@ type retryAfterError struct {
 	err   error
 }
 
+// Error implements error.
 func (e *retryAfterError) Error() string { return e.err.Error() }
+
+// Unwrap returns the underlying error.
 func (e *retryAfterError) Unwrap() error { return e.err }
 
 // IsPermanent reports whether retrying err cannot help: bad credentials or

@@ -16,9 +16,16 @@ func (a asynqLogger) log(level slog.Level, args []any) {
 	}
 }
 
+// Debug implements asynq.Logger.
 func (a asynqLogger) Debug(args ...any) { a.log(slog.LevelDebug, args) }
-func (a asynqLogger) Info(args ...any)  { a.log(slog.LevelInfo, args) }
-func (a asynqLogger) Warn(args ...any)  { a.log(slog.LevelWarn, args) }
+
+// Info implements asynq.Logger.
+func (a asynqLogger) Info(args ...any) { a.log(slog.LevelInfo, args) }
+
+// Warn implements asynq.Logger.
+func (a asynqLogger) Warn(args ...any) { a.log(slog.LevelWarn, args) }
+
+// Error implements asynq.Logger.
 func (a asynqLogger) Error(args ...any) { a.log(slog.LevelError, args) }
 
 // Fatal logs and exits, as asynq's Logger contract requires.

@@ -187,6 +187,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 // slogPrinter lets promhttp log through slog.
 type slogPrinter struct{ l *slog.Logger }
 
+// Println implements promhttp.Logger.
 func (p slogPrinter) Println(v ...any) {
 	p.l.Error(strings.TrimSpace(fmt.Sprintln(v...)), "component", "metrics")
 }
