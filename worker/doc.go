@@ -31,8 +31,7 @@
 // fan-out), scan (the expiry scan and the schedule ticks) and sync (syncs and
 // customer imports). A worker runs two asynq servers: one serves sync alone,
 // so that long syncs never hold every slot, the other serves the rest with
-// weights notify_critical 6, notify 3, scan 1. KeepConnections sizes the
-// store's idle connections for the worker's concurrency.
+// weights notify_critical 6, notify 3, scan 1.
 //
 // # Once, and where "once" ends
 //

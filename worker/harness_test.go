@@ -240,7 +240,6 @@ func newNode(t *testing.T, o nodeOptions) *node {
 	}
 	n := buildNode(o)
 	t.Cleanup(func() { n.client.Close() })
-	worker.KeepConnections(o.st)
 	return n
 }
 

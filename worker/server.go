@@ -7,8 +7,6 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
-
-	"selfserve/internal/store"
 )
 
 // ServerOptions configure a worker's asynq servers.
@@ -115,14 +113,4 @@ func (w *Worker) Ping() error {
 		return err
 	}
 	return w.sync.Ping()
-}
-
-// KeepConnections makes the store keep every open database connection idle
-// between uses instead of closing all but a few: a worker's many short
-// statements, from many tasks at once, would otherwise open and close a
-// PostgreSQL connection (a process fork and authentication) for a large
-// share of them.
-func KeepConnections(st *store.Store) {
-	db := st.DB()
-	db.SetMaxIdleConns(max(db.Stats().MaxOpenConnections, 2))
 }

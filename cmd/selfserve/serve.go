@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -16,6 +15,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"selfserve/config"
+	"selfserve/internal/admin"
+	"selfserve/internal/admin/link"
 	"selfserve/internal/enrich"
 	"selfserve/internal/notify"
 	"selfserve/internal/ops"
@@ -109,13 +110,14 @@ func (c *cli) runRoles(ctx context.Context, o roleOptions) error {
 		}
 	}()
 
+	var enqueuer *worker.Client
 	if o.worker {
-		worker.KeepConnections(st)
 		n, err := c.workerNode(ctx, cfg, rd.Opt, log, metrics, time.Now)
 		if err != nil {
 			return err
 		}
 		stops = append(stops, n.close)
+		enqueuer = n.client
 		w := worker.NewWorker(worker.ServerOptions{Redis: rd.Opt, SyncConcurrency: o.syncN, NotifyConcurrency: o.notifyN, Logger: log})
 		if err := w.Start(n.mux); err != nil {
 			return err
@@ -157,31 +159,56 @@ func (c *cli) runRoles(ctx context.Context, o roleOptions) error {
 	}
 	h := ops.New(ops.Options{Store: st, Redis: rd, Gatherer: reg, RedisConnOpt: mon, OpsToken: cfg.OpsToken.Reveal(), Logger: log})
 	stops = append(stops, func() { h.Close() })
-	return serveHTTP(ctx, addr, h, log)
+	if o.name != "serve" {
+		return serveHTTP(ctx, addr, h, log)
+	}
+	api, err := c.adminAPI(cfg, st, enqueuer, h, log)
+	if err != nil {
+		return err
+	}
+	return serveHTTP(ctx, addr, api, log)
 }
 
-// serveHTTP serves h on addr until ctx is cancelled, then shuts down.
+// adminAPI is the admin HTTP API with the ops endpoints mounted beside it:
+// /healthz and /readyz open, /metrics and /monitoring/ behind the ops token.
+func (c *cli) adminAPI(cfg *config.Config, st *store.Store, enqueuer *worker.Client, h *ops.Handler, log *slog.Logger) (http.Handler, error) {
+	box, err := c.secrets()
+	if err != nil {
+		return nil, err
+	}
+	var links *link.Signer
+	if cfg.EncryptionKey.IsSet() {
+		key, err := cfg.EncryptionKey.Bytes()
+		if err != nil {
+			return nil, err
+		}
+		if links, err = link.NewSigner(key); err != nil {
+			return nil, err
+		}
+	}
+	mounts := []admin.Mount{
+		{Pattern: "GET /healthz", Handler: h.Health()},
+		{Pattern: "GET /readyz", Handler: h.Ready()},
+		{Pattern: "GET /metrics", Handler: h.RequireToken(h.Metrics())},
+	}
+	if mon := h.Monitoring(); mon != nil {
+		mounts = append(mounts, admin.Mount{Pattern: ops.MonitoringPath + "/", Handler: h.RequireToken(mon)})
+	}
+	return admin.New(admin.Options{Store: st, Registry: registry(), Secrets: box, Links: links, Enqueuer: enqueuer,
+		Logger: log, OpsToken: cfg.OpsToken.Reveal(), Mounts: mounts, FileImportDir: cfg.FileImportDir})
+}
+
+// serveHTTP serves h on addr until ctx is cancelled, then shuts down
+// gracefully.
 func serveHTTP(ctx context.Context, addr string, h http.Handler, log *slog.Logger) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", addr, err)
 	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
-		WriteTimeout: time.Minute, IdleTimeout: 2 * time.Minute, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	srv := admin.NewServer(addr, h)
+	srv.ErrorLog = slog.NewLogLogger(log.Handler(), slog.LevelWarn)
 	log.Info("running; stop with Ctrl-C or SIGTERM", "listen", ln.Addr().String())
-	select {
-	case err := <-errc:
-		return fmt.Errorf("serve %s: %w", addr, err)
-	case <-ctx.Done():
-	}
-	shutdown, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(shutdown); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	return nil
+	return admin.Serve(ctx, srv, ln)
 }
 
 // node is the worker role's parts.

@@ -72,7 +72,10 @@ func Open(ctx context.Context, databaseURL string) (*Store, error) {
 		db, err = sqlx.Open("pgx", dsn)
 		if err == nil {
 			db.SetMaxOpenConns(16)
-			db.SetMaxIdleConns(8)
+			// Keep every connection idle between uses: a worker's many
+			// short statements would otherwise open and close PostgreSQL
+			// connections (a fork and an authentication each) all the time.
+			db.SetMaxIdleConns(16)
 			db.SetConnMaxIdleTime(5 * time.Minute)
 		}
 	case SQLite:
