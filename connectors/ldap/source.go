@@ -545,8 +545,8 @@ func (s *source) parityWorks(ctx context.Context, c *conn) bool {
 	return err == nil && e != nil
 }
 
-// run runs the parts, one search per connection at a time, and hands their
-// pages to the consumer as they arrive. The last page of the last part to
+// run runs the parts, a worker per connection taking them in turn, and
+// hands their pages to the consumer as they arrive. The last page of the last part to
 // finish carries the cursor, so the cursor is committed only once every
 // user has been.
 func (r *listing) run(ctx context.Context) error {
