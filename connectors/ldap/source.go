@@ -385,10 +385,22 @@ const (
 
 // filter builds the user search filter, with an extra clause (or "").
 // Every configured value placed in it is escaped; exclude_filter is a filter
-// by design and was validated.
+// by design and was validated. Samba tests the clauses of an AND in order
+// and stops at the first that fails, for every candidate of its index
+// (all the domain's persons, whatever the base): the cheap and selective
+// ones (the incremental USN, the extra clause) come first, the in-chain
+// group rules, which walk the group graph, last.
 func (s *source) filter(since *cursor, extra string) string {
 	var b strings.Builder
-	b.WriteString("(&(objectCategory=person)(objectClass=user)")
+	b.WriteString("(&")
+	if since != nil {
+		fmt.Fprintf(&b, "(uSNChanged>=%d)", since.USN+1)
+	}
+	b.WriteString(extra)
+	b.WriteString("(objectCategory=person)(objectClass=user)")
+	if s.cfg.exclFilt != "" {
+		fmt.Fprintf(&b, "(!%s)", s.cfg.exclFilt)
+	}
 	if len(s.cfg.groups) > 0 {
 		b.WriteString("(|")
 		for _, g := range s.cfg.groups {
@@ -399,13 +411,6 @@ func (s *source) filter(since *cursor, extra string) string {
 	for _, g := range s.cfg.exclGroup {
 		fmt.Fprintf(&b, "(!(memberOf:%s:=%s))", ruleInChain, goldap.EscapeFilter(g))
 	}
-	if s.cfg.exclFilt != "" {
-		fmt.Fprintf(&b, "(!%s)", s.cfg.exclFilt)
-	}
-	if since != nil {
-		fmt.Fprintf(&b, "(uSNChanged>=%d)", since.USN+1)
-	}
-	b.WriteString(extra)
 	b.WriteString(")")
 	return b.String()
 }

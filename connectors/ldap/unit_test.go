@@ -137,10 +137,9 @@ func TestFilterEscapesValues(t *testing.T) {
 	}
 	s := src.(*source)
 	got := s.filter(&cursor{USN: 41}, "")
-	want := `(&(objectCategory=person)(objectClass=user)` +
+	want := `(&(uSNChanged>=42)(objectCategory=person)(objectClass=user)(!(title=Contractor))` +
 		`(|(memberOf:1.2.840.113556.1.4.1941:=CN=odd\2a\28grp\29\5c\5cx,DC=corp,DC=test))` +
-		`(!(memberOf:1.2.840.113556.1.4.1941:=CN=a\29\28objectClass=\2a,DC=corp,DC=test))` +
-		`(!(title=Contractor))(uSNChanged>=42))`
+		`(!(memberOf:1.2.840.113556.1.4.1941:=CN=a\29\28objectClass=\2a,DC=corp,DC=test)))`
 	if got != want {
 		t.Errorf("filter\n got %s\nwant %s", got, want)
 	}
