@@ -35,6 +35,8 @@ func scenarios() []bench.Scenario {
 		bench.ADFullSQLite(),
 		bench.StoreUpsert(),
 		bench.GraphImport(func() connectors.Config { return new(graph.Config) }),
+		bench.Scan(),
+		bench.Notices(),
 	}
 }
 
