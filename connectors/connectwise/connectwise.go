@@ -10,6 +10,7 @@
 package connectwise
 
 import (
+	"cmp"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -160,18 +161,8 @@ func (c *Config) Open(id string, logger *slog.Logger) (connectors.Source, error)
 	if len(mobileTypes) == 0 {
 		mobileTypes = DefaultMobileTypes
 	}
-	pageSize := c.PageSize
-	if pageSize == 0 {
-		pageSize = MaxPageSize
-	}
-	perMinute := c.RequestsPerMinute
-	if perMinute == 0 {
-		perMinute = DefaultRequestsPerMinute
-	}
-	limiterKey := ""
-	if id != "" {
-		limiterKey = "connectwise/" + id
-	}
+	pageSize := cmp.Or(c.PageSize, MaxPageSize)
+	perMinute := cmp.Or(c.RequestsPerMinute, DefaultRequestsPerMinute)
 	credentials := base64.StdEncoding.EncodeToString([]byte(companyID + "+" + c.PublicKey.Reveal() + ":" + c.PrivateKey.Reveal()))
 	client := restclient.New(restclient.Options{
 		Vendor: "ConnectWise",
@@ -181,7 +172,7 @@ func (c *Config) Open(id string, logger *slog.Logger) (connectors.Source, error)
 			"Clientid":      {strings.TrimSpace(c.ClientID)},
 			"Accept":        {"application/vnd.connectwise.com+json; version=" + version},
 		},
-		Limiter:           restclient.SharedLimiter(limiterKey, perMinute, time.Minute),
+		Limiter:           restclient.SharedLimiter(restclient.ConnectionKey("connectwise", id), perMinute, time.Minute),
 		DefaultRetryAfter: defaultRetryAfter,
 		StatusHints: map[int]string{
 			http.StatusBadRequest:   "check client_id, api_version and the company_status / company_type filters",

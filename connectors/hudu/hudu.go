@@ -11,6 +11,7 @@
 package hudu
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -138,23 +139,13 @@ func (c *Config) Open(id string, logger *slog.Logger) (connectors.Source, error)
 	if len(mobileFields) == 0 {
 		mobileFields = DefaultMobileFields
 	}
-	pageSize := c.PageSize
-	if pageSize == 0 {
-		pageSize = DefaultPageSize
-	}
-	perMinute := c.RequestsPerMinute
-	if perMinute == 0 {
-		perMinute = DefaultRequestsPerMinute
-	}
-	limiterKey := ""
-	if id != "" {
-		limiterKey = "hudu/" + id
-	}
+	pageSize := cmp.Or(c.PageSize, DefaultPageSize)
+	perMinute := cmp.Or(c.RequestsPerMinute, DefaultRequestsPerMinute)
 	client := restclient.New(restclient.Options{
 		Vendor:            "Hudu",
 		Base:              base,
 		Header:            http.Header{"X-Api-Key": {c.APIKey.Reveal()}, "Accept": {"application/json"}},
-		Limiter:           restclient.SharedLimiter(limiterKey, perMinute, time.Minute),
+		Limiter:           restclient.SharedLimiter(restclient.ConnectionKey("hudu", id), perMinute, time.Minute),
 		DefaultRetryAfter: defaultRetryAfter,
 		ThrottleText:      "Retry later",
 		StatusHints: map[int]string{

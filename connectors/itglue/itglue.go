@@ -9,6 +9,7 @@
 package itglue
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -116,23 +117,13 @@ func (c *Config) Open(id string, logger *slog.Logger) (connectors.Source, error)
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	pageSize := c.PageSize
-	if pageSize == 0 {
-		pageSize = MaxPageSize
-	}
-	perMinute := c.RequestsPerMinute
-	if perMinute == 0 {
-		perMinute = DefaultRequestsPerMinute
-	}
-	limiterKey := ""
-	if id != "" {
-		limiterKey = "itglue/" + id
-	}
+	pageSize := cmp.Or(c.PageSize, MaxPageSize)
+	perMinute := cmp.Or(c.RequestsPerMinute, DefaultRequestsPerMinute)
 	client := restclient.New(restclient.Options{
 		Vendor:            "IT Glue",
 		Base:              base,
 		Header:            http.Header{"X-Api-Key": {c.APIKey.Reveal()}, "Accept": {"application/vnd.api+json"}},
-		Limiter:           restclient.SharedLimiter(limiterKey, perMinute, time.Minute),
+		Limiter:           restclient.SharedLimiter(restclient.ConnectionKey("itglue", id), perMinute, time.Minute),
 		DefaultRetryAfter: defaultRetryAfter,
 		StatusHints: map[int]string{
 			http.StatusUnauthorized: "check api_key",

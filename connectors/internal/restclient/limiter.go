@@ -16,6 +16,15 @@ var limiters = struct {
 	byKey map[string]*rate.Limiter
 }{byKey: map[string]*rate.Limiter{}}
 
+// ConnectionKey is the limiter key of a connector kind's connection id
+// ("itglue/42"), or "" (a limiter of its own) when the id is empty.
+func ConnectionKey(kind, id string) string {
+	if id == "" {
+		return ""
+	}
+	return kind + "/" + id
+}
+
 // SharedLimiter returns the limiter of the connection key (for example
 // "itglue/42") pacing requests evenly at perWindow requests per window. The
 // burst is one: requests are spread over the window instead of spent at its
