@@ -9,7 +9,8 @@ export TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 build: ## the binary, into bin/selfserve
 	$(GO) build -o bin/selfserve ./cmd/selfserve
 
-test: ## every test, against the local PostgreSQL, Redis and (as root) Samba AD
+test: ## every test; first brings up PostgreSQL and Redis where missing (as root: installs them), or says what is missing
+	scripts/test-services.sh
 	$(GO) test -count=1 -timeout 20m ./...
 
 test-short: ## tests that need no server
