@@ -251,7 +251,7 @@ func (s *Sender) fail(ctx context.Context, n store.Notice, err error, final bool
 func (s *Sender) stillDue(nc store.NoticeContext, loc *time.Location, n store.Notice, at time.Time) (rules.Notice, string) {
 	t, u := nc.Tenant.Rules(), nc.EndUser.Rules()
 	if n.Kind == rules.KindWelcome {
-		switch r := rules.InactiveReason(t, u); r {
+		switch r := rules.NoticesReason(t, u); r {
 		case rules.ReasonNone, rules.ReasonMissingMobile:
 			// A welcome email is how a missing mobile gets confirmed.
 		default:
@@ -262,7 +262,7 @@ func (s *Sender) stillDue(nc store.NoticeContext, loc *time.Location, n store.No
 		}
 		return rules.Notice{Kind: rules.KindWelcome, Occasion: n.Occasion}, ""
 	}
-	if r := rules.InactiveReason(t, u); r != rules.ReasonNone {
+	if r := rules.NoticesReason(t, u); r != rules.ReasonNone {
 		return rules.Notice{}, string(r)
 	}
 	for _, due := range rules.Plan(t, loc, u, at) {

@@ -48,11 +48,13 @@ type Notice struct {
 // the password already expired earlier that day). On a day when the send hour
 // is skipped by a DST change they are due from the change; when it is
 // repeated, from its first occurrence. A lockout notice is due as soon as the
-// account is locked. Inactive, never-expiring and non-directory end users get
-// nothing. The result is deterministic, so running the planner again at any
-// later instant of the same local day yields the same occasions.
+// account is locked. End users whose notices are off (NoticesReason: a
+// privileged account still gets them), never-expiring and non-directory end
+// users get nothing. The result is deterministic, so running the planner
+// again at any later instant of the same local day yields the same
+// occasions.
 func Plan(t Tenant, loc *time.Location, u EndUser, now time.Time) []Notice {
-	if !u.Source.IsDirectory() || !Active(t, u) {
+	if !u.Source.IsDirectory() || !NoticesAllowed(t, u) {
 		return nil
 	}
 	if loc == nil {

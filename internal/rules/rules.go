@@ -1,5 +1,6 @@
 // Package rules holds selfserve's domain rules as pure functions: whether an
-// end user is served (Active), their registration status, which notices are
+// end user gets notices (NoticesAllowed) and may use self-serve (Active, and
+// with which factors: RequiredFactors), their registration status, which notices are
 // due at an instant (Plan), how imported contact values merge with what is
 // stored (MergeContactField), and phone normalisation. Nothing here does I/O:
 // the API, the planner and the sender all call the same functions.
@@ -71,7 +72,29 @@ type Tenant struct {
 	SendHour int
 	// ReminderDays is how many days before expiry reminders start (default 10).
 	ReminderDays int
+	// PrivilegedSelfServe says whether privileged end users may use
+	// self-serve; "" means PrivilegedDeny.
+	PrivilegedSelfServe PrivilegedSelfServe
 }
+
+// PrivilegedSelfServe is a tenant's policy for privileged end users (domain
+// admins, Entra role holders): an SMS code must never be the only key to an
+// account that can take over the customer.
+type PrivilegedSelfServe string
+
+// The privileged self-serve policies.
+const (
+	// PrivilegedDeny keeps privileged end users out of self-serve (the
+	// default); notices still go to them.
+	PrivilegedDeny PrivilegedSelfServe = "deny"
+	// PrivilegedTwoFactors lets them in after verifying both an SMS and an
+	// email code.
+	PrivilegedTwoFactors PrivilegedSelfServe = "two_factors"
+)
+
+// Valid reports whether p is a known policy ("" is not: stored values are
+// explicit).
+func (p PrivilegedSelfServe) Valid() bool { return p == PrivilegedDeny || p == PrivilegedTwoFactors }
 
 // DefaultSendHour and DefaultReminderDays are the tenant defaults.
 const (
@@ -88,7 +111,10 @@ type EndUser struct {
 	SelfServe bool
 	Enabled   bool
 	// Removed is set once the user vanished from its source.
-	Removed              bool
+	Removed bool
+	// Privileged is set for accounts with administrative power in their
+	// directory (or that could not be checked).
+	Privileged           bool
 	LockedOut            bool
 	LockedOutAt          time.Time
 	PasswordNeverExpires bool
@@ -159,11 +185,13 @@ const (
 	ReasonMissingMobile   Reason = "no mobile number"
 	ReasonDisabled        Reason = "the account is disabled"
 	ReasonRemovedAtSource Reason = "the account was removed from its source"
+	// ReasonPrivileged turns off self-serve only: notices still go out.
+	ReasonPrivileged Reason = "privileged account"
 )
 
-// InactiveReason returns why notifications and self-serve are off for u, or
-// ReasonNone when they are on.
-func InactiveReason(t Tenant, u EndUser) Reason {
+// NoticesReason returns why notices (reminders, lockout and welcome
+// messages) are off for u, or ReasonNone when they go out.
+func NoticesReason(t Tenant, u EndUser) Reason {
 	switch {
 	case !t.Subscription.AllowsSelfServe():
 		return ReasonSubscription
@@ -183,11 +211,52 @@ func InactiveReason(t Tenant, u EndUser) Reason {
 	return ReasonNone
 }
 
-// Active reports whether notifications and self-serve are on for u: the
-// subscription allows it, the tenant override is on, the user's switch is on,
-// email and mobile are both present, and the account is enabled and still in
-// its source.
+// NoticesAllowed reports whether notices go to u: the subscription allows
+// self-serve, the tenant override is on, the user's switch is on, email and
+// mobile are both present, and the account is enabled and still in its
+// source.
+func NoticesAllowed(t Tenant, u EndUser) bool { return NoticesReason(t, u) == ReasonNone }
+
+// InactiveReason returns why self-serve (reset, unlock) is off for u, or
+// ReasonNone when u may use it: every reason notices are off, then a
+// privileged account unless the tenant lets privileged end users in with
+// two factors.
+func InactiveReason(t Tenant, u EndUser) Reason {
+	if r := NoticesReason(t, u); r != ReasonNone {
+		return r
+	}
+	if u.Privileged && t.PrivilegedSelfServe != PrivilegedTwoFactors {
+		return ReasonPrivileged
+	}
+	return ReasonNone
+}
+
+// Active reports whether u may use self-serve ("active" in the product):
+// notices go to u, and u is not a privileged account kept out by the tenant.
 func Active(t Tenant, u EndUser) bool { return InactiveReason(t, u) == ReasonNone }
+
+// Factor is a channel a self-serve verification code is sent to.
+type Factor string
+
+// The factors.
+const (
+	FactorSMS   Factor = "sms"
+	FactorEmail Factor = "email"
+)
+
+// RequiredFactors returns the channels on which u must verify a code before
+// a reset or unlock, in the order they are asked: the mobile, and the email
+// too for a privileged end user (let in by PrivilegedTwoFactors). It returns
+// nil when self-serve is off for u (InactiveReason).
+func RequiredFactors(t Tenant, u EndUser) []Factor {
+	if !Active(t, u) {
+		return nil
+	}
+	if u.Privileged {
+		return []Factor{FactorSMS, FactorEmail}
+	}
+	return []Factor{FactorSMS}
+}
 
 // SwitchLocked reports whether per-user switches are locked ("greyed out") by
 // the tenant override.

@@ -1,6 +1,7 @@
 package rules_test
 
 import (
+	"slices"
 	"testing"
 	"time"
 
@@ -244,6 +245,10 @@ func TestEnumValid(t *testing.T) {
 		{"subscription qdesk", rules.SubscriptionQDesk.Valid(), true},
 		{"subscription bundle", rules.SubscriptionBundle.Valid(), true},
 		{"subscription unknown", rules.Subscription("gold").Valid(), false},
+		{"privileged deny", rules.PrivilegedDeny.Valid(), true},
+		{"privileged two factors", rules.PrivilegedTwoFactors.Valid(), true},
+		{"privileged empty", rules.PrivilegedSelfServe("").Valid(), false},
+		{"privileged unknown", rules.PrivilegedSelfServe("allow").Valid(), false},
 		{"subscription none allows", rules.SubscriptionNone.AllowsSelfServe(), false},
 		{"subscription qdesk allows", rules.SubscriptionQDesk.AllowsSelfServe(), true},
 		{"subscription bundle allows", rules.SubscriptionBundle.AllowsSelfServe(), true},
@@ -270,5 +275,114 @@ func TestEnumValid(t *testing.T) {
 				t.Errorf("got %v, want %v", tt.got, tt.want)
 			}
 		})
+	}
+}
+
+// TestNoticesAndSelfServe asks both questions of the same end users: a
+// privileged account gets notices but no self-serve unless the tenant lets
+// privileged end users in with two factors; every other reason turns off
+// both, in the same order.
+func TestNoticesAndSelfServe(t *testing.T) {
+	t.Parallel()
+	sms, both := []rules.Factor{rules.FactorSMS}, []rules.Factor{rules.FactorSMS, rules.FactorEmail}
+	tests := []struct {
+		name        string
+		tenant      func(*rules.Tenant)
+		user        func(*rules.EndUser)
+		notices     rules.Reason
+		selfServe   rules.Reason
+		wantFactors []rules.Factor
+	}{
+		{name: "ordinary end user", wantFactors: sms},
+		{
+			name:      "privileged, tenant policy unset (deny)",
+			user:      func(u *rules.EndUser) { u.Privileged = true },
+			selfServe: rules.ReasonPrivileged,
+		},
+		{
+			name:      "privileged, deny",
+			tenant:    func(t *rules.Tenant) { t.PrivilegedSelfServe = rules.PrivilegedDeny },
+			user:      func(u *rules.EndUser) { u.Privileged = true },
+			selfServe: rules.ReasonPrivileged,
+		},
+		{
+			name:        "privileged, two factors",
+			tenant:      func(t *rules.Tenant) { t.PrivilegedSelfServe = rules.PrivilegedTwoFactors },
+			user:        func(u *rules.EndUser) { u.Privileged = true },
+			wantFactors: both,
+		},
+		{
+			name:        "ordinary end user, two factors for privileged ones",
+			tenant:      func(t *rules.Tenant) { t.PrivilegedSelfServe = rules.PrivilegedTwoFactors },
+			wantFactors: sms,
+		},
+		{
+			name:      "privileged and switched off: the switch is reported first",
+			user:      func(u *rules.EndUser) { u.Privileged = true; u.SelfServe = false },
+			notices:   rules.ReasonSwitchOff,
+			selfServe: rules.ReasonSwitchOff,
+		},
+		{
+			name:      "privileged, two factors, disabled",
+			tenant:    func(t *rules.Tenant) { t.PrivilegedSelfServe = rules.PrivilegedTwoFactors },
+			user:      func(u *rules.EndUser) { u.Privileged = true; u.Enabled = false },
+			notices:   rules.ReasonDisabled,
+			selfServe: rules.ReasonDisabled,
+		},
+		{
+			name:      "privileged, no mobile",
+			user:      func(u *rules.EndUser) { u.Privileged = true; u.Mobile = "" },
+			notices:   rules.ReasonMissingMobile,
+			selfServe: rules.ReasonMissingMobile,
+		},
+		{
+			name:      "tenant override off",
+			tenant:    func(t *rules.Tenant) { t.SelfServe = false },
+			notices:   rules.ReasonTenantOverride,
+			selfServe: rules.ReasonTenantOverride,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			tenant, user := servedTenant(), servedUser()
+			if tt.tenant != nil {
+				tt.tenant(&tenant)
+			}
+			if tt.user != nil {
+				tt.user(&user)
+			}
+			if got := rules.NoticesReason(tenant, user); got != tt.notices {
+				t.Errorf("NoticesReason() = %q, want %q", got, tt.notices)
+			}
+			if got := rules.NoticesAllowed(tenant, user); got != (tt.notices == rules.ReasonNone) {
+				t.Errorf("NoticesAllowed() = %v", got)
+			}
+			if got := rules.InactiveReason(tenant, user); got != tt.selfServe {
+				t.Errorf("InactiveReason() = %q, want %q", got, tt.selfServe)
+			}
+			if got := rules.Active(tenant, user); got != (tt.selfServe == rules.ReasonNone) {
+				t.Errorf("Active() = %v", got)
+			}
+			if got := rules.RequiredFactors(tenant, user); !slices.Equal(got, tt.wantFactors) {
+				t.Errorf("RequiredFactors() = %v, want %v", got, tt.wantFactors)
+			}
+		})
+	}
+}
+
+// TestPrivilegedNoticesPlanned: the planner plans reminders for a privileged
+// end user kept out of self-serve.
+func TestPrivilegedNoticesPlanned(t *testing.T) {
+	t.Parallel()
+	tenant, user := servedTenant(), servedUser()
+	user.Privileged = true
+	now := time.Date(2025, 6, 10, 12, 0, 0, 0, time.UTC)
+	user.PasswordExpiresAt = now.Add(72 * time.Hour)
+	if rules.Active(tenant, user) {
+		t.Fatal("a privileged end user is active under the default policy")
+	}
+	if got := rules.Plan(tenant, time.UTC, user, now); len(got) != 1 || got[0].Kind != rules.KindExpiryReminder {
+		t.Errorf("Plan() = %+v, want one expiry reminder", got)
 	}
 }
