@@ -37,6 +37,7 @@ func scenarios() []bench.Scenario {
 		bench.GraphImport(func() connectors.Config { return new(graph.Config) }),
 		bench.Scan(),
 		bench.Notices(),
+		bench.Blocklist(),
 	}
 }
 
@@ -126,7 +127,7 @@ func envOr(name, def string) string {
 // measure prepares a scenario at one size and runs each side reps times,
 // alternating sides so drift affects both alike.
 func measure(ctx context.Context, env *bench.Env, sc bench.Scenario, size, reps int) bench.Line {
-	line := bench.Line{Scenario: sc.Name, Size: size, Unit: sc.Unit, Target: sc.Target}
+	line := bench.Line{Scenario: sc.Name, Size: size, Unit: sc.Unit, Target: sc.Target, PerItem: sc.PerItem}
 	if sc.Prepare != nil {
 		if err := sc.Prepare(ctx, env, size); err != nil {
 			line.Err = fmt.Errorf("prepare: %w", err)

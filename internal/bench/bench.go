@@ -40,6 +40,9 @@ type Scenario struct {
 	Target float64
 	// Growth also runs the scenario at a tenth of its size.
 	Growth bool
+	// PerItem also reports the time per item of each side (for scenarios
+	// whose items take well under a millisecond).
+	PerItem bool
 	// Needs lists what must be available ("postgres", "redis", "samba").
 	Needs []string
 	// Prepare runs once per size in the parent, before the repetitions
@@ -102,6 +105,7 @@ type Line struct {
 	Baseline Stats
 	Ours     Stats
 	Target   float64
+	PerItem  bool
 	Err      error
 }
 
@@ -127,9 +131,14 @@ func (l Line) String() string {
 		}
 		target = fmt.Sprintf("<=%.2f %s", l.Target, verdict)
 	}
-	return fmt.Sprintf("%-22s %9d %-8s baseline %s  ours %s  ratio %.2f (target %s)  ours %s/s  peak RSS %d MB",
+	s := fmt.Sprintf("%-22s %9d %-8s baseline %s  ours %s  ratio %.2f (target %s)  ours %s/s  peak RSS %d MB",
 		l.Scenario, l.Size, l.Unit, spread(l.Baseline), spread(l.Ours), l.Ratio(), target,
 		rate(l.Size, l.Ours.Median), l.Ours.MaxRSSKB/1024)
+	if l.PerItem && l.Size > 0 {
+		s += fmt.Sprintf("  per item: baseline %s, ours %s",
+			l.Baseline.Median/time.Duration(l.Size), l.Ours.Median/time.Duration(l.Size))
+	}
+	return s
 }
 
 func spread(s Stats) string {
