@@ -39,6 +39,7 @@ func Run(t *testing.T, open func(t *testing.T) *store.Store) {
 		{"PSACustomerPage", testPSACustomerPage}, {"PSARuns", testPSARuns}, {"ContactFillsGuard", testContactFillsGuard},
 		{"LinkADFirst", testLinkADFirst}, {"LinkEntraFirst", testLinkEntraFirst}, {"LinkFold", testLinkFold},
 		{"LinkRemovals", testLinkRemovals}, {"LinkConcurrentSources", testLinkConcurrentSources},
+		{"ConsoleAuth", testConsoleAuth}, {"EndUserPage", testEndUserPage},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
