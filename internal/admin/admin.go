@@ -38,21 +38,12 @@ import (
 	"selfserve/connectors"
 	"selfserve/internal/admin/link"
 	"selfserve/internal/secretbox"
+	"selfserve/internal/service"
 	"selfserve/internal/store"
 )
 
-// Enqueuer hands work to the workers. Each method is called after the
-// change that asked for the work was committed.
-type Enqueuer interface {
-	// EnqueueSync queues the sync of a directory connection for run, a run
-	// recorded as queued.
-	EnqueueSync(ctx context.Context, run store.SyncRun) error
-	// EnqueueCustomerImport queues the customer import of a PSA connection
-	// for run, a run recorded as queued.
-	EnqueueCustomerImport(ctx context.Context, run store.SyncRun) error
-	// EnqueueWelcome queues the welcome email of the tenant's end user.
-	EnqueueWelcome(ctx context.Context, tenantID, endUserID int64) error
-}
+// Enqueuer hands work to the workers (see service.Enqueuer).
+type Enqueuer = service.Enqueuer
 
 // Mount is an extra handler served on the same server (the ops endpoints:
 // /healthz, /readyz, /metrics, /monitoring/).
@@ -102,6 +93,8 @@ const DefaultMaxBodyBytes = 1 << 20
 // api is the handler set with its dependencies.
 type api struct {
 	Options
+	// svc runs the operations the console shares.
+	svc *service.Service
 	log *slog.Logger
 	mux *http.ServeMux
 	// paths answers "does any route have this path?" for 405 replies.
@@ -134,6 +127,7 @@ func New(opts Options) (http.Handler, error) {
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
 	}
+	a.svc = &service.Service{Store: opts.Store, Enqueuer: opts.Enqueuer, Logger: a.log, Now: opts.Now}
 	seenPath := map[string]bool{}
 	for _, rt := range a.routes() {
 		if err := register(a.mux, rt.method+" "+rt.path, a.guard(rt)); err != nil {

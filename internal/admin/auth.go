@@ -6,11 +6,11 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"errors"
-	"fmt"
 	"net/http"
 	"strings"
 
 	"selfserve/internal/apitoken"
+	"selfserve/internal/service"
 	"selfserve/internal/store"
 )
 
@@ -40,25 +40,19 @@ type principal struct {
 	app store.AppClient
 }
 
-// actor names the caller in the audit log.
-func (p *principal) actor() string {
-	if p.app.ID != 0 {
-		return "app:" + p.app.Name
-	}
-	return "login:" + p.login.Email
+// asActor is the caller as the shared operations see it.
+func (p *principal) asActor() service.Actor {
+	return service.Actor{Tenant: p.tenant, Login: p.login, App: p.app}
 }
+
+// actor names the caller in the audit log.
+func (p *principal) actor() string { return p.asActor().Name() }
 
 // loginID is the audit log's login id (nil for apps).
-func (p *principal) loginID() *int64 {
-	if p.login.ID == 0 {
-		return nil
-	}
-	id := p.login.ID
-	return &id
-}
+func (p *principal) loginID() *int64 { return p.asActor().LoginID() }
 
 // canAdminister reports whether the caller may change tenant settings.
-func (p *principal) canAdminister() bool { return p.login.Role.CanChangeTenantSettings() }
+func (p *principal) canAdminister() bool { return p.asActor().CanChangeSettings() }
 
 var errNoToken = &apiError{Status: http.StatusUnauthorized, Code: "unauthorized", Message: "send an API token: Authorization: Bearer ss_…"}
 
@@ -119,9 +113,10 @@ func (a *api) authenticate(r *http.Request, acc access) (*principal, error) {
 		return nil, err
 	}
 	p := &principal{tenant: tenant, login: login, tokenID: tok.ID}
-	if acc == accessSettings && !p.canAdminister() {
-		return nil, &apiError{Status: http.StatusForbidden, Code: "forbidden",
-			Message: fmt.Sprintf("the %s role may not do this: tenant settings need the super or primary role", login.Role)}
+	if acc == accessSettings {
+		if err := p.asActor().RequireSettings(); err != nil {
+			return nil, err
+		}
 	}
 	return p, nil
 }

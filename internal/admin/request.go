@@ -18,52 +18,26 @@ import (
 	"unicode/utf8"
 
 	"selfserve/internal/rules"
+	"selfserve/internal/service"
 	"selfserve/internal/store"
 )
 
 // apiError is an error the API reports to the client, as
 // {"error": {"code", "message", "field", "items"}}.
-type apiError struct {
-	Status  int    `json:"-"`
-	Code    string `json:"code"`
-	Message string `json:"message"`
-	// Field names the request field (JSON key, path or query parameter) at
-	// fault, when there is one.
-	Field string `json:"field,omitempty"`
-	// Items lists per-item problems of a bulk request.
-	Items []itemError `json:"items,omitempty"`
-}
+type apiError = service.Error
 
 // itemError is the problem of one item of a bulk request.
-type itemError struct {
-	ID      int64  `json:"id"`
-	Code    string `json:"code"`
-	Message string `json:"message"`
-}
-
-func (e *apiError) Error() string {
-	if e.Field != "" {
-		return fmt.Sprintf("%s: %s", e.Field, e.Message)
-	}
-	return e.Message
-}
+type itemError = service.ItemError
 
 var errInternal = &apiError{Status: http.StatusInternalServerError, Code: "internal", Message: "internal error; the server log has the details"}
 
-// badField is a 400 naming the field.
-func badField(field, format string, args ...any) *apiError {
-	return &apiError{Status: http.StatusBadRequest, Code: "invalid_field", Field: field, Message: fmt.Sprintf(format, args...)}
-}
-
-// conflict is a 409.
-func conflict(code, format string, args ...any) *apiError {
-	return &apiError{Status: http.StatusConflict, Code: code, Message: fmt.Sprintf(format, args...)}
-}
-
-// unavailable is a 503: the server is not configured for the request.
-func unavailable(format string, args ...any) *apiError {
-	return &apiError{Status: http.StatusServiceUnavailable, Code: "unavailable", Message: fmt.Sprintf(format, args...)}
-}
+// The shared constructors: badField is a 400 naming the field, conflict a
+// 409, unavailable a 503 (the server is not configured for the request).
+var (
+	badField    = service.BadField
+	conflict    = service.Conflict
+	unavailable = service.Unavailable
+)
 
 // apiErrorOf maps an error to what the client sees. Errors that are not the
 // client's doing are logged and reported as a bare 500.
@@ -290,12 +264,7 @@ func (q query) time(name string) (time.Time, error) {
 	return t, nil
 }
 
-func truncate(s string, n int) string {
-	if utf8.RuneCountInString(s) <= n {
-		return s
-	}
-	return string([]rune(s)[:n]) + "…"
-}
+var truncate = service.Truncate
 
 // Validation of string fields. Every string an API request carries is
 // checked against what its field can hold, so that SQL or LDAP
@@ -369,25 +338,9 @@ func checkExternalID(field, s string) error {
 	return nil
 }
 
-var timeZoneRE = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_+\-]*(/[A-Za-z0-9_+\-]+)*$`)
-
 // checkTimeZone checks an IANA time zone name ("" is allowed when
 // allowEmpty).
-func checkTimeZone(field, s string, allowEmpty bool) error {
-	if s == "" {
-		if allowEmpty {
-			return nil
-		}
-		return badField(field, "%s is required: an IANA time zone such as Europe/London", field)
-	}
-	if len(s) > 64 || !timeZoneRE.MatchString(s) || s == "Local" {
-		return badField(field, "%q is not an IANA time zone such as Europe/London", truncate(s, 40))
-	}
-	if _, err := time.LoadLocation(s); err != nil {
-		return badField(field, "%q is not an IANA time zone such as Europe/London", s)
-	}
-	return nil
-}
+var checkTimeZone = service.CheckTimeZone
 
 // checkRegion checks a phone region (ISO 3166 alpha-2, "" allowed).
 func checkRegion(field, s string) error {

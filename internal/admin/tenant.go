@@ -7,108 +7,31 @@ import (
 	"time"
 
 	"selfserve/internal/apitoken"
-	"selfserve/internal/rules"
+	"selfserve/internal/service"
 	"selfserve/internal/store"
 )
 
 // audit records a change of the caller in the audit log, in tx (the
 // transaction of the change).
 func audit(ctx context.Context, tx *store.Store, p *principal, action, objectType string, objectID any, before, after any) error {
-	return tx.Audit(ctx, p.tenant.ID, p.loginID(), p.actor(), action, objectType, fmt.Sprint(objectID), before, after)
-}
-
-// tenantView is the tenant's settings as the API shows them.
-type tenantView struct {
-	ID           int64              `json:"id"`
-	Name         string             `json:"name"`
-	Subscription rules.Subscription `json:"subscription"`
-	// SelfServeAvailable: the subscription includes self-serve.
-	SelfServeAvailable bool `json:"self_serve_available"`
-	// SelfServe is the global override.
-	SelfServe bool `json:"self_serve"`
-	// SwitchesLocked: end-user switches are locked by the override.
-	SwitchesLocked bool      `json:"switches_locked"`
-	TimeZone       string    `json:"timezone"`
-	SendHour       int       `json:"send_hour"`
-	ReminderDays   int       `json:"reminder_days"`
-	UpdatedAt      time.Time `json:"updated_at"`
-}
-
-func newTenantView(t store.Tenant) tenantView {
-	return tenantView{
-		ID: t.ID, Name: t.Name, Subscription: t.Subscription, SelfServeAvailable: t.Subscription.AllowsSelfServe(),
-		SelfServe: t.SelfServe, SwitchesLocked: rules.SwitchLocked(t.Rules()), TimeZone: t.TimeZone,
-		SendHour: t.SendHour, ReminderDays: t.ReminderDays, UpdatedAt: t.UpdatedAt,
-	}
+	return service.Audit(ctx, tx, p.asActor(), action, objectType, objectID, before, after)
 }
 
 func (a *api) getTenant(w http.ResponseWriter, r *http.Request, p *principal) error {
-	writeJSON(w, http.StatusOK, newTenantView(p.tenant))
+	writeJSON(w, http.StatusOK, service.NewTenantView(p.tenant))
 	return nil
 }
 
-// tenantPatch changes tenant settings; absent fields stay.
-type tenantPatch struct {
-	SelfServe    *bool   `json:"self_serve"`
-	SendHour     *int    `json:"send_hour"`
-	ReminderDays *int    `json:"reminder_days"`
-	TimeZone     *string `json:"timezone"`
-}
-
 func (a *api) patchTenant(w http.ResponseWriter, r *http.Request, p *principal) error {
-	var req tenantPatch
+	var req service.TenantPatch
 	if err := a.decodeBody(w, r, &req); err != nil {
 		return err
 	}
-	switch {
-	case req.SelfServe == nil && req.SendHour == nil && req.ReminderDays == nil && req.TimeZone == nil:
-		return badField("", "nothing to change: give self_serve, send_hour, reminder_days or timezone")
-	case req.SendHour != nil && (*req.SendHour < 0 || *req.SendHour > 23):
-		return badField("send_hour", "send_hour %d is not an hour 0..23", *req.SendHour)
-	case req.ReminderDays != nil && (*req.ReminderDays < 1 || *req.ReminderDays > 90):
-		return badField("reminder_days", "reminder_days %d is out of range 1..90", *req.ReminderDays)
-	}
-	if req.TimeZone != nil {
-		if err := checkTimeZone("timezone", *req.TimeZone, false); err != nil {
-			return err
-		}
-	}
-	ctx := r.Context()
-	var after store.Tenant
-	err := a.Store.InTx(ctx, func(tx *store.Store) error {
-		before, err := tx.Tenant(ctx, p.tenant.ID)
-		if err != nil {
-			return err
-		}
-		next := before
-		if req.SelfServe != nil {
-			next.SelfServe = *req.SelfServe
-		}
-		if req.SendHour != nil {
-			next.SendHour = *req.SendHour
-		}
-		if req.ReminderDays != nil {
-			next.ReminderDays = *req.ReminderDays
-		}
-		if req.TimeZone != nil {
-			next.TimeZone = *req.TimeZone
-		}
-		if next == before {
-			after = before
-			return nil
-		}
-		if err := tx.UpdateTenant(ctx, next); err != nil {
-			return err
-		}
-		if after, err = tx.Tenant(ctx, p.tenant.ID); err != nil {
-			return err
-		}
-		return audit(ctx, tx, p, "tenant.updated", "tenant", p.tenant.ID, newTenantView(before), newTenantView(after))
-	})
+	after, err := a.svc.UpdateTenant(r.Context(), p.asActor(), req)
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, newTenantView(after))
+	writeJSON(w, http.StatusOK, service.NewTenantView(after))
 	return nil
 }
 

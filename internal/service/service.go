@@ -1,0 +1,103 @@
+// Package service holds the technician-facing operations shared by the
+// admin JSON API (package admin) and the web console (package console):
+// who may do what (Actor), the changes themselves with their validation,
+// tenant scope and audit entry, and the errors they report (Error, which
+// both front ends map to a status code). Neither front end holds a rule,
+// role check or tenant scope of its own.
+package service
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"selfserve/internal/store"
+)
+
+// Enqueuer hands work to the workers. Each method is called after the
+// change that asked for the work was committed.
+type Enqueuer interface {
+	// EnqueueSync queues the sync of a directory connection for run, a run
+	// recorded as queued.
+	EnqueueSync(ctx context.Context, run store.SyncRun) error
+	// EnqueueCustomerImport queues the customer import of a PSA connection
+	// for run, a run recorded as queued.
+	EnqueueCustomerImport(ctx context.Context, run store.SyncRun) error
+	// EnqueueWelcome queues the welcome email of the tenant's end user.
+	EnqueueWelcome(ctx context.Context, tenantID, endUserID int64) error
+}
+
+// Service runs the operations against a store.
+type Service struct {
+	Store *store.Store
+	// Enqueuer queues syncs, imports and welcome emails; nil refuses them
+	// with 503.
+	Enqueuer Enqueuer
+	// Logger receives failures the caller is not told the details of.
+	Logger *slog.Logger
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+}
+
+func (s *Service) now() time.Time {
+	if s.Now == nil {
+		return time.Now()
+	}
+	return s.Now()
+}
+
+func (s *Service) log() *slog.Logger {
+	if s.Logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return s.Logger
+}
+
+// Actor is who does an operation, inside which tenant: a technician's login
+// or a self-serve app client.
+type Actor struct {
+	Tenant store.Tenant
+	// Login is set for technicians.
+	Login store.Login
+	// App is set for self-serve app clients.
+	App store.AppClient
+}
+
+// Name names the actor in the audit log.
+func (a Actor) Name() string {
+	if a.App.ID != 0 {
+		return "app:" + a.App.Name
+	}
+	return "login:" + a.Login.Email
+}
+
+// LoginID is the audit log's login id (nil for apps).
+func (a Actor) LoginID() *int64 {
+	if a.Login.ID == 0 {
+		return nil
+	}
+	id := a.Login.ID
+	return &id
+}
+
+// CanChangeSettings reports whether the actor may change tenant settings
+// (the self-serve override among them): super and primary logins.
+func (a Actor) CanChangeSettings() bool { return a.Login.Role.CanChangeTenantSettings() }
+
+// RequireSettings is the 403 of an actor that may not change tenant
+// settings, or nil.
+func (a Actor) RequireSettings() error {
+	if a.CanChangeSettings() {
+		return nil
+	}
+	return &Error{Status: http.StatusForbidden, Code: "forbidden",
+		Message: fmt.Sprintf("the %s role may not do this: tenant settings need the super or primary role", a.Login.Role)}
+}
+
+// Audit records a change of the actor in the audit log, in tx (the
+// transaction of the change).
+func Audit(ctx context.Context, tx *store.Store, a Actor, action, objectType string, objectID any, before, after any) error {
+	return tx.Audit(ctx, a.Tenant.ID, a.LoginID(), a.Name(), action, objectType, fmt.Sprint(objectID), before, after)
+}

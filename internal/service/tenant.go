@@ -1,0 +1,129 @@
+package service
+
+import (
+	"context"
+	"regexp"
+	"time"
+
+	"selfserve/internal/rules"
+	"selfserve/internal/store"
+)
+
+// TenantView is the tenant's settings as the API shows and the audit log
+// records them.
+type TenantView struct {
+	ID           int64              `json:"id"`
+	Name         string             `json:"name"`
+	Subscription rules.Subscription `json:"subscription"`
+	// SelfServeAvailable: the subscription includes self-serve.
+	SelfServeAvailable bool `json:"self_serve_available"`
+	// SelfServe is the global override.
+	SelfServe bool `json:"self_serve"`
+	// SwitchesLocked: end-user switches are locked by the override.
+	SwitchesLocked bool      `json:"switches_locked"`
+	TimeZone       string    `json:"timezone"`
+	SendHour       int       `json:"send_hour"`
+	ReminderDays   int       `json:"reminder_days"`
+	UpdatedAt      time.Time `json:"updated_at"`
+}
+
+// NewTenantView is the view of t.
+func NewTenantView(t store.Tenant) TenantView {
+	return TenantView{
+		ID: t.ID, Name: t.Name, Subscription: t.Subscription, SelfServeAvailable: t.Subscription.AllowsSelfServe(),
+		SelfServe: t.SelfServe, SwitchesLocked: rules.SwitchLocked(t.Rules()), TimeZone: t.TimeZone,
+		SendHour: t.SendHour, ReminderDays: t.ReminderDays, UpdatedAt: t.UpdatedAt,
+	}
+}
+
+// TenantPatch changes tenant settings; absent fields stay.
+type TenantPatch struct {
+	SelfServe    *bool   `json:"self_serve"`
+	SendHour     *int    `json:"send_hour"`
+	ReminderDays *int    `json:"reminder_days"`
+	TimeZone     *string `json:"timezone"`
+}
+
+// UpdateTenant applies patch to the actor's tenant, with its audit entry:
+// super and primary only (403), every value checked first (400 naming the
+// field, nothing changed). It returns the tenant after.
+func (s *Service) UpdateTenant(ctx context.Context, a Actor, req TenantPatch) (store.Tenant, error) {
+	if err := a.RequireSettings(); err != nil {
+		return store.Tenant{}, err
+	}
+	switch {
+	case req.SelfServe == nil && req.SendHour == nil && req.ReminderDays == nil && req.TimeZone == nil:
+		return store.Tenant{}, BadField("", "nothing to change: give self_serve, send_hour, reminder_days or timezone")
+	case req.SendHour != nil && (*req.SendHour < 0 || *req.SendHour > 23):
+		return store.Tenant{}, BadField("send_hour", "send_hour %d is not an hour 0..23", *req.SendHour)
+	case req.ReminderDays != nil && (*req.ReminderDays < 1 || *req.ReminderDays > 90):
+		return store.Tenant{}, BadField("reminder_days", "reminder_days %d is out of range 1..90", *req.ReminderDays)
+	}
+	if req.TimeZone != nil {
+		if err := CheckTimeZone("timezone", *req.TimeZone, false); err != nil {
+			return store.Tenant{}, err
+		}
+	}
+	var after store.Tenant
+	err := s.Store.InTx(ctx, func(tx *store.Store) error {
+		before, err := tx.Tenant(ctx, a.Tenant.ID)
+		if err != nil {
+			return err
+		}
+		next := before
+		if req.SelfServe != nil {
+			next.SelfServe = *req.SelfServe
+		}
+		if req.SendHour != nil {
+			next.SendHour = *req.SendHour
+		}
+		if req.ReminderDays != nil {
+			next.ReminderDays = *req.ReminderDays
+		}
+		if req.TimeZone != nil {
+			next.TimeZone = *req.TimeZone
+		}
+		if next == before {
+			after = before
+			return nil
+		}
+		if err := tx.UpdateTenant(ctx, next); err != nil {
+			return err
+		}
+		if after, err = tx.Tenant(ctx, a.Tenant.ID); err != nil {
+			return err
+		}
+		return Audit(ctx, tx, a, "tenant.updated", "tenant", a.Tenant.ID, NewTenantView(before), NewTenantView(after))
+	})
+	return after, err
+}
+
+var timeZoneRE = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_+\-]*(/[A-Za-z0-9_+\-]+)*$`)
+
+// CheckTimeZone checks an IANA time zone name ("" is allowed when
+// allowEmpty).
+func CheckTimeZone(field, s string, allowEmpty bool) error {
+	if s == "" {
+		if allowEmpty {
+			return nil
+		}
+		return BadField(field, "%s is required: an IANA time zone such as Europe/London", field)
+	}
+	if len(s) > 64 || !timeZoneRE.MatchString(s) || s == "Local" {
+		return BadField(field, "%q is not an IANA time zone such as Europe/London", Truncate(s, 40))
+	}
+	if _, err := time.LoadLocation(s); err != nil {
+		return BadField(field, "%q is not an IANA time zone such as Europe/London", s)
+	}
+	return nil
+}
+
+// Truncate shortens s to n runes (with an ellipsis), for quoting input in
+// messages.
+func Truncate(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n]) + "…"
+}
