@@ -94,6 +94,12 @@ type InvalidRecord struct {
 	Ref string `json:"ref"`
 	// Reason says what is wrong with it.
 	Reason string `json:"reason"`
+	// ExternalID is the record's key (what User.ExternalID would have been)
+	// when it could be read for certain despite the problem, "" when not. A
+	// full sync counts a keyed invalid record as seen, so its end user is
+	// kept; an invalid record without a key means the enumeration is not
+	// complete, and the run removes nobody.
+	ExternalID string `json:"external_id,omitempty"`
 }
 
 // Removal is a user a delta source reports gone.

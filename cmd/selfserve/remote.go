@@ -252,6 +252,9 @@ func (c *cli) remoteImport(ctx context.Context, name, tenantName string, full, c
 	}
 	switch run.Status {
 	case "succeeded":
+		if run.Error != "" { // a note, such as why nobody was removed
+			fmt.Fprintf(c.stdout, "  %s\n", run.Error)
+		}
 		return nil
 	case "needs_confirmation":
 		return fmt.Errorf("%s (rerun with --confirm-removals)", run.Error)

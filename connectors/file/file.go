@@ -4,8 +4,9 @@
 //
 // The file is read again on every listing and streamed page by page, so a
 // large file never sits in memory. A row the connector cannot turn into a
-// user becomes an InvalidRecord ("row 7": what is wrong with which column)
-// and the rest goes on; a file it cannot read at all (missing username
+// user becomes an InvalidRecord ("row 7": what is wrong with which column,
+// and the row's external id when the row is whole enough to tell it) and the
+// rest goes on; a file it cannot read at all (missing username
 // column, not UTF-8, broken quoting or JSON syntax) fails the listing with an
 // error naming the line.
 //
@@ -360,7 +361,7 @@ func (l *lister) run(ctx context.Context, yield func(connectors.UserPage, error)
 				st.rows++
 				inPage++
 				if len(problems) > 0 {
-					page.Invalid = append(page.Invalid, connectors.InvalidRecord{Ref: rec.ref, Reason: strings.Join(problems, "; ")})
+					page.Invalid = append(page.Invalid, connectors.InvalidRecord{Ref: rec.ref, Reason: strings.Join(problems, "; "), ExternalID: rec.key()})
 					st.invalid++
 				} else {
 					page.Users = append(page.Users, u)

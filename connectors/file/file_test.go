@@ -400,6 +400,18 @@ func TestMalformedRows(t *testing.T) {
 	if strings.Contains(got["row 10"], "external_id") {
 		t.Errorf("row 10 reports its derived external id too: %q", got["row 10"])
 	}
+	// A row whose key is readable names it (a full sync then keeps its end
+	// user); a row that lost its structure (a wrong number of fields may
+	// have shifted the columns, a broken quote) has none.
+	wantKeys := map[string]string{
+		"row 3": "badbool", "row 4": "badtime", "row 5": "nozone", "row 6": "dateonly", "row 7": "", "row 8": "", "row 9": "",
+		"row 10": "GOOD1", "row 12": "shared-id", "row 13": "several", "row 14": "", "row 15": "badlock", "row 17": "good1",
+	}
+	for _, r := range l.invalid {
+		if want := wantKeys[r.Ref]; r.ExternalID != want {
+			t.Errorf("%s: key %q, want %q", r.Ref, r.ExternalID, want)
+		}
+	}
 }
 
 func TestBlankRowsAndLines(t *testing.T) {
@@ -471,7 +483,10 @@ func TestJSONForms(t *testing.T) {
   {},
   {"username": "carol", "email": {"work": "c@example.com"}},
   {"username": "dave", "enabled": "nope", "mobile": ["1", "2"]},
-  {"username": "erin", "unknown": {"nested": [1, 2, 3]}, "must_change_password": 1}
+  {"username": "erin", "unknown": {"nested": [1, 2, 3]}, "must_change_password": 1},
+  {"username": ["frank"]},
+  {"username": ["gina"], "external_id": "g-8"},
+  {"username": "hugo", "external_id": {"id": 9}}
 ]`
 	l := listOK(t, openSource(t, Config{Path: writeFile(t, "forms.json", []byte(data))}), "")
 	if len(l.users) != 2 {
@@ -501,7 +516,13 @@ func TestJSONForms(t *testing.T) {
 	if !strings.Contains(got["object 6"], "mobile: expected text, found an array") {
 		t.Errorf("object 6: %q lacks the mobile problem", got["object 6"])
 	}
-	if len(l.invalid) != len(want) {
+	wantKeys := map[string]string{"object 2": "", "object 3": "", "object 5": "carol", "object 6": "dave", "object 8": "", "object 9": "g-8", "object 10": ""}
+	for _, r := range l.invalid {
+		if want, ok := wantKeys[r.Ref]; !ok || r.ExternalID != want {
+			t.Errorf("%s: key %q, want %q", r.Ref, r.ExternalID, want)
+		}
+	}
+	if len(l.invalid) != len(want)+3 {
 		t.Errorf("invalid: %v", l.invalid)
 	}
 }

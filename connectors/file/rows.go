@@ -3,6 +3,7 @@ package file
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"encoding/csv"
 	"encoding/json"
 	"errors"
@@ -12,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode"
 
 	"selfserve/connectors"
 )
@@ -32,6 +34,24 @@ type record struct {
 	valueProblems []string
 	// blank is set for a row with no value at all (",,,," or {}): skipped.
 	blank bool
+	// badUsername and badExternalID are set when that value itself could
+	// not be read (a JSON object or array where text belongs).
+	badUsername, badExternalID bool
+}
+
+// key returns the external id of an invalid row when it can be told for
+// certain which account the row is, "" otherwise: a row whose structure is
+// broken (a wrong number of fields may have shifted its columns, a JSON
+// value that is not an object) or whose key values are unusable has no key.
+func (r *record) key() string {
+	if len(r.problems) > 0 || r.badExternalID || (r.values[fExternalID] == "" && r.badUsername) {
+		return ""
+	}
+	id := cmp.Or(r.values[fExternalID], r.values[fUsername])
+	if strings.ContainsFunc(id, unicode.IsControl) {
+		return ""
+	}
+	return id
 }
 
 // rowReader reads the rows of one format.
@@ -290,6 +310,8 @@ func (j *jsonRows) next() (record, error) {
 		v, problem := jsonText(raw)
 		if problem != "" {
 			r.valueProblems = append(r.valueProblems, fieldNames[f]+": "+problem)
+			r.badUsername = r.badUsername || field(f) == fUsername
+			r.badExternalID = r.badExternalID || field(f) == fExternalID
 			continue
 		}
 		r.values[f] = strings.TrimSpace(v)

@@ -48,7 +48,7 @@ func (s *source) convertPage(ctx context.Context, doms domainPolicy, value []gra
 		g := &value[k]
 		if g.Removed != nil {
 			if !delta || g.ID == "" {
-				up.Invalid = append(up.Invalid, connectors.InvalidRecord{Ref: ref(g, k), Reason: "an @removed entry outside a delta query, or without id"})
+				up.Invalid = append(up.Invalid, connectors.InvalidRecord{Ref: ref(g, k), Reason: "an @removed entry outside a delta query, or without id", ExternalID: g.ID})
 				continue
 			}
 			// "deleted": gone for good; "changed": soft-deleted, restorable.
@@ -57,7 +57,7 @@ func (s *source) convertPage(ctx context.Context, doms domainPolicy, value []gra
 		}
 		u, reason := toUser(g, doms)
 		if reason != "" {
-			up.Invalid = append(up.Invalid, connectors.InvalidRecord{Ref: ref(g, k), Reason: reason})
+			up.Invalid = append(up.Invalid, connectors.InvalidRecord{Ref: ref(g, k), Reason: reason, ExternalID: g.ID})
 			continue
 		}
 		if u.Mobile == "" && s.fetchAuthPhone {

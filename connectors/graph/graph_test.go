@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"iter"
 	"log/slog"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -128,6 +129,23 @@ func TestConformance(t *testing.T) {
 		WantInvalid: 2,
 		MinPages:    3,
 	})
+}
+
+// An invalid user still names its id, so that a full sync keeps its end
+// user rather than removing it.
+func TestInvalidUsersCarryTheirID(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, fakegraph.Options{Users: 3})
+	noUPN := f.srv.AddUser(fakegraph.User{DisplayName: "No UPN", AccountEnabled: true})
+	badDate := f.srv.AddUser(fakegraph.User{UserPrincipalName: "bad.date@contoso.example", LastPasswordChangeDateTime: "yesterday", AccountEnabled: true})
+	_, invalid, _ := flatten(mustCollect(t, f.open(t).Users(context.Background(), "")))
+	var got []string
+	for _, inv := range invalid {
+		got = append(got, inv.ExternalID)
+	}
+	if want := []string{noUPN.ID, badDate.ID}; !slices.Equal(got, want) {
+		t.Fatalf("invalid records' ids %q, want %q", got, want)
+	}
 }
 
 func TestUsersPagingAndResume(t *testing.T) {

@@ -194,6 +194,16 @@ func fileTime(ft int64) time.Time {
 	return time.Unix(ft/1e7-fileTimeEpoch, (ft%1e7)*100).UTC()
 }
 
+// entryGUID returns the external id of an entry that parseUser refused, read
+// from its objectGUID alone, or "" when the entry has no well-formed one.
+func entryGUID(e *goldap.Entry) string {
+	guid := e.GetEqualFoldRawAttributeValue(attrGUID)
+	if len(guid) != 16 {
+		return ""
+	}
+	return guidString(guid)
+}
+
 // guidString formats a 16-byte GUID in its canonical form. AD stores the
 // first three fields little-endian (the Microsoft GUID layout).
 func guidString(b []byte) string {

@@ -667,12 +667,12 @@ func (r *listing) entry(b *built, e *goldap.Entry) {
 	}
 	raw, reason := parseUser(e, r.s.cfg.mobile)
 	if reason != "" {
-		b.page.Invalid = append(b.page.Invalid, connectors.InvalidRecord{Ref: validRef(e.DN), Reason: reason})
+		b.page.Invalid = append(b.page.Invalid, connectors.InvalidRecord{Ref: validRef(e.DN), Reason: reason, ExternalID: entryGUID(e)})
 		return
 	}
 	u, askDC, reason := r.pol.user(raw, time.Now())
 	if reason != "" {
-		b.page.Invalid = append(b.page.Invalid, connectors.InvalidRecord{Ref: validRef(e.DN), Reason: reason})
+		b.page.Invalid = append(b.page.Invalid, connectors.InvalidRecord{Ref: validRef(e.DN), Reason: reason, ExternalID: guidString(raw.guid)})
 		return
 	}
 	if askDC {

@@ -188,25 +188,33 @@ func TestParseUserBadInput(t *testing.T) {
 		return map[string][]string{"objectGUID": {goodGUID}, "sAMAccountName": {"jdoe"}, "pwdLastSet": {"134403510483907488"},
 			"userAccountControl": {"512"}}
 	}
+	guid := guidString([]byte(goodGUID))
 	for _, tc := range []struct {
 		name string
 		edit func(map[string][]string)
 		want string
+		// key is the external id the invalid record carries: a full sync
+		// counts the entry as seen when it is known.
+		key string
 	}{
-		{"no objectGUID", func(m map[string][]string) { delete(m, "objectGUID") }, "no objectGUID"},
-		{"short objectGUID", func(m map[string][]string) { m["objectGUID"] = []string{"short"} }, "not 16"},
-		{"non-UTF-8", func(m map[string][]string) { m["mail"] = []string{"j\xffdoe@example.com"} }, "not valid UTF-8"},
-		{"oversized", func(m map[string][]string) { m["displayName"] = []string{strings.Repeat("x", 4097)} }, "more than 4096"},
-		{"malformed pwdLastSet", func(m map[string][]string) { m["pwdLastSet"] = []string{"yesterday"} }, "pwdLastSet"},
-		{"malformed lockoutTime", func(m map[string][]string) { m["lockoutTime"] = []string{"1e9"} }, "lockoutTime"},
-		{"malformed userAccountControl", func(m map[string][]string) { m["userAccountControl"] = []string{"0x200"} }, "userAccountControl"},
+		{"no objectGUID", func(m map[string][]string) { delete(m, "objectGUID") }, "no objectGUID", ""},
+		{"short objectGUID", func(m map[string][]string) { m["objectGUID"] = []string{"short"} }, "not 16", ""},
+		{"non-UTF-8", func(m map[string][]string) { m["mail"] = []string{"j\xffdoe@example.com"} }, "not valid UTF-8", guid},
+		{"oversized", func(m map[string][]string) { m["displayName"] = []string{strings.Repeat("x", 4097)} }, "more than 4096", guid},
+		{"malformed pwdLastSet", func(m map[string][]string) { m["pwdLastSet"] = []string{"yesterday"} }, "pwdLastSet", guid},
+		{"malformed lockoutTime", func(m map[string][]string) { m["lockoutTime"] = []string{"1e9"} }, "lockoutTime", guid},
+		{"malformed userAccountControl", func(m map[string][]string) { m["userAccountControl"] = []string{"0x200"} }, "userAccountControl", guid},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m := base()
 			tc.edit(m)
-			_, reason := parseUser(entry("CN=jdoe,DC=corp,DC=test", m), []string{"mobile"})
+			e := entry("CN=jdoe,DC=corp,DC=test", m)
+			_, reason := parseUser(e, []string{"mobile"})
 			if !strings.Contains(reason, tc.want) {
 				t.Fatalf("reason %q, want it to mention %q", reason, tc.want)
+			}
+			if key := entryGUID(e); key != tc.key {
+				t.Fatalf("key of the invalid entry %q, want %q", key, tc.key)
 			}
 		})
 	}

@@ -6,7 +6,9 @@
 // transaction together with the run's progress and, when the page carries
 // one, the connection's cursor, so an interrupted run resumes and a
 // technician sees progress. Removals are decided only after a complete,
-// error-free full enumeration, and a run that would remove more than the
+// error-free full enumeration: an invalid record counts as seen when the
+// connector could read its key, and one without a key means nobody is
+// removed (the run says why). A run that would remove more than the
 // allowed share of users removes nothing and asks for confirmation.
 // Hybrid identities are joined as pages are stored: an Entra user whose
 // onPremisesImmutableId is an AD end user's of the same customer becomes a
@@ -142,7 +144,7 @@ func (im *Importer) Sync(ctx context.Context, req Request) (Result, error) {
 	err = r.consume(ctx, pages)
 	if mode == store.ModeIncremental && errors.Is(err, connectors.ErrResyncRequired) {
 		log.Warn("incremental cursor rejected: running a full sync", "reason", err)
-		run.Mode, run.Resume = store.ModeFull, ""
+		run.Mode, run.Resume, run.Unidentified = store.ModeFull, "", 0
 		err = r.consume(ctx, users.Users(ctx, ""))
 	}
 	if err == nil && run.Mode == store.ModeFull {
@@ -296,22 +298,34 @@ func (r *runner) commit(ctx context.Context, p prepared) error {
 	run.Processed += len(page.Users) + len(page.Invalid)
 	run.Invalid += len(page.Invalid) + (len(page.Users) - len(recs))
 	run.AddProblems(page.Invalid...)
+	var seen []string // keys of invalid records: their end users were not dropped from the source
+	for _, inv := range page.Invalid {
+		if inv.ExternalID == "" {
+			run.Unidentified++
+		} else if run.Mode == store.ModeFull {
+			seen = append(seen, inv.ExternalID)
+		}
+	}
 	run.AddProblems(p.problems...)
 	if page.Resume != "" || run.Mode == store.ModeFull {
 		run.Resume = page.Resume
 	}
 	var res store.PageResult
 	err := r.im.Store.InTx(ctx, func(tx *store.Store) error {
-		var err error
-		res, err = tx.ApplyUserPage(ctx, store.PageTarget{
+		target := store.PageTarget{
 			TenantID:        r.t.tenant.ID,
 			CustomerID:      r.t.customer.ID,
 			ConnectionID:    r.t.conn.ID,
 			RunID:           run.ID,
 			Source:          r.t.source,
 			EnableSelfServe: r.t.conn.EnableSelfServe,
-		}, recs, page.Removed)
+		}
+		var err error
+		res, err = tx.ApplyUserPage(ctx, target, recs, page.Removed)
 		if err != nil {
+			return err
+		}
+		if err := tx.MarkSeenByExternalID(ctx, target, seen); err != nil {
 			return err
 		}
 		run.Created += res.Created
@@ -339,11 +353,19 @@ func (r *runner) commit(ctx context.Context, p prepared) error {
 	return nil
 }
 
-// decideRemovals runs after a complete full enumeration.
+// decideRemovals runs after a complete full enumeration. Invalid records
+// with a key were counted as seen; one without a key may be any end user, so
+// then nobody is removed.
 func (r *runner) decideRemovals(ctx context.Context, confirmed bool) error {
 	present, unseen, err := r.im.Store.RemovalCheck(ctx, r.t.tenant.ID, r.t.conn.ID, r.run.ID)
 	if err != nil || unseen == 0 {
 		return err
+	}
+	if r.run.Unidentified > 0 {
+		r.run.Error = fmt.Sprintf("no end user was removed: %d end users were not seen in the source, but %d record(s) could not be read far enough to tell which end user they are (see the problems); removals wait for a full run that reads every record",
+			unseen, r.run.Unidentified)
+		r.log.Warn("removals skipped: unidentified records", "not_seen", unseen, "unidentified", r.run.Unidentified)
+		return nil
 	}
 	share := float64(unseen) / float64(present)
 	if share > r.im.maxRemovalShare() && !confirmed {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -210,6 +211,60 @@ func TestRemovalsNeedCompleteRunAndConfirmation(t *testing.T) {
 		must(t, err)
 		if res.Run.Status != store.RunNeedsConfirmation || present(b.users(t)) != 3 {
 			t.Fatalf("empty source: %+v", res.Run)
+		}
+	})
+}
+
+// A row the connector cannot read is not a user gone from the source: its
+// end user is kept when the row's key is readable, and when it is not, the
+// run removes nobody and says why.
+func TestUnreadableRowsRemoveNobody(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, open func(*testing.T) *store.Store) {
+		const n, k = 3000, 1500 // k: the row that goes bad
+		b := setup(t, open, 500)
+		rows := make([]string, n)
+		for i := range rows {
+			rows[i] = row(fmt.Sprintf("user%04d", i), "")
+		}
+		b.write(t, rows...)
+		_, err := b.sync(t, importer.Request{})
+		must(t, err)
+		victim := fmt.Sprintf("user%04d", k)
+
+		// Two extra fields: the columns may be shifted, so which user the
+		// row is cannot be told.
+		edited := slices.Clone(rows)
+		edited[k] = strings.TrimSuffix(rows[k], "\n") + ",oops,again\n"
+		b.write(t, edited...)
+		res, err := b.sync(t, importer.Request{Full: true})
+		must(t, err)
+		r := res.Run
+		if r.Status != store.RunSucceeded || r.Invalid != 1 || r.Unidentified != 1 || r.Removed != 0 || !strings.Contains(r.Error, "no end user was removed") {
+			t.Fatalf("run with an unidentified row: %+v", r)
+		}
+		if got, err := b.st.Run(context.Background(), b.tenant.ID, r.ID); err != nil || got.Unidentified != 1 || got.Error != r.Error {
+			t.Fatalf("stored run: %+v, %v", got, err)
+		}
+		if u := b.users(t)[victim]; u.RemovedAt != nil {
+			t.Fatalf("the end user of the unreadable row was removed: %+v", u)
+		}
+
+		// A bad value with a readable username, and another user really
+		// gone: the first is kept, the second removed.
+		edited = slices.Clone(rows)
+		edited[k] = strings.Replace(rows[k], ",true,", ",maybe,", 1)
+		edited = slices.Delete(edited, 10, 11)
+		b.write(t, edited...)
+		res, err = b.sync(t, importer.Request{Full: true})
+		must(t, err)
+		r = res.Run
+		if r.Status != store.RunSucceeded || r.Invalid != 1 || r.Unidentified != 0 || r.Removed != 1 || r.Error != "" {
+			t.Fatalf("run with an invalid but identified row: %+v", r)
+		}
+		us := b.users(t)
+		if us[victim].RemovedAt != nil || us["user0010"].RemovedAt == nil || present(us) != n-1 {
+			t.Fatalf("removals: %s removed at %v, user0010 removed at %v, %d present", victim, us[victim].RemovedAt, us["user0010"].RemovedAt, present(us))
 		}
 	})
 }

@@ -395,6 +395,35 @@ func (s *Store) markSeen(ctx context.Context, target PageTarget, ids []int64) er
 	return nil
 }
 
+// MarkSeenByExternalID stamps the target connection's end users and links
+// with these external ids as seen by the target's run, changing nothing
+// else: a full run keeps the end users of records it could not read but
+// could tell apart by their key. Removed end users stay removed.
+func (s *Store) MarkSeenByExternalID(ctx context.Context, target PageTarget, externalIDs []string) error {
+	if len(externalIDs) == 0 {
+		return nil
+	}
+	if err := s.lockCustomer(ctx, target.TenantID, target.CustomerID); err != nil {
+		return err
+	}
+	for start := 0; start < len(externalIDs); start += batchSize {
+		chunk := externalIDs[start:min(start+batchSize, len(externalIDs))]
+		args := make([]any, 0, len(chunk)+3)
+		args = append(args, target.RunID, target.TenantID, target.ConnectionID)
+		for _, id := range chunk {
+			args = append(args, id)
+		}
+		in := ` AND external_id IN (` + placeholders(len(chunk)) + `)`
+		if _, err := s.exec(ctx, `UPDATE end_users SET seen_run_id = ? WHERE tenant_id = ? AND connection_id = ? AND removed_at IS NULL`+in, args...); err != nil {
+			return fmt.Errorf("mark end users seen: %w", err)
+		}
+		if _, err := s.exec(ctx, `UPDATE end_user_links SET seen_run_id = ? WHERE tenant_id = ? AND connection_id = ?`+in, args...); err != nil {
+			return fmt.Errorf("mark end user links seen: %w", err)
+		}
+	}
+	return nil
+}
+
 func (s *Store) removeByExternalID(ctx context.Context, target PageTarget, removals []connectors.Removal, now time.Time) (int, error) {
 	total := 0
 	for start := 0; start < len(removals); start += batchSize {

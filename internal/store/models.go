@@ -204,23 +204,26 @@ type Problem = connectors.InvalidRecord
 
 // SyncRun is one run of a connection's sync.
 type SyncRun struct {
-	ID              int64     `db:"id" json:"id"`
-	TenantID        int64     `db:"tenant_id" json:"tenant_id"`
-	ConnectionID    int64     `db:"connection_id" json:"connection_id"`
-	Mode            RunMode   `db:"mode" json:"mode"`
-	Trigger         string    `db:"trigger" json:"trigger"`
-	Status          RunStatus `db:"status" json:"status"`
-	Resume          string    `db:"resume" json:"-"`
-	Pages           int       `db:"pages" json:"pages"`
-	Processed       int       `db:"processed" json:"processed"`
-	Created         int       `db:"created" json:"created"`
-	Updated         int       `db:"updated" json:"updated"`
-	Unchanged       int       `db:"unchanged" json:"unchanged"`
-	Removed         int       `db:"removed" json:"removed"`
-	Linked          int       `db:"linked" json:"linked"` // joined to a hybrid counterpart (store links.go); not also created or updated
-	Invalid         int       `db:"invalid" json:"invalid"`
-	PendingRemovals int       `db:"pending_removals" json:"pending_removals"`
-	ConfirmRemovals bool      `db:"confirm_removals" json:"confirm_removals"`
+	ID           int64     `db:"id" json:"id"`
+	TenantID     int64     `db:"tenant_id" json:"tenant_id"`
+	ConnectionID int64     `db:"connection_id" json:"connection_id"`
+	Mode         RunMode   `db:"mode" json:"mode"`
+	Trigger      string    `db:"trigger" json:"trigger"`
+	Status       RunStatus `db:"status" json:"status"`
+	Resume       string    `db:"resume" json:"-"`
+	Pages        int       `db:"pages" json:"pages"`
+	Processed    int       `db:"processed" json:"processed"`
+	Created      int       `db:"created" json:"created"`
+	Updated      int       `db:"updated" json:"updated"`
+	Unchanged    int       `db:"unchanged" json:"unchanged"`
+	Removed      int       `db:"removed" json:"removed"`
+	Linked       int       `db:"linked" json:"linked"` // joined to a hybrid counterpart (store links.go); not also created or updated
+	Invalid      int       `db:"invalid" json:"invalid"`
+	// Unidentified counts the invalid records whose key could not be read:
+	// a full run with any removes nobody.
+	Unidentified    int  `db:"unidentified" json:"unidentified"`
+	PendingRemovals int  `db:"pending_removals" json:"pending_removals"`
+	ConfirmRemovals bool `db:"confirm_removals" json:"confirm_removals"`
 	// ProblemsJSON holds the JSON list of problems; see Problems.
 	ProblemsJSON string     `db:"problems" json:"-"`
 	Error        string     `db:"error" json:"error,omitempty"`

@@ -8,7 +8,7 @@ import (
 )
 
 const runColumns = `id, tenant_id, connection_id, mode, trigger, status, resume, pages, processed, created, updated, unchanged, removed, linked, invalid,
-	pending_removals, confirm_removals, problems, error, created_at, started_at, heartbeat_at, finished_at, duration_ms`
+	unidentified, pending_removals, confirm_removals, problems, error, created_at, started_at, heartbeat_at, finished_at, duration_ms`
 
 // MaxRunProblems caps the problems a run keeps (the counts stay exact).
 const MaxRunProblems = 500
@@ -82,9 +82,9 @@ func (s *Store) StartRun(ctx context.Context, tenantID, id int64) (SyncRun, erro
 func (s *Store) SaveRunProgress(ctx context.Context, run *SyncRun) error {
 	run.HeartbeatAt = ptr(s.stamp())
 	_, err := s.exec(ctx, `UPDATE sync_runs SET mode = ?, resume = ?, pages = ?, processed = ?, created = ?, updated = ?, unchanged = ?, removed = ?, linked = ?, invalid = ?,
-		pending_removals = ?, problems = ?, heartbeat_at = ? WHERE tenant_id = ? AND id = ?`,
+		unidentified = ?, pending_removals = ?, problems = ?, heartbeat_at = ? WHERE tenant_id = ? AND id = ?`,
 		run.Mode, run.Resume, run.Pages, run.Processed, run.Created, run.Updated, run.Unchanged, run.Removed, run.Linked, run.Invalid,
-		run.PendingRemovals, run.problemsJSON(), run.HeartbeatAt, run.TenantID, run.ID)
+		run.Unidentified, run.PendingRemovals, run.problemsJSON(), run.HeartbeatAt, run.TenantID, run.ID)
 	if err != nil {
 		return fmt.Errorf("save progress of run %d: %w", run.ID, err)
 	}
