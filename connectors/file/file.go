@@ -3,12 +3,15 @@
 // output, the demo's sample data).
 //
 // The file is read again on every listing and streamed page by page, so a
-// large file never sits in memory. A row the connector cannot turn into a
-// user becomes an InvalidRecord ("row 7": what is wrong with which column,
-// and the row's external id when the row is whole enough to tell it) and the
-// rest goes on; a file it cannot read at all (missing username
-// column, not UTF-8, broken quoting or JSON syntax) fails the listing with an
-// error naming the line.
+// large file never sits in memory. Each listing first reads the whole file
+// once to check it (encoding, then structure), so that a broken file yields
+// no page at all: a run applies all of a file or nothing of it. A row the
+// connector cannot turn into a user becomes an InvalidRecord ("row 7": what
+// is wrong with which column, and the row's external id when the row is
+// whole enough to tell it) and the rest goes on; a file it cannot read at all
+// (missing username column, not UTF-8, broken quoting or JSON syntax, cut
+// short, more than max_rows rows) fails the listing, before any page, with an
+// error naming the row and line.
 //
 // # Columns
 //
@@ -174,18 +177,14 @@ type source struct {
 // itself, so there is nothing to release.
 func (s *source) Close() error { return nil }
 
-// Ping implements connectors.Pinger: the file exists, is UTF-8 and has the
-// required username column (or key).
+// Ping implements connectors.Pinger: the file exists, is UTF-8, has the
+// required username column (or key) and reads to its end.
 func (s *source) Ping(ctx context.Context) error {
-	rows, closeFile, err := s.openRows(ctx)
+	_, closeFile, err := s.openRows(ctx)
 	if err != nil {
 		return err
 	}
-	defer closeFile()
-	// The first row settles a JSON file's keys.
-	if _, err := rows.next(); err != nil && !errors.Is(err, io.EOF) {
-		return err
-	}
+	closeFile()
 	return nil
 }
 
@@ -210,9 +209,13 @@ func (s *source) stat() (fs.FileInfo, error) {
 	return info, nil
 }
 
-// openRows opens the file, checks its encoding from start to end, and
-// returns a reader of its rows positioned after the header (or the opening
-// bracket). closeFile releases the file.
+// openRows opens the file, checks it from start to end (its encoding, then
+// its structure), and returns a reader of its rows positioned after the
+// header (or the opening bracket). closeFile releases the file. The whole
+// file is checked before a row is yielded so that a file in the wrong
+// encoding, or one that breaks part way (an unclosed quote, JSON cut short
+// by an exporter still writing it, too many rows), imports nothing rather
+// than half. All passes read the bytes the file had when it was opened.
 func (s *source) openRows(ctx context.Context) (rows rowReader, closeFile func(), err error) {
 	if err := ctx.Err(); err != nil {
 		return nil, nil, fmt.Errorf("reading %s: %w", s.path, err)
@@ -229,25 +232,59 @@ func (s *source) openRows(ctx context.Context) (rows rowReader, closeFile func()
 		closeFile()
 		return nil, nil, err
 	}
-	// The whole file is checked before a row is yielded, so that a file in
-	// the wrong encoding imports nothing rather than half.
-	bomLen, err := checkEncoding(ctx, f, s.maxBytes)
+	info, err := f.Stat()
+	if err != nil {
+		return fail(fmt.Errorf("%w: %s: %w", connectors.ErrUnavailable, s.path, err))
+	}
+	size := info.Size()
+	bomLen, err := checkEncoding(ctx, io.NewSectionReader(f, 0, size), s.maxBytes)
 	if err != nil {
 		return fail(fmt.Errorf("%s: %w", s.path, err))
 	}
-	if _, err := f.Seek(int64(bomLen), io.SeekStart); err != nil {
-		return fail(fmt.Errorf("%w: %s: %w", connectors.ErrUnavailable, s.path, err))
+	body := func() io.Reader { return io.NewSectionReader(f, int64(bomLen), size-int64(bomLen)) }
+	if err := s.checkRows(ctx, body(), bomLen); err != nil {
+		return fail(err)
 	}
-	switch s.format {
-	case "json":
-		rows, err = newJSONRows(f, s.path, bomLen)
-	default:
-		rows, err = newCSVRows(f, s.path)
-	}
-	if err != nil {
+	if rows, err = s.newRows(body(), bomLen); err != nil {
 		return fail(err)
 	}
 	return rows, closeFile, nil
+}
+
+// newRows returns the reader of the file's format over r, the file after
+// its byte order mark.
+func (s *source) newRows(r io.Reader, bomLen int) (rowReader, error) {
+	if s.format == "json" {
+		return newJSONRows(r, s.path, bomLen)
+	}
+	return newCSVRows(r, s.path)
+}
+
+// checkRows reads every row of r once and returns the first error that would
+// end a listing: broken quoting or JSON syntax (naming the row and line), a
+// truncated file, more than max_rows rows. Problems of single rows are left
+// to the listing, which reports them as invalid records.
+func (s *source) checkRows(ctx context.Context, r io.Reader, bomLen int) error {
+	rows, err := s.newRows(r, bomLen)
+	if err != nil {
+		return err
+	}
+	for n := 1; ; n++ {
+		if n%256 == 0 {
+			if err := ctx.Err(); err != nil {
+				return fmt.Errorf("reading %s: %w", s.path, err)
+			}
+		}
+		if _, err := rows.next(); errors.Is(err, io.EOF) {
+			return nil
+		} else if err != nil {
+			return err
+		}
+		if n > s.maxRows {
+			return fmt.Errorf("%w: %s has more than max_rows (%d) rows; nothing was imported. Raise max_rows if the file is right",
+				connectors.ErrInvalidConfig, s.path, s.maxRows)
+		}
+	}
 }
 
 // Users implements connectors.UserSource. resume is the Resume of the last
@@ -341,10 +378,6 @@ func (l *lister) run(ctx context.Context, yield func(connectors.UserPage, error)
 			return st, err
 		}
 		dataRows++
-		if dataRows > l.s.maxRows {
-			return st, fmt.Errorf("%w: %s has more than max_rows (%d) rows; nothing beyond was read, and no removals follow from this run. Raise max_rows if the file is right",
-				connectors.ErrInvalidConfig, l.s.path, l.s.maxRows)
-		}
 		if dataRows%256 == 0 {
 			if err := ctx.Err(); err != nil {
 				return st, fmt.Errorf("reading %s: %w", l.s.path, err)

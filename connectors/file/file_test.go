@@ -448,6 +448,38 @@ func TestBrokenQuotingFailsTheRun(t *testing.T) {
 	}
 }
 
+// A file that breaks part way yields no page at all, so a run applies
+// nothing of it, and the error names where it breaks.
+func TestBrokenFileYieldsNothing(t *testing.T) {
+	t.Parallel()
+	csvData := string(genCSV(30000, nil))
+	csvData = strings.Replace(csvData, "\nuser024998,", "\n\"user024998,", 1) // row 25000: a quote never closed
+	jsonData := string(genJSON(30000, nil))
+	jsonData = jsonData[:strings.Index(jsonData, `"user024999"`)+5] // cut inside object 25000
+	for name, tc := range map[string]struct {
+		data, want string
+		maxRows    int
+	}{
+		"unclosed.csv":   {data: csvData, want: "row 25000 (line 25000)"},
+		"truncated.json": {data: jsonData, want: "ends in the middle of object 25000"},
+		"toomany.csv":    {data: string(genCSV(1200, nil)), want: "more than max_rows (1000)", maxRows: 1000},
+	} {
+		t.Run(name, func(t *testing.T) {
+			src := openSource(t, Config{Path: writeFile(t, name, []byte(tc.data)), PageSize: 500, MaxRows: tc.maxRows})
+			l := list(t, src, "")
+			if l.err == nil || !strings.Contains(l.err.Error(), tc.want) {
+				t.Errorf("error %v, want one containing %q", l.err, tc.want)
+			}
+			if len(l.resumes) != 0 {
+				t.Errorf("%d pages yielded before the error, want none", len(l.resumes))
+			}
+			if err := src.Ping(context.Background()); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("Ping: %v, want an error containing %q", err, tc.want)
+			}
+		})
+	}
+}
+
 func TestMissingUsernameColumn(t *testing.T) {
 	t.Parallel()
 	cases := map[string]struct{ data, want string }{

@@ -269,6 +269,41 @@ func TestUnreadableRowsRemoveNobody(t *testing.T) {
 	})
 }
 
+// A file that breaks part way is not half applied: the run fails naming
+// the row, and no end user has a value from the broken file.
+func TestBrokenFileAppliesNothing(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, open func(*testing.T) *store.Store) {
+		b := setup(t, open, 500)
+		rows := make([]string, 3000)
+		for i := range rows {
+			rows[i] = row(fmt.Sprintf("user%04d", i), "")
+		}
+		b.write(t, rows...)
+		_, err := b.sync(t, importer.Request{})
+		must(t, err)
+
+		renamed := make([]string, len(rows))
+		for i, r := range rows {
+			renamed[i] = strings.Replace(r, ",User", ",Renamed", 1)
+		}
+		renamed[2498] = `"` + renamed[2498] // row 2500: a quote never closed
+		b.write(t, renamed...)
+		res, err := b.sync(t, importer.Request{Full: true})
+		if err == nil || res.Run.Status != store.RunFailed || !strings.Contains(res.Run.Error, "row 2500") {
+			t.Fatalf("err=%v run=%+v, want a failed run naming row 2500", err, res.Run)
+		}
+		if res.Run.Pages != 0 || res.Run.Updated != 0 {
+			t.Errorf("run applied pages of the broken file: %+v", res.Run)
+		}
+		for name, u := range b.users(t) {
+			if !strings.HasPrefix(u.FirstName, "User") || u.RemovedAt != nil {
+				t.Fatalf("%s changed by the broken file: first name %q, removed at %v", name, u.FirstName, u.RemovedAt)
+			}
+		}
+	})
+}
+
 func present(us map[string]store.EndUser) int {
 	n := 0
 	for _, u := range us {
