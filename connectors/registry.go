@@ -12,20 +12,49 @@ import (
 
 // Config is a connector's configuration: settings and secrets decoded from a
 // stored connection. Open validates it, fills defaults and opens the source.
-// id names the connection in logs and errors.
 type Config interface {
-	Open(id string, logger *slog.Logger) (Source, error)
+	Open(env Env) (Source, error)
 }
 
-// Registry maps a connector kind to a constructor of its empty Config. It is a
-// plain map built next to main and passed to whatever opens connections; there
-// is no global registration.
-type Registry map[Kind]func() Config
+// Env is what opening a source needs besides its configuration.
+type Env struct {
+	// ID identifies the connection uniquely in the process (a stored
+	// connection's id, never its name: names are unique per tenant only). It
+	// keys per-connection state such as rate limiters and names the
+	// connection in logs and errors. Empty means "state of its own".
+	ID string
+	// Logger receives the source's logs. Nil discards.
+	Logger *slog.Logger
+	// Limiters holds the rate limiters shared by the sources opened on the
+	// same connection. Nil gives each source a limiter of its own.
+	Limiters *Limiters
+}
+
+// Registry maps a connector kind to a constructor of its empty Config and
+// carries the per-connection state shared by the sources it opens (rate
+// limiters). It is built once next to main and passed to whatever opens
+// connections; there is no global registration.
+type Registry struct {
+	configs  map[Kind]func() Config
+	limiters *Limiters
+}
+
+// NewRegistry returns a registry of the given kinds with an empty set of
+// per-connection limiters.
+func NewRegistry(configs map[Kind]func() Config) Registry {
+	return Registry{configs: configs, limiters: NewLimiters()}
+}
+
+// Has reports whether kind is registered.
+func (r Registry) Has(kind Kind) bool {
+	_, ok := r.configs[kind]
+	return ok
+}
 
 // Kinds returns the registered kinds, sorted.
 func (r Registry) Kinds() []string {
-	kinds := make([]string, 0, len(r))
-	for k := range r {
+	kinds := make([]string, 0, len(r.configs))
+	for k := range r.configs {
 		kinds = append(kinds, string(k))
 	}
 	sort.Strings(kinds)
@@ -36,7 +65,7 @@ func (r Registry) Kinds() []string {
 // objects (either may be empty). Unknown keys are errors, and a key may not be
 // both a setting and a secret.
 func (r Registry) Decode(kind Kind, settings, secrets json.RawMessage) (Config, error) {
-	newConfig, ok := r[kind]
+	newConfig, ok := r.configs[kind]
 	if !ok {
 		return nil, fmt.Errorf("%w: unknown connector kind %q (known: %s)", ErrInvalidConfig, kind, strings.Join(r.Kinds(), ", "))
 	}
@@ -55,17 +84,18 @@ func (r Registry) Decode(kind Kind, settings, secrets json.RawMessage) (Config, 
 	return cfg, nil
 }
 
-// Open decodes the connection's settings and secrets and opens its source.
+// Open decodes the connection's settings and secrets and opens its source
+// with the registry's limiters. id is the connection's process-wide unique id
+// (see Env.ID); the caller names the connection in errors.
 func (r Registry) Open(kind Kind, id string, settings, secrets json.RawMessage, logger *slog.Logger) (Source, error) {
 	cfg, err := r.Decode(kind, settings, secrets)
 	if err != nil {
-		return nil, fmt.Errorf("connection %s: %w", id, err)
+		return nil, err
 	}
-	src, err := cfg.Open(id, logger.With("connector", string(kind), "connection", id))
-	if err != nil {
-		return nil, fmt.Errorf("connection %s: %w", id, err)
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
 	}
-	return src, nil
+	return cfg.Open(Env{ID: id, Logger: logger.With("connector", string(kind), "connection_id", id), Limiters: r.limiters})
 }
 
 func decodeStrict(raw json.RawMessage, into any) error {

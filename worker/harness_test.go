@@ -248,8 +248,8 @@ func buildNode(o nodeOptions) *node {
 	if o.logger == nil {
 		o.logger = slog.New(slog.DiscardHandler)
 	}
-	if o.registry == nil {
-		o.registry = connectors.Registry{connectors.KindFile: func() connectors.Config { return new(file.Config) }}
+	if len(o.registry.Kinds()) == 0 {
+		o.registry = connectors.NewRegistry(map[connectors.Kind]func() connectors.Config{connectors.KindFile: func() connectors.Config { return new(file.Config) }})
 	}
 	if o.retry == (worker.RetryPolicy{}) {
 		o.retry = testRetry()

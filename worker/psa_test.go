@@ -13,7 +13,7 @@ import (
 	"selfserve/connectors/hudu"
 	"selfserve/connectors/hudu/fakehudu"
 	"selfserve/internal/enrich"
-	"selfserve/internal/importer"
+	"selfserve/internal/connection"
 	"selfserve/internal/secretbox"
 	"selfserve/internal/store"
 	"selfserve/worker"
@@ -32,14 +32,14 @@ func TestCustomerImportThroughTheWorker(t *testing.T) {
 	box, err := secretbox.New(bytes.Repeat([]byte{9}, 32))
 	must(t, err)
 	secrets, _ := json.Marshal(map[string]any{"api_key": fakehudu.DefaultAPIKey})
-	sealed, err := box.Seal(secrets, importer.SecretsContext)
+	sealed, err := connection.Opener{Box: box}.SealSecrets(secrets)
 	must(t, err)
 	f := newFixture(t, st, "psa", 1)
 	settings, _ := json.Marshal(map[string]any{"base_url": srv.URL, "page_size": 2, "requests_per_minute": 100000})
 	conn, _, err := st.UpsertConnection(ctx, store.Connection{TenantID: f.tenant.ID, Name: "hudu", Kind: connectors.KindHudu, Settings: settings, SealedSecrets: sealed, ScheduleSeconds: 10800}, false)
 	must(t, err)
 
-	registry := connectors.Registry{connectors.KindHudu: func() connectors.Config { return new(hudu.Config) }}
+	registry := connectors.NewRegistry(map[connectors.Kind]func() connectors.Config{connectors.KindHudu: func() connectors.Config { return new(hudu.Config) }})
 	n := newNode(t, nodeOptions{redis: rd, st: st, registry: registry})
 	n.mux = worker.NewServeMux(worker.Deps{Store: st, Client: n.client, Scanner: n.scanner, Sender: n.sender, Logger: testLogger(t),
 		Customers: &worker.PSAImporter{Enricher: &enrich.Enricher{Store: st, Registry: registry, Secrets: box, Logger: testLogger(t)}}})

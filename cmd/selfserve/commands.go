@@ -102,7 +102,7 @@ func runApply(ctx context.Context, c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	opts := apply.Options{Registry: registry(), Secrets: box, Actor: "cli:apply", DryRun: *dryRun}
+	opts := apply.Options{Registry: c.registry(), Secrets: box, Actor: "cli:apply", DryRun: *dryRun}
 	changes, err := f.Apply(ctx, st, opts)
 	if err != nil {
 		return err

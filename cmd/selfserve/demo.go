@@ -171,7 +171,7 @@ func (c *cli) demoApply(ctx context.Context, examples, dataDir string) error {
 	if err != nil {
 		return err
 	}
-	changes, err := f.Apply(ctx, st, apply.Options{Registry: registry(), Secrets: box, Actor: "demo"})
+	changes, err := f.Apply(ctx, st, apply.Options{Registry: c.registry(), Secrets: box, Actor: "demo"})
 	if err != nil {
 		return err
 	}

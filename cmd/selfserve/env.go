@@ -20,16 +20,18 @@ import (
 	"selfserve/internal/store"
 )
 
-// registry is the plain map of connector kinds this binary knows.
-func registry() connectors.Registry {
-	return connectors.Registry{
+// newRegistry returns the connector kinds this binary knows, with an empty
+// set of per-connection limiters. A process builds one (cli.registry) so that
+// every source opened on a connection shares its limiter.
+func newRegistry() connectors.Registry {
+	return connectors.NewRegistry(map[connectors.Kind]func() connectors.Config{
 		connectors.KindAD:          func() connectors.Config { return new(ldap.Config) },
 		connectors.KindFile:        func() connectors.Config { return new(file.Config) },
 		connectors.KindITGlue:      func() connectors.Config { return new(itglue.Config) },
 		connectors.KindHudu:        func() connectors.Config { return new(hudu.Config) },
 		connectors.KindConnectWise: func() connectors.Config { return new(connectwise.Config) },
 		connectors.KindAzure:       func() connectors.Config { return new(graph.Config) },
-	}
+	})
 }
 
 // cli is what commands share: the configuration and what is opened from it,
@@ -42,6 +44,15 @@ type cli struct {
 	cfg    *config.Config
 	st     *store.Store
 	logger *slog.Logger
+	reg    connectors.Registry
+}
+
+// registry returns the process's one connector registry.
+func (c *cli) registry() connectors.Registry {
+	if len(c.reg.Kinds()) == 0 {
+		c.reg = newRegistry()
+	}
+	return c.reg
 }
 
 func (c *cli) config() (*config.Config, error) {
@@ -117,7 +128,7 @@ func (c *cli) importer(ctx context.Context) (*importer.Importer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &importer.Importer{Store: st, Registry: registry(), Secrets: box, Logger: c.log(), MaxRemovalShare: c.cfg.MaxRemovalShare}, nil
+	return &importer.Importer{Store: st, Registry: c.registry(), Secrets: box, Logger: c.log(), MaxRemovalShare: c.cfg.MaxRemovalShare}, nil
 }
 
 func (c *cli) close() {

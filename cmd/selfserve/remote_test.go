@@ -69,8 +69,8 @@ func TestRemoteCommands(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	queue := &inlineQueue{im: &importer.Importer{Store: st, Registry: registry()}}
-	h, err := admin.New(admin.Options{Store: st, Registry: registry(), Enqueuer: queue})
+	queue := &inlineQueue{im: &importer.Importer{Store: st, Registry: newRegistry()}}
+	h, err := admin.New(admin.Options{Store: st, Registry: newRegistry(), Enqueuer: queue})
 	if err != nil {
 		t.Fatal(err)
 	}

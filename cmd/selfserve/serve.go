@@ -194,7 +194,7 @@ func (c *cli) adminAPI(cfg *config.Config, st *store.Store, enqueuer *worker.Cli
 	if mon := h.Monitoring(); mon != nil {
 		mounts = append(mounts, admin.Mount{Pattern: ops.MonitoringPath + "/", Handler: h.RequireToken(mon)})
 	}
-	return admin.New(admin.Options{Store: st, Registry: registry(), Secrets: box, Links: links, Enqueuer: enqueuer,
+	return admin.New(admin.Options{Store: st, Registry: c.registry(), Secrets: box, Links: links, Enqueuer: enqueuer,
 		Logger: log, OpsToken: cfg.OpsToken.Reveal(), Mounts: mounts, FileImportDir: cfg.FileImportDir})
 }
 

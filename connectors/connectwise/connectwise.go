@@ -111,7 +111,8 @@ type Config struct {
 
 // Open validates the config, fills defaults and returns the source. id names
 // the connection: sources opened with the same id share one request budget.
-func (c *Config) Open(id string, logger *slog.Logger) (connectors.Source, error) {
+func (c *Config) Open(env connectors.Env) (connectors.Source, error) {
+	id, logger := env.ID, env.Logger
 	var problems []string
 	base, err := c.apiRoot()
 	if err != nil {
@@ -172,7 +173,7 @@ func (c *Config) Open(id string, logger *slog.Logger) (connectors.Source, error)
 			"Clientid":      {strings.TrimSpace(c.ClientID)},
 			"Accept":        {"application/vnd.connectwise.com+json; version=" + version},
 		},
-		Limiter:           restclient.SharedLimiter(restclient.ConnectionKey("connectwise", id), perMinute, time.Minute),
+		Limiter:           env.Limiters.For(connectors.KindConnectWise, id, perMinute, time.Minute),
 		DefaultRetryAfter: defaultRetryAfter,
 		StatusHints: map[int]string{
 			http.StatusBadRequest:   "check client_id, api_version and the company_status / company_type filters",

@@ -49,7 +49,7 @@ func openSource(t *testing.T, srv *fakeconnectwise.Server, edit func(*Config)) *
 	if edit != nil {
 		edit(cfg)
 	}
-	src, err := cfg.Open("", testLogger(t))
+	src, err := cfg.Open(connectors.Env{Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -441,7 +441,7 @@ func TestSites(t *testing.T) {
 		{Config{Site: "https://cw.example.com/v2024_1/apis/3.0"}, "https://cw.example.com/v2024_1/apis/3.0"},
 		{Config{Site: "na", BaseURL: "https://proxy.example"}, "https://proxy.example/v4_6_release/apis/3.0"},
 	} {
-		src, err := creds(tc.cfg).Open("", nil)
+		src, err := creds(tc.cfg).Open(connectors.Env{})
 		if err != nil {
 			t.Errorf("%+v: %v", tc.cfg, err)
 			continue
@@ -454,7 +454,7 @@ func TestSites(t *testing.T) {
 
 func TestConfigValidation(t *testing.T) {
 	t.Parallel()
-	_, err := (&Config{CompanyID: "a:b", PublicKey: "x", APIVersion: "latest", PageSize: 1001, MobileTypes: []string{""}}).Open("", nil)
+	_, err := (&Config{CompanyID: "a:b", PublicKey: "x", APIVersion: "latest", PageSize: 1001, MobileTypes: []string{""}}).Open(connectors.Env{})
 	if !errors.Is(err, connectors.ErrInvalidConfig) {
 		t.Fatalf("error %v", err)
 	}
@@ -463,7 +463,7 @@ func TestConfigValidation(t *testing.T) {
 			t.Errorf("error %q does not say %q", err, want)
 		}
 	}
-	_, err = (&Config{Site: "http://cw.example.com", CompanyID: "c", ClientID: "x", PublicKey: "p", PrivateKey: "q"}).Open("", nil)
+	_, err = (&Config{Site: "http://cw.example.com", CompanyID: "c", ClientID: "x", PublicKey: "p", PrivateKey: "q"}).Open(connectors.Env{})
 	if err == nil || !strings.Contains(err.Error(), "https") {
 		t.Errorf("plain http site: %v", err)
 	}
@@ -472,7 +472,7 @@ func TestConfigValidation(t *testing.T) {
 func TestRegistryDecodeKeepsTheKeysSecret(t *testing.T) {
 	t.Parallel()
 	srv := newServer(t, fakeconnectwise.Options{PrivateKey: "cw-topsecret"})
-	reg := connectors.Registry{connectors.KindConnectWise: func() connectors.Config { return new(Config) }}
+	reg := connectors.NewRegistry(map[connectors.Kind]func() connectors.Config{connectors.KindConnectWise: func() connectors.Config { return new(Config) }})
 	settings := json.RawMessage(fmt.Sprintf(`{"site":"na","base_url":%q,"company_id":"contoso","client_id":%q,"api_version":"2025.1","mobile_types":["Mobile"],"requests_per_minute":6000}`, srv.URL, fakeconnectwise.DefaultClientID))
 	secrets := json.RawMessage(`{"public_key":"pubKEY123","private_key":"cw-topsecret"}`)
 	cfg, err := reg.Decode(connectors.KindConnectWise, settings, secrets)

@@ -224,7 +224,7 @@ func genWide(n int, asJSON, withSID bool) []byte {
 
 func BenchmarkCSV(b *testing.B) {
 	path := writeFile(b, "bench.csv", genCSV(10_000, nil))
-	src, err := (&Config{Path: path}).Open("bench", nil)
+	src, err := (&Config{Path: path}).Open(connectors.Env{ID: "bench"})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -105,7 +105,8 @@ type Config struct {
 // connectors.ErrInvalidConfig), fills in the defaults and checks that the
 // file exists (connectors.ErrNotFound when it does not). The file itself is
 // opened by each listing.
-func (c *Config) Open(id string, logger *slog.Logger) (connectors.Source, error) {
+func (c *Config) Open(env connectors.Env) (connectors.Source, error) {
+	id, logger := env.ID, env.Logger
 	var problems []string
 	if strings.TrimSpace(c.Path) == "" {
 		problems = append(problems, `path is required: the CSV or JSON file to import, e.g. path: exports/accounts.csv`)

@@ -36,7 +36,7 @@ func testLogger(t testing.TB) *slog.Logger {
 // openSource opens cfg as the registry would, failing the test on error.
 func openSource(t testing.TB, cfg Config) *source {
 	t.Helper()
-	src, err := cfg.Open("test-conn", testLogger(t))
+	src, err := cfg.Open(connectors.Env{ID: "test-conn", Logger: testLogger(t)})
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
@@ -682,7 +682,7 @@ func TestOpen(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			_, err := tc.cfg.Open("c1", nil)
+			_, err := tc.cfg.Open(connectors.Env{ID: "c1"})
 			if !errors.Is(err, tc.is) {
 				t.Fatalf("error %v does not wrap %v", err, tc.is)
 			}
@@ -694,7 +694,7 @@ func TestOpen(t *testing.T) {
 		})
 	}
 	// The format setting overrides the extension.
-	if src, err := (&Config{Path: txtPath, Format: "CSV"}).Open("c1", nil); err != nil {
+	if src, err := (&Config{Path: txtPath, Format: "CSV"}).Open(connectors.Env{ID: "c1"}); err != nil {
 		t.Errorf("format csv on a .txt file: %v", err)
 	} else if err := src.(connectors.Pinger).Ping(context.Background()); err != nil {
 		t.Errorf("Ping: %v", err)
@@ -703,7 +703,7 @@ func TestOpen(t *testing.T) {
 
 func TestRegistryDecode(t *testing.T) {
 	t.Parallel()
-	reg := connectors.Registry{connectors.KindFile: func() connectors.Config { return new(Config) }}
+	reg := connectors.NewRegistry(map[connectors.Kind]func() connectors.Config{connectors.KindFile: func() connectors.Config { return new(Config) }})
 	path := writeFile(t, "r.json", []byte(`[{"username": "a"}]`))
 	settings, _ := json.Marshal(map[string]any{"path": path, "page_size": 2})
 	src, err := reg.Open(connectors.KindFile, "conn-1", settings, nil, testLogger(t))

@@ -107,7 +107,7 @@ func BenchmarkUsers100k(b *testing.B) {
 			AzureTenantID: srv.TenantID(), ClientID: srv.ClientID(), ClientSecret: connectors.Secret(srv.ClientSecret()),
 			GraphURL: srv.GraphURL(), AuthorityURL: srv.AuthorityURL(), CAFile: ca, RequestsPerSecond: 10_000,
 		}
-		src, err := cfg.Open("bench", nil)
+		src, err := cfg.Open(connectors.Env{ID: "bench"})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -95,7 +95,8 @@ var (
 // Open validates the configuration, fills in defaults and returns the
 // connection's source. It makes no network request: Ping tests the
 // connection.
-func (c *Config) Open(id string, logger *slog.Logger) (connectors.Source, error) {
+func (c *Config) Open(env connectors.Env) (connectors.Source, error) {
+	id, logger := env.ID, env.Logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}

@@ -56,7 +56,7 @@ func (f *fixture) open(t *testing.T, edit ...func(*graph.Config)) azureSource {
 	for _, e := range edit {
 		e(&cfg)
 	}
-	src, err := cfg.Open("test", slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})))
+	src, err := cfg.Open(connectors.Env{ID: "test", Logger: slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))})
 	if err != nil {
 		t.Fatalf("open: %v", err)
 	}
@@ -638,7 +638,7 @@ func TestCancelledDuringListing(t *testing.T) {
 
 func TestConfig(t *testing.T) {
 	t.Parallel()
-	reg := connectors.Registry{connectors.KindAzure: func() connectors.Config { return new(graph.Config) }}
+	reg := connectors.NewRegistry(map[connectors.Kind]func() connectors.Config{connectors.KindAzure: func() connectors.Config { return new(graph.Config) }})
 	open := func(settings, secrets string) error {
 		src, err := reg.Open(connectors.KindAzure, "c1", json.RawMessage(settings), json.RawMessage(secrets), slog.New(slog.DiscardHandler))
 		if src != nil {

@@ -94,7 +94,8 @@ type Config struct {
 
 // Open validates the config, fills defaults and returns the source. id names
 // the connection: sources opened with the same id share one request budget.
-func (c *Config) Open(id string, logger *slog.Logger) (connectors.Source, error) {
+func (c *Config) Open(env connectors.Env) (connectors.Source, error) {
+	id, logger := env.ID, env.Logger
 	var problems []string
 	var base *url.URL
 	if strings.TrimSpace(c.BaseURL) == "" {
@@ -145,7 +146,7 @@ func (c *Config) Open(id string, logger *slog.Logger) (connectors.Source, error)
 		Vendor:            "Hudu",
 		Base:              base,
 		Header:            http.Header{"X-Api-Key": {c.APIKey.Reveal()}, "Accept": {"application/json"}},
-		Limiter:           restclient.SharedLimiter(restclient.ConnectionKey("hudu", id), perMinute, time.Minute),
+		Limiter:           env.Limiters.For(connectors.KindHudu, id, perMinute, time.Minute),
 		DefaultRetryAfter: defaultRetryAfter,
 		ThrottleText:      "Retry later",
 		StatusHints: map[int]string{

@@ -36,7 +36,7 @@ func openSource(t *testing.T, srv *fakehudu.Server, edit func(*Config)) *source 
 	if edit != nil {
 		edit(cfg)
 	}
-	src, err := cfg.Open("", testLogger(t))
+	src, err := cfg.Open(connectors.Env{Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -318,7 +318,7 @@ func TestBadCredentials(t *testing.T) {
 
 func TestConfig(t *testing.T) {
 	t.Parallel()
-	_, err := (&Config{PageSize: 2000, EmailFields: []string{"Email", " "}}).Open("", nil)
+	_, err := (&Config{PageSize: 2000, EmailFields: []string{"Email", " "}}).Open(connectors.Env{})
 	if !errors.Is(err, connectors.ErrInvalidConfig) {
 		t.Fatalf("error %v", err)
 	}
@@ -327,7 +327,7 @@ func TestConfig(t *testing.T) {
 			t.Errorf("error %q does not say %q", err, want)
 		}
 	}
-	if _, err := (&Config{BaseURL: "http://hudu.example", APIKey: "k"}).Open("", nil); err == nil || !strings.Contains(err.Error(), "https") {
+	if _, err := (&Config{BaseURL: "http://hudu.example", APIKey: "k"}).Open(connectors.Env{}); err == nil || !strings.Contains(err.Error(), "https") {
 		t.Errorf("plain http to a remote host: %v", err)
 	}
 	for in, want := range map[string]string{
@@ -336,7 +336,7 @@ func TestConfig(t *testing.T) {
 		"https://docs.example.com/hudu/api/v1":   "https://docs.example.com/hudu/api/v1",
 		"  https://acme.huducloud.com/         ": "https://acme.huducloud.com/api/v1",
 	} {
-		src, err := (&Config{BaseURL: in, APIKey: "k"}).Open("", nil)
+		src, err := (&Config{BaseURL: in, APIKey: "k"}).Open(connectors.Env{})
 		if err != nil {
 			t.Fatalf("%q: %v", in, err)
 		}
@@ -344,7 +344,7 @@ func TestConfig(t *testing.T) {
 			t.Errorf("%q: base %s, want %s", in, got, want)
 		}
 	}
-	src, _ := (&Config{BaseURL: "https://x.example", APIKey: "k"}).Open("", nil)
+	src, _ := (&Config{BaseURL: "https://x.example", APIKey: "k"}).Open(connectors.Env{})
 	s := src.(*source)
 	if s.layoutName != "People" || !slices.Equal(s.emailFields, DefaultEmailFields) || !slices.Equal(s.mobileFields, DefaultMobileFields) || s.pageSize != 1000 {
 		t.Errorf("defaults: %+v", s)
@@ -354,7 +354,7 @@ func TestConfig(t *testing.T) {
 func TestRegistryDecodeKeepsTheKeySecret(t *testing.T) {
 	t.Parallel()
 	srv := newServer(t, fakehudu.Options{APIKey: "hudu-topsecret"})
-	reg := connectors.Registry{connectors.KindHudu: func() connectors.Config { return new(Config) }}
+	reg := connectors.NewRegistry(map[connectors.Kind]func() connectors.Config{connectors.KindHudu: func() connectors.Config { return new(Config) }})
 	settings := json.RawMessage(fmt.Sprintf(`{"base_url":%q,"people_layout":"People","email_fields":["Email"],"mobile_fields":["Mobile"],"requests_per_minute":6000}`, srv.URL))
 	secrets := json.RawMessage(`{"api_key":"hudu-topsecret"}`)
 	cfg, err := reg.Decode(connectors.KindHudu, settings, secrets)

@@ -82,7 +82,8 @@ type Config struct {
 
 // Open validates the config, fills defaults and returns the source. id names
 // the connection: sources opened with the same id share one request budget.
-func (c *Config) Open(id string, logger *slog.Logger) (connectors.Source, error) {
+func (c *Config) Open(env connectors.Env) (connectors.Source, error) {
+	id, logger := env.ID, env.Logger
 	var problems []string
 	if strings.TrimSpace(c.APIKey.Reveal()) == "" {
 		problems = append(problems, "api_key is required")
@@ -123,7 +124,7 @@ func (c *Config) Open(id string, logger *slog.Logger) (connectors.Source, error)
 		Vendor:            "IT Glue",
 		Base:              base,
 		Header:            http.Header{"X-Api-Key": {c.APIKey.Reveal()}, "Accept": {"application/vnd.api+json"}},
-		Limiter:           restclient.SharedLimiter(restclient.ConnectionKey("itglue", id), perMinute, time.Minute),
+		Limiter:           env.Limiters.For(connectors.KindITGlue, id, perMinute, time.Minute),
 		DefaultRetryAfter: defaultRetryAfter,
 		StatusHints: map[int]string{
 			http.StatusUnauthorized: "check api_key",

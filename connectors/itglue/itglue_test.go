@@ -30,7 +30,7 @@ func openSource(t *testing.T, srv *fakeitglue.Server, edit func(*Config)) *sourc
 	if edit != nil {
 		edit(cfg)
 	}
-	src, err := cfg.Open("", testLogger(t))
+	src, err := cfg.Open(connectors.Env{Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -321,7 +321,7 @@ func TestRegions(t *testing.T) {
 		"EU":  "https://api.eu.itglue.com",
 		"au ": "https://api.au.itglue.com",
 	} {
-		src, err := (&Config{Region: region, APIKey: "k"}).Open("", nil)
+		src, err := (&Config{Region: region, APIKey: "k"}).Open(connectors.Env{})
 		if err != nil {
 			t.Fatalf("region %q: %v", region, err)
 		}
@@ -329,7 +329,7 @@ func TestRegions(t *testing.T) {
 			t.Errorf("region %q: base %s, want %s", region, got, want)
 		}
 	}
-	src, err := (&Config{Region: "eu", BaseURL: "https://itglue-proxy.example/", APIKey: "k"}).Open("", nil)
+	src, err := (&Config{Region: "eu", BaseURL: "https://itglue-proxy.example/", APIKey: "k"}).Open(connectors.Env{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -340,7 +340,7 @@ func TestRegions(t *testing.T) {
 
 func TestConfigValidation(t *testing.T) {
 	t.Parallel()
-	_, err := (&Config{Region: "mars", PageSize: 5000, BaseURL: "http://itglue.example", RequestsPerMinute: -1}).Open("c1", nil)
+	_, err := (&Config{Region: "mars", PageSize: 5000, BaseURL: "http://itglue.example", RequestsPerMinute: -1}).Open(connectors.Env{ID: "c1"})
 	if !errors.Is(err, connectors.ErrInvalidConfig) {
 		t.Fatalf("error %v, want ErrInvalidConfig", err)
 	}
@@ -354,7 +354,7 @@ func TestConfigValidation(t *testing.T) {
 func TestRegistryDecodeKeepsTheKeySecret(t *testing.T) {
 	t.Parallel()
 	srv := newServer(t, fakeitglue.Options{APIKey: "ITG.topsecret"})
-	reg := connectors.Registry{connectors.KindITGlue: func() connectors.Config { return new(Config) }}
+	reg := connectors.NewRegistry(map[connectors.Kind]func() connectors.Config{connectors.KindITGlue: func() connectors.Config { return new(Config) }})
 	settings := json.RawMessage(fmt.Sprintf(`{"region":"eu","base_url":%q,"page_size":10,"requests_per_minute":6000}`, srv.URL))
 	secrets := json.RawMessage(`{"api_key":"ITG.topsecret"}`)
 	cfg, err := reg.Decode(connectors.KindITGlue, settings, secrets)

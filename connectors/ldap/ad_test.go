@@ -162,7 +162,7 @@ func TestExpiryAndLockoutEqualTheDC(t *testing.T) {
 			if tc.bindDN == f.readerUPN {
 				cfg.BindPassword = connectors.Secret(f.UserPass)
 			}
-			src, err := cfg.Open("test", slogTo(&logs))
+			src, err := cfg.Open(connectors.Env{ID: "test", Logger: slogTo(&logs)})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -204,7 +204,8 @@ var attrNameRE = regexp.MustCompile(`^([A-Za-z][A-Za-z0-9-]*|[0-9]+(\.[0-9]+)+)$
 
 // Open validates the configuration (reporting every problem at once), fills
 // in defaults and returns the source. It does not contact the DC: Ping does.
-func (c *Config) Open(id string, logger *slog.Logger) (connectors.Source, error) {
+func (c *Config) Open(env connectors.Env) (connectors.Source, error) {
+	id, logger := env.ID, env.Logger
 	s, err := c.validate()
 	if err != nil {
 		return nil, fmt.Errorf("ad connection %s: %w", id, err)

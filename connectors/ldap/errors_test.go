@@ -71,7 +71,7 @@ func TestTLS(t *testing.T) {
 			if tc.systemRoots {
 				cfg.CAFile = ""
 			}
-			src, err := cfg.Open("test", nil)
+			src, err := cfg.Open(connectors.Env{ID: "test"})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -90,7 +90,7 @@ func TestTLS(t *testing.T) {
 		cert := selfSigned(t, "expired.test", time.Now().Add(-48*time.Hour), time.Now().Add(-24*time.Hour))
 		addr := tlsServer(t, cert)
 		cfg := f.config(Config{URL: "ldaps://" + addr, CAFile: writeCert(t, cert)})
-		src, err := cfg.Open("test", nil)
+		src, err := cfg.Open(connectors.Env{ID: "test"})
 		if err != nil {
 			t.Fatal(err)
 		}

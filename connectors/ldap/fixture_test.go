@@ -226,7 +226,7 @@ func (f *fixture) admin() (*goldap.Conn, error) {
 
 func (f *fixture) bindAs(user, pass string) (*goldap.Conn, error) {
 	cfg := f.config(Config{BindDN: connectors.Secret(user), BindPassword: connectors.Secret(pass)})
-	src, err := cfg.Open("fixture", nil)
+	src, err := cfg.Open(connectors.Env{ID: "fixture"})
 	if err != nil {
 		return nil, err
 	}
@@ -275,7 +275,7 @@ func (f *fixture) config(over Config) Config {
 func (f *fixture) open(t *testing.T, over Config) connectors.Source {
 	t.Helper()
 	cfg := f.config(over)
-	src, err := cfg.Open("test", slog.New(slog.NewTextHandler(t.Output(), nil)))
+	src, err := cfg.Open(connectors.Env{ID: "test", Logger: slog.New(slog.NewTextHandler(t.Output(), nil))})
 	if err != nil {
 		t.Fatalf("open: %v", err)
 	}

@@ -21,7 +21,7 @@ import (
 )
 
 func TestConfigReportsEveryProblem(t *testing.T) {
-	_, err := (&Config{}).Open("c1", nil)
+	_, err := (&Config{}).Open(connectors.Env{ID: "c1"})
 	if !errors.Is(err, connectors.ErrInvalidConfig) {
 		t.Fatalf("got %v, want ErrInvalidConfig", err)
 	}
@@ -64,7 +64,7 @@ func TestConfigValidation(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := valid()
 			tc.edit(&cfg)
-			_, err := cfg.Open("c1", nil)
+			_, err := cfg.Open(connectors.Env{ID: "c1"})
 			if !errors.Is(err, connectors.ErrInvalidConfig) || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("got %v, want ErrInvalidConfig mentioning %q", err, tc.want)
 			}
@@ -75,7 +75,7 @@ func TestConfigValidation(t *testing.T) {
 	}
 	t.Run("defaults", func(t *testing.T) {
 		cfg := valid()
-		src, err := cfg.Open("c1", nil)
+		src, err := cfg.Open(connectors.Env{ID: "c1"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -85,7 +85,7 @@ func TestConfigValidation(t *testing.T) {
 			t.Errorf("defaults not applied: %+v", s)
 		}
 		cfg.URL, cfg.StartTLS = "ldap://dc1.corp.example.com", true
-		src, err = cfg.Open("c1", nil)
+		src, err = cfg.Open(connectors.Env{ID: "c1"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -104,7 +104,7 @@ func TestConfigValidation(t *testing.T) {
 }
 
 func TestRegistryDecode(t *testing.T) {
-	reg := connectors.Registry{connectors.KindAD: func() connectors.Config { return new(Config) }}
+	reg := connectors.NewRegistry(map[connectors.Kind]func() connectors.Config{connectors.KindAD: func() connectors.Config { return new(Config) }})
 	settings := `{"url":"ldaps://dc1:636","base_dn":"DC=corp,DC=test","timeout":"45s","page_size":200,
 		"mobile_attributes":["mobile","telephoneNumber"],"group_dns":["CN=G,DC=corp,DC=test"]}`
 	cfg, err := reg.Decode(connectors.KindAD, json.RawMessage(settings), json.RawMessage(`{"bind_dn":"svc@corp.test","bind_password":"pw"}`))
@@ -131,7 +131,7 @@ func TestFilterEscapesValues(t *testing.T) {
 		GroupDNs:      []string{`CN=odd*(grp)\\x,DC=corp,DC=test`},
 		ExcludeGroups: []string{`CN=a)(objectClass=*,DC=corp,DC=test`},
 		ExcludeFilter: "(title=Contractor)"}
-	src, err := cfg.Open("c1", nil)
+	src, err := cfg.Open(connectors.Env{ID: "c1"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -37,6 +37,7 @@ import (
 
 	"selfserve/connectors"
 	"selfserve/internal/admin/link"
+	"selfserve/internal/connection"
 	"selfserve/internal/secretbox"
 	"selfserve/internal/service"
 	"selfserve/internal/store"
@@ -108,7 +109,7 @@ func New(opts Options) (http.Handler, error) {
 	if opts.Store == nil {
 		missing = append(missing, "Store")
 	}
-	if opts.Registry == nil {
+	if len(opts.Registry.Kinds()) == 0 {
 		missing = append(missing, "Registry")
 	}
 	if len(missing) > 0 {
@@ -151,6 +152,11 @@ func New(opts Options) (http.Handler, error) {
 		return nil, err
 	}
 	return a, nil
+}
+
+// connections opens and seals stored connections.
+func (a *api) connections() connection.Opener {
+	return connection.Opener{Registry: a.Registry, Box: a.Secrets}
 }
 
 // register adds a pattern, turning ServeMux's panic on a conflict into an

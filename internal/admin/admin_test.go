@@ -98,10 +98,10 @@ type bundle struct {
 var testKey = bytes.Repeat([]byte{7}, 32)
 
 func registry() connectors.Registry {
-	return connectors.Registry{
+	return connectors.NewRegistry(map[connectors.Kind]func() connectors.Config{
 		connectors.KindFile:   func() connectors.Config { return new(file.Config) },
 		connectors.KindITGlue: func() connectors.Config { return new(itglue.Config) },
-	}
+	})
 }
 
 // setup builds a bundle on st.

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"selfserve/connectors"
-	"selfserve/internal/importer"
 	"selfserve/internal/store"
 )
 
@@ -103,7 +102,7 @@ func (a *api) createConnection(w http.ResponseWriter, r *http.Request, p *princi
 		return err
 	}
 	kind := connectors.Kind(req.Kind)
-	if _, ok := a.Registry[kind]; !ok {
+	if !a.Registry.Has(kind) {
 		return badField("kind", "%q is not a connector kind this server knows (%s)", truncate(req.Kind, 40), strings.Join(a.Registry.Kinds(), ", "))
 	}
 	ctx := r.Context()
@@ -205,7 +204,7 @@ func (a *api) patchConnection(w http.ResponseWriter, r *http.Request, p *princip
 	var secrets json.RawMessage
 	if keepSecrets {
 		if a.Secrets != nil {
-			if secrets, err = importer.OpenSecrets(a.Secrets, cur); err != nil {
+			if secrets, err = a.connections().DecryptSecrets(cur); err != nil {
 				return conflict("secrets_unreadable", "the stored secrets of connection %q cannot be read (%v); send new secrets", cur.Name, err)
 			}
 		}
@@ -337,7 +336,7 @@ func (a *api) seal(secrets json.RawMessage) ([]byte, error) {
 	if a.Secrets == nil {
 		return nil, unavailable("this server has no encryption key (SELFSERVE_ENCRYPTION_KEY), so it cannot store secrets")
 	}
-	return a.Secrets.Seal(secrets, importer.SecretsContext)
+	return a.connections().SealSecrets(secrets)
 }
 
 // testResult is the outcome of a connection test.
@@ -372,11 +371,7 @@ func (a *api) testConnection(w http.ResponseWriter, r *http.Request, p *principa
 }
 
 func (a *api) ping(ctx context.Context, conn store.Connection) testResult {
-	secrets, err := importer.OpenSecrets(a.Secrets, conn)
-	if err != nil {
-		return testResult{Category: "invalid_config", Message: err.Error()}
-	}
-	src, err := a.Registry.Open(conn.Kind, conn.Name, conn.Settings, secrets, a.log)
+	src, err := a.connections().Open(conn, a.log)
 	if err != nil {
 		return testResult{Category: category(err), Message: err.Error()}
 	}

@@ -46,7 +46,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"selfserve/connectors"
-	"selfserve/internal/importer"
+	"selfserve/internal/connection"
 	"selfserve/internal/rules"
 	"selfserve/internal/secretbox"
 	"selfserve/internal/store"
@@ -295,7 +295,7 @@ func applyConnection(ctx context.Context, tx *store.Store, tenantID int64, custo
 	default:
 		plain, _ := json.Marshal(secrets)
 		if !created && len(existing.SealedSecrets) > 0 {
-			old, err := importer.OpenSecrets(opts.Secrets, existing)
+			old, err := connection.Opener{Registry: opts.Registry, Box: opts.Secrets}.DecryptSecrets(existing)
 			if err != nil {
 				return Change{}, err
 			}
@@ -305,7 +305,7 @@ func applyConnection(ctx context.Context, tx *store.Store, tenantID int64, custo
 			if opts.Secrets == nil {
 				return Change{}, fmt.Errorf("connection %q has secrets: set SELFSERVE_ENCRYPTION_KEY to store them encrypted", c.Name)
 			}
-			conn.SealedSecrets, err = opts.Secrets.Seal(plain, importer.SecretsContext)
+			conn.SealedSecrets, err = connection.Opener{Registry: opts.Registry, Box: opts.Secrets}.SealSecrets(plain)
 			if err != nil {
 				return Change{}, err
 			}

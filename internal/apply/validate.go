@@ -159,7 +159,7 @@ func (v *validator) timeZone(path []any, tz string) {
 func (v *validator) connection(p []any, c Connection, names map[string]bool, underCustomer bool) {
 	v.name(at(p, "name"), c.Name, "connection", names)
 	kind := connectors.Kind(c.Kind)
-	if _, ok := v.opts.Registry[kind]; !ok {
+	if !v.opts.Registry.Has(kind) {
 		v.problem(at(p, "kind"), "%q is not a connector kind (%s)", c.Kind, strings.Join(v.opts.Registry.Kinds(), ", "))
 		return
 	}

@@ -15,6 +15,7 @@ import (
 
 	"selfserve/connectors"
 	"selfserve/connectors/ldap"
+	"selfserve/internal/connection"
 	"selfserve/internal/importer"
 	"selfserve/internal/secretbox"
 	"selfserve/internal/store"
@@ -126,7 +127,7 @@ func adConnection(ctx context.Context, st *store.Store, info adInfo, size int) (
 	}
 	settings, _ := json.Marshal(map[string]any{"url": info.LDAPSURL, "base_dn": "OU=" + adOU(size) + "," + info.BaseDN, "ca_file": info.CACert, "page_size": 500})
 	secrets, _ := json.Marshal(map[string]string{"bind_dn": info.BindDN, "bind_password": info.BindPass})
-	sealed, err := box.Seal(secrets, importer.SecretsContext)
+	sealed, err := connection.Opener{Box: box}.SealSecrets(secrets)
 	if err != nil {
 		return tgt, nil, err
 	}
@@ -140,9 +141,9 @@ func adConnection(ctx context.Context, st *store.Store, info adInfo, size int) (
 }
 
 func adImporter(st *store.Store, box *secretbox.Box) *importer.Importer {
-	return &importer.Importer{Store: st, Secrets: box, Registry: connectors.Registry{
+	return &importer.Importer{Store: st, Secrets: box, Registry: connectors.NewRegistry(map[connectors.Kind]func() connectors.Config{
 		connectors.KindAD: func() connectors.Config { return new(ldap.Config) },
-	}}
+	})}
 }
 
 // ADFull measures a full import of the size's users into PostgreSQL

@@ -12,6 +12,7 @@ import (
 
 	"selfserve/connectors"
 	"selfserve/connectors/graph/fakegraph"
+	"selfserve/internal/connection"
 	"selfserve/internal/importer"
 	"selfserve/internal/secretbox"
 	"selfserve/internal/store"
@@ -71,7 +72,7 @@ func measureGraphImport(ctx context.Context, env *Env, azure func() connectors.C
 	if err != nil {
 		return 0, err
 	}
-	im := &importer.Importer{Store: st, Secrets: box, Registry: connectors.Registry{connectors.KindAzure: azure}}
+	im := &importer.Importer{Store: st, Secrets: box, Registry: connectors.NewRegistry(map[connectors.Kind]func() connectors.Config{connectors.KindAzure: azure})}
 	start := time.Now()
 	res, err := im.Sync(ctx, importer.Request{TenantID: tgt.tenantID, ConnectionID: tgt.connectionID, Full: true, Trigger: "bench"})
 	elapsed := time.Since(start)
@@ -110,7 +111,7 @@ func graphConnection(ctx context.Context, st *store.Store, srv *fakegraph.Server
 		"requests_per_second": 100_000,
 	})
 	secrets, _ := json.Marshal(map[string]string{"client_secret": srv.ClientSecret()})
-	sealed, err := box.Seal(secrets, importer.SecretsContext)
+	sealed, err := connection.Opener{Box: box}.SealSecrets(secrets)
 	if err != nil {
 		return tgt, nil, err
 	}

@@ -3,7 +3,6 @@ package bench
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -42,9 +41,9 @@ func measureStoreUpsert(ctx context.Context, env *Env, side Side, size int) (tim
 	epoch := time.Date(2026, 11, 24, 0, 0, 0, 0, time.UTC)
 	src := &SyntheticSource{N: size, PageSize: 500, Seed: env.Seed, Epoch: epoch}
 	if side == SideOurs {
-		im := &importer.Importer{Store: st, Registry: connectors.Registry{
+		im := &importer.Importer{Store: st, Registry: connectors.NewRegistry(map[connectors.Kind]func() connectors.Config{
 			connectors.KindFile: func() connectors.Config { return &staticConfig{src} },
-		}}
+		})}
 		start := time.Now()
 		res, err := im.Sync(ctx, importer.Request{TenantID: tgt.tenantID, ConnectionID: tgt.connectionID, Trigger: "bench"})
 		if err != nil {
@@ -100,7 +99,7 @@ func nullable(t time.Time) any {
 // directory) through the registry, like any connector.
 type staticConfig struct{ src connectors.Source }
 
-func (c *staticConfig) Open(string, *slog.Logger) (connectors.Source, error) { return c.src, nil }
+func (c *staticConfig) Open(connectors.Env) (connectors.Source, error) { return c.src, nil }
 
 // target is a tenant with a customer and a connection.
 type target struct {

@@ -32,6 +32,7 @@ import (
 	"time"
 
 	"selfserve/connectors"
+	"selfserve/internal/connection"
 	"selfserve/internal/importer"
 	"selfserve/internal/secretbox"
 	"selfserve/internal/store"
@@ -151,11 +152,7 @@ func (r *runner) open(ctx context.Context, tenantID, connectionID int64) error {
 	if r.tenant, err = r.e.Store.Tenant(ctx, tenantID); err != nil {
 		return err
 	}
-	secrets, err := importer.OpenSecrets(r.e.Secrets, r.conn)
-	if err != nil {
-		return err
-	}
-	r.src, err = r.e.Registry.Open(r.conn.Kind, r.conn.Name, r.conn.Settings, secrets, r.e.logger())
+	r.src, err = connection.Opener{Registry: r.e.Registry, Box: r.e.Secrets}.Open(r.conn, r.e.logger())
 	if err != nil {
 		return err
 	}

@@ -19,7 +19,7 @@ import (
 	"selfserve/connectors/itglue"
 	"selfserve/connectors/itglue/fakeitglue"
 	"selfserve/internal/enrich"
-	"selfserve/internal/importer"
+	"selfserve/internal/connection"
 	"selfserve/internal/rules"
 	"selfserve/internal/secretbox"
 	"selfserve/internal/store"
@@ -145,12 +145,12 @@ func startFake(t testing.TB, kind connectors.Kind, sz size) *fake {
 
 // registry knows the three PSAs and the file connector.
 func registry() connectors.Registry {
-	return connectors.Registry{
+	return connectors.NewRegistry(map[connectors.Kind]func() connectors.Config{
 		connectors.KindITGlue:      func() connectors.Config { return new(itglue.Config) },
 		connectors.KindHudu:        func() connectors.Config { return new(hudu.Config) },
 		connectors.KindConnectWise: func() connectors.Config { return new(connectwise.Config) },
 		connectors.KindFile:        func() connectors.Config { return new(file.Config) },
-	}
+	})
 }
 
 // bundle is a store with a tenant and a PSA connection to a fake.
@@ -181,7 +181,7 @@ func setupOn(t testing.TB, st *store.Store, tenant string, f *fake) *bundle {
 	must(t, err)
 	secrets, err := json.Marshal(f.secrets)
 	must(t, err)
-	sealed, err := box.Seal(secrets, importer.SecretsContext)
+	sealed, err := connection.Opener{Box: box}.SealSecrets(secrets)
 	must(t, err)
 	// The name keys the connectors' shared request budget: one per test.
 	name := fmt.Sprintf("%s-%s-%s", f.kind, strings.ReplaceAll(t.Name(), "/", "-"), tenant)

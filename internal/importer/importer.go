@@ -20,7 +20,6 @@ package importer
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"iter"
@@ -28,6 +27,7 @@ import (
 	"time"
 
 	"selfserve/connectors"
+	"selfserve/internal/connection"
 	"selfserve/internal/rules"
 	"selfserve/internal/secretbox"
 	"selfserve/internal/store"
@@ -38,9 +38,6 @@ const (
 	DefaultMaxRemovalShare = 0.3
 	DefaultStaleAfter      = 15 * time.Minute
 )
-
-// SecretsContext binds sealed connection secrets to their purpose.
-const SecretsContext = "selfserve/connection-secrets/v1"
 
 // ErrNotDirectory: the connection's kind does not import end users.
 var ErrNotDirectory = errors.New("connection does not import end users")
@@ -189,26 +186,7 @@ func SourceOf(kind connectors.Kind) rules.Source {
 
 // open decrypts the connection's secrets and opens its source.
 func (im *Importer) open(conn store.Connection) (connectors.Source, error) {
-	secrets, err := OpenSecrets(im.Secrets, conn)
-	if err != nil {
-		return nil, err
-	}
-	return im.Registry.Open(conn.Kind, conn.Name, conn.Settings, secrets, im.logger())
-}
-
-// OpenSecrets decrypts a connection's sealed secrets to their JSON object.
-func OpenSecrets(box *secretbox.Box, conn store.Connection) (json.RawMessage, error) {
-	if len(conn.SealedSecrets) == 0 {
-		return nil, nil
-	}
-	if box == nil {
-		return nil, fmt.Errorf("connection %q has secrets but no encryption key is configured (SELFSERVE_ENCRYPTION_KEY)", conn.Name)
-	}
-	plain, err := box.Open(conn.SealedSecrets, SecretsContext)
-	if err != nil {
-		return nil, fmt.Errorf("connection %q secrets: %w", conn.Name, err)
-	}
-	return plain, nil
+	return connection.Opener{Registry: im.Registry, Box: im.Secrets}.Open(conn, im.logger())
 }
 
 func (im *Importer) logger() *slog.Logger {

@@ -1,7 +1,6 @@
 package importer_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -15,7 +14,6 @@ import (
 	"selfserve/connectors/file"
 	"selfserve/internal/importer"
 	"selfserve/internal/rules"
-	"selfserve/internal/secretbox"
 	"selfserve/internal/store"
 	"selfserve/internal/store/storetest"
 )
@@ -51,7 +49,7 @@ func setup(t *testing.T, open func(*testing.T) *store.Store, pageSize int) *bund
 	b.conn, _, err = st.UpsertConnection(ctx, store.Connection{TenantID: b.tenant.ID, CustomerID: &b.customer.ID, Name: "contoso-local",
 		Kind: connectors.KindFile, Settings: []byte(settings), EnableSelfServe: true}, false)
 	must(t, err)
-	b.im = &importer.Importer{Store: st, Registry: connectors.Registry{connectors.KindFile: func() connectors.Config { return new(file.Config) }}}
+	b.im = &importer.Importer{Store: st, Registry: connectors.NewRegistry(map[connectors.Kind]func() connectors.Config{connectors.KindFile: func() connectors.Config { return new(file.Config) }})}
 	return b
 }
 
@@ -369,28 +367,6 @@ func TestInterruptedRunResumes(t *testing.T) {
 			t.Fatalf("%d users after resume, want 7", n)
 		}
 	})
-}
-
-func TestSecretsNeedTheRightKey(t *testing.T) {
-	t.Parallel()
-	box, err := secretbox.New(bytes.Repeat([]byte{1}, 32))
-	must(t, err)
-	other, err := secretbox.New(bytes.Repeat([]byte{2}, 32))
-	must(t, err)
-	sealed, err := box.Seal([]byte(`{"api_key":"k"}`), importer.SecretsContext)
-	must(t, err)
-	conn := store.Connection{Name: "psa", SealedSecrets: sealed}
-	if _, err := importer.OpenSecrets(other, conn); !errors.Is(err, secretbox.ErrWrongKey) || !strings.Contains(err.Error(), `"psa"`) {
-		t.Fatalf("wrong key: %v", err)
-	}
-	if _, err := importer.OpenSecrets(nil, conn); err == nil || !strings.Contains(err.Error(), "SELFSERVE_ENCRYPTION_KEY") {
-		t.Fatalf("no key: %v", err)
-	}
-	plain, err := importer.OpenSecrets(box, conn)
-	must(t, err)
-	if string(plain) != `{"api_key":"k"}` {
-		t.Fatalf("opened %q", plain)
-	}
 }
 
 func ptr[T any](v T) *T { return &v }

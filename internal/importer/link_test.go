@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"iter"
-	"log/slog"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -208,7 +207,7 @@ func (s *adSource) Users(ctx context.Context, _ string) iter.Seq2[connectors.Use
 // openConfig opens whatever source its function returns.
 type openConfig struct{ open func() connectors.Source }
 
-func (c *openConfig) Open(string, *slog.Logger) (connectors.Source, error) { return c.open(), nil }
+func (c *openConfig) Open(connectors.Env) (connectors.Source, error) { return c.open(), nil }
 
 // hybridBundle is a customer with an AD connection and an Entra connection
 // whose fake tenant has n generated users, a quarter synced from AD.
@@ -272,7 +271,7 @@ func setupHybrid(t *testing.T, open func(*testing.T) *store.Store, n int) *hybri
 		b.adUsers = append(b.adUsers, a)
 	}
 	token := b.srv.IssueToken()
-	b.im = &importer.Importer{Store: b.st, Registry: connectors.Registry{
+	b.im = &importer.Importer{Store: b.st, Registry: connectors.NewRegistry(map[connectors.Kind]func() connectors.Config{
 		connectors.KindAD: func() connectors.Config {
 			return &openConfig{func() connectors.Source { return &adSource{users: b.adUsers, pageSize: 25} }}
 		},
@@ -281,7 +280,7 @@ func setupHybrid(t *testing.T, open func(*testing.T) *store.Store, n int) *hybri
 				return &graphSource{srv: b.srv, client: b.srv.Client(), token: token, top: 100}
 			}}
 		},
-	}}
+	})}
 	return b
 }
 

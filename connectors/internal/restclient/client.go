@@ -3,7 +3,7 @@
 // specific:
 //
 //   - paces requests with a client-side limiter per connection
-//     (SharedLimiter) at the vendor's documented rate;
+//     (connectors.Limiters) at the vendor's documented rate;
 //   - waits out short throttles (429 with a Retry-After, seconds or HTTP date)
 //     inline, honouring the context, and otherwise returns
 //     *connectors.RateLimitError so the worker reschedules without burning a
@@ -52,7 +52,7 @@ type Options struct {
 	Base *url.URL
 	// Header is set on every request: credentials, Accept, clientId.
 	Header http.Header
-	// Limiter paces requests (see SharedLimiter). Nil means no pacing.
+	// Limiter paces requests (see connectors.Limiters). Nil means no pacing.
 	Limiter *rate.Limiter
 	// DefaultRetryAfter is the wait reported in a RateLimitError when the
 	// vendor throttles without a usable Retry-After header.

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"selfserve/connectors"
 )
 
@@ -190,7 +192,7 @@ func TestCancelledContext(t *testing.T) {
 	t.Parallel()
 	c := newClient(t, func(w http.ResponseWriter, r *http.Request) {
 		_, _ = w.Write([]byte(`[]`))
-	}, Options{Limiter: SharedLimiter("", 1, time.Hour)})
+	}, Options{Limiter: rate.NewLimiter(rate.Every(time.Hour), 1)})
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	if _, err := c.Get(ctx, "/x", nil, nil); !errors.Is(err, context.Canceled) {
@@ -265,7 +267,7 @@ func TestLimiterPaces(t *testing.T) {
 	t.Parallel()
 	c := newClient(t, func(w http.ResponseWriter, r *http.Request) {
 		_, _ = w.Write([]byte(`[]`))
-	}, Options{Limiter: SharedLimiter("", 6000, time.Minute)}) // one per 10ms
+	}, Options{Limiter: rate.NewLimiter(rate.Every(10*time.Millisecond), 1)}) // one per 10ms
 	start := time.Now()
 	for range 21 {
 		if _, err := c.Get(context.Background(), "/x", nil, nil); err != nil {
@@ -274,25 +276,6 @@ func TestLimiterPaces(t *testing.T) {
 	}
 	if d := time.Since(start); d < 200*time.Millisecond {
 		t.Errorf("21 requests at 100/s took %s, want at least 200ms", d)
-	}
-}
-
-func TestSharedLimiter(t *testing.T) {
-	t.Parallel()
-	a := SharedLimiter("test/shared", 600, time.Minute)
-	b := SharedLimiter("test/shared", 600, time.Minute)
-	if a != b {
-		t.Fatal("same connection got two limiters")
-	}
-	if SharedLimiter("test/other", 600, time.Minute) == a {
-		t.Fatal("two connections share a limiter")
-	}
-	if SharedLimiter("", 600, time.Minute) == SharedLimiter("", 600, time.Minute) {
-		t.Fatal("unkeyed limiters are shared")
-	}
-	c := SharedLimiter("test/shared", 60, time.Minute)
-	if c != a || c.Limit() != 1 {
-		t.Fatalf("rate change: limit %v", c.Limit())
 	}
 }
 
