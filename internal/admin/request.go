@@ -135,6 +135,9 @@ func decodeStrict(body []byte, dst any) error {
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return &apiError{Status: http.StatusBadRequest, Code: "invalid_json", Message: "the request body holds more than one JSON value; send a single object"}
 	}
+	if key := duplicateKey(trimmed); key != "" {
+		return &apiError{Status: http.StatusBadRequest, Code: "duplicate_key", Field: key, Message: fmt.Sprintf("%s is given more than once; send each key once", key)}
+	}
 	return nil
 }
 
