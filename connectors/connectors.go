@@ -83,6 +83,17 @@ type User struct {
 	// on-premises AD (onPremisesSyncEnabled).
 	SyncedFromOnPremises bool
 
+	// Privileged is set for an account with administrative power in its
+	// directory (AD: adminCount=1 or a member of a protected group; Entra: a
+	// directory role holder), and for one the source could not check
+	// (PrivilegeUnknown). PrivilegedReason says why, for a technician.
+	Privileged       bool
+	PrivilegedReason string
+	// PrivilegeUnknown is set when the source could not tell whether the
+	// account is privileged (the credential cannot read group membership or
+	// role assignments): Privileged is then set too, until it can.
+	PrivilegeUnknown bool
+
 	// Ref says where the record came from, for error reports (a DN, "row 12").
 	Ref string
 }
@@ -125,6 +136,12 @@ type UserPage struct {
 	// Cursor, when set, is where the next incremental run may start once this
 	// page is committed (a Graph deltaLink, an AD USN high-water mark).
 	Cursor string
+	// Privileged, when non-nil (on the last page of a run only), holds every
+	// privileged account of the source at the end of the run, ExternalID to
+	// reason: the engine flags them and unflags the connection's other end
+	// users. It lets an incremental run see a privilege change that left the
+	// account itself unchanged (an Entra directory role assigned or removed).
+	Privileged map[string]string
 }
 
 // UserSource enumerates every user in the connection's scope.

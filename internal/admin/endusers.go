@@ -42,7 +42,7 @@ func (a *api) listEndUsers(w http.ResponseWriter, r *http.Request, p *principal)
 	if err != nil {
 		return err
 	}
-	q, err := newQuery(r, "status", "active", "locked", "source", "include_removed", "after", "limit")
+	q, err := newQuery(r, "status", "active", "locked", "privileged", "source", "include_removed", "after", "limit")
 	if err != nil {
 		return err
 	}
@@ -59,6 +59,10 @@ func (a *api) listEndUsers(w http.ResponseWriter, r *http.Request, p *principal)
 		return err
 	}
 	locked, err := q.boolean("locked")
+	if err != nil {
+		return err
+	}
+	privileged, err := q.boolean("privileged")
 	if err != nil {
 		return err
 	}
@@ -87,7 +91,7 @@ func (a *api) listEndUsers(w http.ResponseWriter, r *http.Request, p *principal)
 	for _, c := range conns {
 		names.Connections[c.ID] = c
 	}
-	filter := store.EndUserFilter{CustomerID: customer.ID, Source: rules.Source(source), LockedOut: locked, IncludeRemoved: removed != nil && *removed}
+	filter := store.EndUserFilter{CustomerID: customer.ID, Source: rules.Source(source), LockedOut: locked, Privileged: privileged, IncludeRemoved: removed != nil && *removed}
 	// Status and active are derived by the rules, so they filter here; the
 	// store filters the rest and pages by id.
 	batch := int(max(2*limit, 200))

@@ -11,6 +11,7 @@
 //	    timezone: America/New_York    # default UTC
 //	    send_hour: 9                  # default 9
 //	    reminder_days: 10             # default 10
+//	    privileged_self_serve: deny   # deny | two_factors (SMS and email codes); default deny
 //	    logins:
 //	      - {email: lead@acme-msp.example, role: super}
 //	    connections:                  # tenant-wide PSA connections
@@ -65,15 +66,17 @@ type File struct {
 
 // Tenant is one tenant of the file.
 type Tenant struct {
-	Name         string       `yaml:"name"`
-	Subscription string       `yaml:"subscription"`
-	SelfServe    *bool        `yaml:"self_serve"`
-	TimeZone     string       `yaml:"timezone"`
-	SendHour     *int         `yaml:"send_hour"`
-	ReminderDays *int         `yaml:"reminder_days"`
-	Logins       []Login      `yaml:"logins"`
-	Connections  []Connection `yaml:"connections"`
-	Customers    []Customer   `yaml:"customers"`
+	Name         string `yaml:"name"`
+	Subscription string `yaml:"subscription"`
+	SelfServe    *bool  `yaml:"self_serve"`
+	TimeZone     string `yaml:"timezone"`
+	SendHour     *int   `yaml:"send_hour"`
+	ReminderDays *int   `yaml:"reminder_days"`
+	// PrivilegedSelfServe is deny (the default) or two_factors.
+	PrivilegedSelfServe string       `yaml:"privileged_self_serve"`
+	Logins              []Login      `yaml:"logins"`
+	Connections         []Connection `yaml:"connections"`
+	Customers           []Customer   `yaml:"customers"`
 }
 
 // Login is a technician of a tenant.
@@ -215,12 +218,13 @@ func applyTenant(ctx context.Context, tx *store.Store, t Tenant, opts Options) (
 	var changes []Change
 	_, lookupErr := tx.TenantByName(ctx, t.Name)
 	tenant, changed, err := tx.UpsertTenant(ctx, store.Tenant{
-		Name:         t.Name,
-		Subscription: rules.Subscription(or(t.Subscription, string(rules.SubscriptionNone))),
-		SelfServe:    t.SelfServe == nil || *t.SelfServe,
-		TimeZone:     or(t.TimeZone, "UTC"),
-		SendHour:     intOr(t.SendHour, rules.DefaultSendHour),
-		ReminderDays: intOr(t.ReminderDays, rules.DefaultReminderDays),
+		Name:                t.Name,
+		Subscription:        rules.Subscription(or(t.Subscription, string(rules.SubscriptionNone))),
+		SelfServe:           t.SelfServe == nil || *t.SelfServe,
+		TimeZone:            or(t.TimeZone, "UTC"),
+		SendHour:            intOr(t.SendHour, rules.DefaultSendHour),
+		ReminderDays:        intOr(t.ReminderDays, rules.DefaultReminderDays),
+		PrivilegedSelfServe: rules.PrivilegedSelfServe(or(t.PrivilegedSelfServe, string(rules.PrivilegedDeny))),
 	})
 	if err != nil {
 		return nil, err

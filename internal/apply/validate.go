@@ -106,6 +106,9 @@ func (v *validator) validate() {
 		if t.ReminderDays != nil && (*t.ReminderDays < 1 || *t.ReminderDays > 90) {
 			v.problem(at(p, "reminder_days"), "%d is out of range (1 to 90)", *t.ReminderDays)
 		}
+		if t.PrivilegedSelfServe != "" && !rules.PrivilegedSelfServe(t.PrivilegedSelfServe).Valid() {
+			v.problem(at(p, "privileged_self_serve"), "%q is not a policy (deny or two_factors)", t.PrivilegedSelfServe)
+		}
 		emails := map[string]bool{}
 		for j, l := range t.Logins {
 			lp := at(p, "logins", j)

@@ -14,6 +14,13 @@
 // onPremisesImmutableId is an AD end user's of the same customer becomes a
 // link of that end user, whichever connection syncs first (see the store's
 // links.go); the run counts them as linked.
+// Privilege (connectors.User.Privileged) is stored with each user; a last
+// page that carries the source's complete set of privileged accounts
+// (UserPage.Privileged) reconciles the connection's other end users too.
+// Every end user that becomes or stops being privileged gets an audit entry
+// "end_user.privileged" (actor "sync:<connection>") in its page's
+// transaction; users the source could not classify are reported as
+// problems of the run.
 // The engine needs no Redis: the CLI runs it inline, workers run it from a
 // queue.
 package importer
@@ -24,6 +31,7 @@ import (
 	"fmt"
 	"iter"
 	"log/slog"
+	"strconv"
 	"time"
 
 	"selfserve/connectors"
@@ -303,6 +311,16 @@ func (r *runner) commit(ctx context.Context, p prepared) error {
 		if err != nil {
 			return err
 		}
+		if page.Privileged != nil {
+			changes, err := tx.ReconcilePrivileged(ctx, target, page.Privileged)
+			if err != nil {
+				return err
+			}
+			res.Privileges = append(res.Privileges, changes...)
+		}
+		if err := r.auditPrivileges(ctx, tx, res.Privileges); err != nil {
+			return err
+		}
 		if err := tx.MarkSeenByExternalID(ctx, target, seen); err != nil {
 			return err
 		}
@@ -327,6 +345,18 @@ func (r *runner) commit(ctx context.Context, p prepared) error {
 	r.log.Debug("page committed", "page", run.Pages, "processed", run.Processed, "created", res.Created, "updated", res.Updated, "linked", res.Linked)
 	if r.onProgress != nil {
 		r.onProgress(run)
+	}
+	return nil
+}
+
+// auditPrivileges writes an audit entry for each end user that became or
+// stopped being privileged, in the page's transaction.
+func (r *runner) auditPrivileges(ctx context.Context, tx *store.Store, changes []store.PrivilegeChange) error {
+	actor := "sync:" + r.t.conn.Name
+	for _, c := range changes {
+		if err := tx.Audit(ctx, r.t.tenant.ID, nil, actor, "end_user.privileged", "end_user", strconv.FormatInt(c.EndUserID, 10), c.Before, c.After); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -391,7 +421,9 @@ func (r *runner) finish(ctx context.Context, runErr error, keepOnCancel bool) (R
 // Normalize checks and normalises a page's users for storage: emails must be
 // bare addresses and mobiles become E.164 in region. An unusable email or
 // mobile is reported as a problem and marked so the stored value is kept; a
-// user whose external id repeats within the page is dropped and reported.
+// user whose external id repeats within the page is dropped and reported; a
+// user the source could not classify as privileged or not is reported (and
+// stored as privileged).
 func Normalize(users []connectors.User, region string) ([]store.UserRecord, []store.Problem) {
 	recs := make([]store.UserRecord, 0, len(users))
 	var problems []store.Problem
@@ -406,6 +438,9 @@ func Normalize(users []connectors.User, region string) ([]store.UserRecord, []st
 			continue
 		}
 		seen[u.ExternalID] = true
+		if u.PrivilegeUnknown {
+			problems = append(problems, store.Problem{Ref: ref, Reason: "could not be classified as privileged or not, so treated as privileged until it can: " + u.PrivilegedReason})
+		}
 		rec := store.UserRecord{User: u}
 		if email, err := rules.NormalizeEmail(u.Email); err != nil {
 			rec.EmailInvalid = true

@@ -1,6 +1,7 @@
 // Package report turns stored records into the rows technicians see: an end
-// user with its derived registration status, active flag and whether its
-// switch is locked by the tenant override. The CLI, the demo and the admin
+// user with its derived registration status, active (self-serve) and notices
+// flags, privileged flag, and whether its switch is locked by the tenant
+// override. The CLI, the demo and the admin
 // API all show end users through it, so they never disagree.
 package report
 
@@ -38,13 +39,21 @@ type EndUser struct {
 	PasswordExpiresAt    *time.Time       `json:"password_expires_at"`
 	SelfServe            bool             `json:"self_serve"`
 	SwitchLocked         bool             `json:"switch_locked"`
-	Active               bool             `json:"active"`
-	InactiveReason       rules.Reason     `json:"inactive_reason,omitempty"`
-	Status               rules.Status     `json:"status"`
-	StatusLabel          string           `json:"status_label"`
-	FirstAccessAt        *time.Time       `json:"first_access_at"`
-	WelcomeSentAt        *time.Time       `json:"welcome_sent_at"`
-	Removed              bool             `json:"removed"`
+	// Active: the end user may use self-serve; InactiveReason says why not.
+	Active         bool         `json:"active"`
+	InactiveReason rules.Reason `json:"inactive_reason,omitempty"`
+	// Notices: reminders and lockout notices go to the end user (a
+	// privileged account kept out of self-serve still gets them).
+	Notices bool `json:"notices"`
+	// Privileged: the account has administrative power in its directory;
+	// PrivilegedReason says why.
+	Privileged       bool         `json:"privileged"`
+	PrivilegedReason string       `json:"privileged_reason,omitempty"`
+	Status           rules.Status `json:"status"`
+	StatusLabel      string       `json:"status_label"`
+	FirstAccessAt    *time.Time   `json:"first_access_at"`
+	WelcomeSentAt    *time.Time   `json:"welcome_sent_at"`
+	Removed          bool         `json:"removed"`
 }
 
 // Names resolves ids to names for the rows.
@@ -72,6 +81,8 @@ func NewEndUser(u store.EndUser, names Names) EndUser {
 		FirstAccessAt: utc(u.FirstAccessAt), WelcomeSentAt: utc(u.WelcomeSentAt), Removed: u.RemovedAt != nil,
 	}
 	row.Active = row.InactiveReason == rules.ReasonNone
+	row.Notices = rules.NoticesAllowed(rt, ru)
+	row.Privileged, row.PrivilegedReason = u.Privileged, u.PrivilegedReason
 	if u.ConnectionID != nil {
 		row.Connection = names.Connections[*u.ConnectionID].Name
 	}

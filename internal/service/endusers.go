@@ -68,7 +68,8 @@ func NormalizeContact(req ContactEdit, region string) (email, mobile *string, er
 
 // UpdateContact sets the email and/or mobile of the actor's tenant's end
 // user id as typed by a technician (provenance manual), with its audit
-// entry; a bad value is a 400 naming the field and changes nothing. It
+// entry; a bad value is a 400 naming the field and changes nothing, a
+// privileged end user is a 403 for roles other than super and primary. It
 // returns the end user after the change.
 func (s *Service) UpdateContact(ctx context.Context, a Actor, id int64, req ContactEdit) (store.EndUser, error) {
 	if req.Email == nil && req.Mobile == nil {
@@ -76,6 +77,9 @@ func (s *Service) UpdateContact(ctx context.Context, a Actor, id int64, req Cont
 	}
 	u, err := s.Store.EndUser(ctx, a.Tenant.ID, id)
 	if err != nil {
+		return store.EndUser{}, err
+	}
+	if err := a.mayEdit(u); err != nil {
 		return store.EndUser{}, err
 	}
 	customer, err := s.Store.Customer(ctx, a.Tenant.ID, u.CustomerID)
@@ -94,12 +98,26 @@ func (s *Service) UpdateContact(ctx context.Context, a Actor, id int64, req Cont
 		if err != nil {
 			return err
 		}
+		if err := a.mayEdit(before); err != nil {
+			return err // became privileged since it was read
+		}
 		if bv, av := NewContactView(before), NewContactView(after); bv != av {
 			return Audit(ctx, tx, a, "end_user.contact_updated", "end_user", id, bv, av)
 		}
 		return nil
 	})
 	return after, err
+}
+
+// mayEdit refuses a change of a privileged end user's contact fields or
+// switch to roles other than super and primary (403 with the reason).
+func (a Actor) mayEdit(u store.EndUser) error {
+	if !u.Privileged || a.Login.Role.CanEditPrivilegedEndUsers() {
+		return nil
+	}
+	return &Error{Status: http.StatusForbidden, Code: "privileged_end_user",
+		Message: fmt.Sprintf("end user %d is a privileged account (%s): only super and primary logins may change its email, mobile or self-serve switch, not the %s role",
+			u.ID, u.PrivilegedReason, a.Login.Role)}
 }
 
 // ErrLocked is the 409 of a switch change while the override is OFF.
@@ -164,19 +182,24 @@ func CheckIDs(ids []int64, max int) error {
 }
 
 // SetSelfServe sets the self-serve switch of the actor's tenant's end users
-// ids, all or none: an unknown id (404 listing them), a subscription
+// ids, all or none: an unknown id (404 listing them), a privileged end user
+// and a role other than super and primary (403 listing them), a subscription
 // without self-serve or the tenant override OFF (409) change nothing. Each
 // change is audited. It returns the ids changed and those already so,
 // sorted.
 func (s *Service) SetSelfServe(ctx context.Context, a Actor, ids []int64, on bool) (changed, unchanged []int64, err error) {
 	changed, unchanged = []int64{}, []int64{}
 	err = s.Store.InTx(ctx, func(tx *store.Store) error {
-		var items []ItemError
+		var items, refused []ItemError
 		for _, id := range ids {
-			if _, err := tx.EndUser(ctx, a.Tenant.ID, id); errors.Is(err, store.ErrNotFound) {
+			u, err := tx.EndUser(ctx, a.Tenant.ID, id)
+			switch {
+			case errors.Is(err, store.ErrNotFound):
 				items = append(items, ItemError{ID: id, Code: "not_found", Message: fmt.Sprintf("end user %d: not found", id)})
-			} else if err != nil {
+			case err != nil:
 				return err
+			case a.mayEdit(u) != nil:
+				refused = append(refused, ItemError{ID: id, Code: "privileged_end_user", Message: fmt.Sprintf("end user %d is a privileged account (%s)", id, u.PrivilegedReason)})
 			}
 		}
 		if len(items) > 0 {
@@ -186,6 +209,11 @@ func (s *Service) SetSelfServe(ctx context.Context, a Actor, ids []int64, on boo
 			}
 			return &Error{Status: http.StatusNotFound, Code: "not_found", Field: "ids", Items: items,
 				Message: fmt.Sprintf("end users %s: not found; nothing was changed", strings.Join(names, ", "))}
+		}
+		if len(refused) > 0 {
+			return &Error{Status: http.StatusForbidden, Code: "privileged_end_user", Field: "ids", Items: refused,
+				Message: fmt.Sprintf("%d of the end users are privileged accounts (see items): only super and primary logins may change their self-serve switch, not the %s role; nothing was changed",
+					len(refused), a.Login.Role)}
 		}
 		if err := switchable(ctx, tx, a.Tenant.ID); err != nil {
 			return err

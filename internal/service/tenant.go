@@ -20,11 +20,14 @@ type TenantView struct {
 	// SelfServe is the global override.
 	SelfServe bool `json:"self_serve"`
 	// SwitchesLocked: end-user switches are locked by the override.
-	SwitchesLocked bool      `json:"switches_locked"`
-	TimeZone       string    `json:"timezone"`
-	SendHour       int       `json:"send_hour"`
-	ReminderDays   int       `json:"reminder_days"`
-	UpdatedAt      time.Time `json:"updated_at"`
+	SwitchesLocked bool   `json:"switches_locked"`
+	TimeZone       string `json:"timezone"`
+	SendHour       int    `json:"send_hour"`
+	ReminderDays   int    `json:"reminder_days"`
+	// PrivilegedSelfServe: deny keeps privileged end users out of
+	// self-serve; two_factors lets them in with an SMS and an email code.
+	PrivilegedSelfServe rules.PrivilegedSelfServe `json:"privileged_self_serve"`
+	UpdatedAt           time.Time                 `json:"updated_at"`
 }
 
 // NewTenantView is the view of t.
@@ -32,7 +35,7 @@ func NewTenantView(t store.Tenant) TenantView {
 	return TenantView{
 		ID: t.ID, Name: t.Name, Subscription: t.Subscription, SelfServeAvailable: t.Subscription.AllowsSelfServe(),
 		SelfServe: t.SelfServe, SwitchesLocked: rules.SwitchLocked(t.Rules()), TimeZone: t.TimeZone,
-		SendHour: t.SendHour, ReminderDays: t.ReminderDays, UpdatedAt: t.UpdatedAt,
+		SendHour: t.SendHour, ReminderDays: t.ReminderDays, PrivilegedSelfServe: t.PrivilegedSelfServe, UpdatedAt: t.UpdatedAt,
 	}
 }
 
@@ -42,6 +45,8 @@ type TenantPatch struct {
 	SendHour     *int    `json:"send_hour"`
 	ReminderDays *int    `json:"reminder_days"`
 	TimeZone     *string `json:"timezone"`
+	// PrivilegedSelfServe is deny or two_factors.
+	PrivilegedSelfServe *rules.PrivilegedSelfServe `json:"privileged_self_serve"`
 }
 
 // UpdateTenant applies patch to the actor's tenant, with its audit entry:
@@ -52,8 +57,11 @@ func (s *Service) UpdateTenant(ctx context.Context, a Actor, req TenantPatch) (s
 		return store.Tenant{}, err
 	}
 	switch {
-	case req.SelfServe == nil && req.SendHour == nil && req.ReminderDays == nil && req.TimeZone == nil:
-		return store.Tenant{}, BadField("", "nothing to change: give self_serve, send_hour, reminder_days or timezone")
+	case req.SelfServe == nil && req.SendHour == nil && req.ReminderDays == nil && req.TimeZone == nil && req.PrivilegedSelfServe == nil:
+		return store.Tenant{}, BadField("", "nothing to change: give self_serve, send_hour, reminder_days, timezone or privileged_self_serve")
+	case req.PrivilegedSelfServe != nil && !req.PrivilegedSelfServe.Valid():
+		return store.Tenant{}, BadField("privileged_self_serve", "%q is not a policy: use %q (privileged end users never use self-serve) or %q (they verify an SMS and an email code)",
+			Truncate(string(*req.PrivilegedSelfServe), 40), rules.PrivilegedDeny, rules.PrivilegedTwoFactors)
 	case req.SendHour != nil && (*req.SendHour < 0 || *req.SendHour > 23):
 		return store.Tenant{}, BadField("send_hour", "send_hour %d is not an hour 0..23", *req.SendHour)
 	case req.ReminderDays != nil && (*req.ReminderDays < 1 || *req.ReminderDays > 90):
@@ -82,6 +90,9 @@ func (s *Service) UpdateTenant(ctx context.Context, a Actor, req TenantPatch) (s
 		}
 		if req.TimeZone != nil {
 			next.TimeZone = *req.TimeZone
+		}
+		if req.PrivilegedSelfServe != nil {
+			next.PrivilegedSelfServe = *req.PrivilegedSelfServe
 		}
 		if next == before {
 			after = before

@@ -1,8 +1,10 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -12,9 +14,10 @@ import (
 
 const endUserColumns = `id, tenant_id, customer_id, connection_id, source, external_id, username, upn, first_name, last_name, display_name,
 	email, email_source, mobile, mobile_source, enabled, locked_out, locked_out_at, must_change_password, password_never_expires,
-	password_last_set, password_expires_at, immutable_id, self_serve, first_access_at, welcome_sent_at, removed_at, seen_run_id, created_at, updated_at`
+	password_last_set, password_expires_at, immutable_id, self_serve, privileged, privileged_reason, first_access_at, welcome_sent_at, removed_at, seen_run_id,
+	created_at, updated_at`
 
-// batchSize bounds the rows of one multi-row statement (27 parameters a row
+// batchSize bounds the rows of one multi-row statement (29 parameters a row
 // stays well under PostgreSQL's 65535 and SQLite's 32766 parameters).
 const batchSize = 500
 
@@ -57,6 +60,22 @@ type PageResult struct {
 	Linked   int
 	Removed  int
 	Lockouts []Lockout
+	// Privileges are the end users that became or stopped being
+	// privileged (new users imported privileged among them), for the audit.
+	Privileges []PrivilegeChange
+}
+
+// PrivilegeChange is an end user that became or stopped being privileged.
+type PrivilegeChange struct {
+	EndUserID int64
+	// Before and After are the flag and reason before and after the change.
+	Before, After Privilege
+}
+
+// Privilege is an end user's privileged flag with its reason.
+type Privilege struct {
+	Privileged bool   `json:"privileged"`
+	Reason     string `json:"privileged_reason,omitempty"`
 }
 
 // ApplyUserPage stores one page of directory users for a connection, in one
@@ -111,6 +130,7 @@ func (s *Store) applyUserPage(ctx context.Context, target PageTarget, recs []Use
 		}
 		var writes []EndUser
 		var unchanged []int64
+		var newPrivileged []string // external ids: their end user ids exist once written
 		for _, rec := range chunk {
 			if lk != nil {
 				switch lk.linkEntra(rec, existing) {
@@ -134,6 +154,9 @@ func (s *Store) applyUserPage(ctx context.Context, target PageTarget, recs []Use
 			if !ok {
 				writes = append(writes, newEndUser(target, rec, now))
 				res.Created++
+				if rec.Privileged {
+					newPrivileged = append(newPrivileged, rec.ExternalID)
+				}
 				continue
 			}
 			merged := mergeEndUser(old, rec, now)
@@ -144,6 +167,10 @@ func (s *Store) applyUserPage(ctx context.Context, target PageTarget, recs []Use
 				unchanged = append(unchanged, old.ID)
 				res.Unchanged++
 				continue
+			}
+			if old.Privileged != merged.Privileged {
+				res.Privileges = append(res.Privileges, PrivilegeChange{EndUserID: old.ID,
+					Before: Privilege{old.Privileged, old.PrivilegedReason}, After: Privilege{merged.Privileged, merged.PrivilegedReason}})
 			}
 			if !old.LockedOut && merged.LockedOut {
 				res.Lockouts = append(res.Lockouts, Lockout{EndUserID: old.ID, At: *merged.LockedOutAt})
@@ -168,6 +195,9 @@ func (s *Store) applyUserPage(ctx context.Context, target PageTarget, recs []Use
 		if err := s.markSeen(ctx, target, unchanged); err != nil {
 			return res, err
 		}
+		if err := s.newPrivileges(ctx, target, newPrivileged, &res); err != nil {
+			return res, err
+		}
 		if lk != nil {
 			if err := lk.flushAfter(ctx); err != nil {
 				return res, err
@@ -178,6 +208,27 @@ func (s *Store) applyUserPage(ctx context.Context, target PageTarget, recs []Use
 	n, err := s.removeByExternalID(ctx, target, removals, now)
 	res.Removed = n
 	return res, err
+}
+
+// newPrivileges adds the end users just created privileged, by external id,
+// to res.Privileges.
+func (s *Store) newPrivileges(ctx context.Context, target PageTarget, externalIDs []string, res *PageResult) error {
+	if len(externalIDs) == 0 {
+		return nil
+	}
+	var rows []struct {
+		ID     int64  `db:"id"`
+		Reason string `db:"privileged_reason"`
+	}
+	cond, args := inList(s.dialect, "external_id", externalIDs)
+	if err := s.list(ctx, &rows, `SELECT id, privileged_reason FROM end_users WHERE tenant_id = ? AND connection_id = ? AND `+cond+` ORDER BY id`,
+		append([]any{target.TenantID, target.ConnectionID}, args...)...); err != nil {
+		return fmt.Errorf("read new privileged end users: %w", err)
+	}
+	for _, r := range rows {
+		res.Privileges = append(res.Privileges, PrivilegeChange{EndUserID: r.ID, After: Privilege{true, r.Reason}})
+	}
+	return nil
 }
 
 func (s *Store) existingUsers(ctx context.Context, target PageTarget, recs []UserRecord) (map[string]EndUser, error) {
@@ -277,6 +328,10 @@ func applyDirectoryFields(u *EndUser, rec UserRecord, now time.Time) {
 		u.PasswordExpiresAt = nil
 	}
 	u.ImmutableID = rec.ImmutableID
+	u.Privileged, u.PrivilegedReason = rec.Privileged, rec.PrivilegedReason
+	if !rec.Privileged {
+		u.PrivilegedReason = ""
+	}
 }
 
 func timePtr(t time.Time) *time.Time {
@@ -302,12 +357,13 @@ func sameEndUser(a, b EndUser) bool {
 		a.LockedOut == b.LockedOut && sameTime(a.LockedOutAt, b.LockedOutAt) &&
 		a.MustChangePassword == b.MustChangePassword && a.PasswordNeverExpires == b.PasswordNeverExpires &&
 		sameTime(a.PasswordLastSet, b.PasswordLastSet) && sameTime(a.PasswordExpiresAt, b.PasswordExpiresAt) &&
-		a.ImmutableID == b.ImmutableID && sameTime(a.RemovedAt, b.RemovedAt)
+		a.ImmutableID == b.ImmutableID && sameTime(a.RemovedAt, b.RemovedAt) &&
+		a.Privileged == b.Privileged && a.PrivilegedReason == b.PrivilegedReason
 }
 
 const endUserWriteColumns = `tenant_id, customer_id, connection_id, source, external_id, username, upn, first_name, last_name, display_name,
 	email, email_source, mobile, mobile_source, enabled, locked_out, locked_out_at, must_change_password, password_never_expires,
-	password_last_set, password_expires_at, immutable_id, self_serve, removed_at, seen_run_id, created_at, updated_at`
+	password_last_set, password_expires_at, immutable_id, self_serve, privileged, privileged_reason, removed_at, seen_run_id, created_at, updated_at`
 
 // onConflictUpdate replaces the directory-owned fields of an existing end
 // user; the switch, access and welcome stamps are kept; and a human-typed
@@ -322,24 +378,25 @@ const onConflictUpdate = ` ON CONFLICT (connection_id, external_id) DO UPDATE SE
 	enabled = excluded.enabled, locked_out = excluded.locked_out, locked_out_at = excluded.locked_out_at,
 	must_change_password = excluded.must_change_password, password_never_expires = excluded.password_never_expires,
 	password_last_set = excluded.password_last_set, password_expires_at = excluded.password_expires_at,
-	immutable_id = excluded.immutable_id, removed_at = excluded.removed_at, seen_run_id = excluded.seen_run_id,
+	immutable_id = excluded.immutable_id, privileged = excluded.privileged, privileged_reason = excluded.privileged_reason,
+	removed_at = excluded.removed_at, seen_run_id = excluded.seen_run_id,
 	updated_at = excluded.updated_at`
 
 // endUserRow is the write order of endUserWriteColumns.
 func endUserRow(u EndUser) []any {
 	return []any{u.TenantID, u.CustomerID, u.ConnectionID, u.Source, u.ExternalID, u.Username, u.UPN, u.FirstName, u.LastName, u.DisplayName,
 		u.Email, u.EmailSource, u.Mobile, u.MobileSource, u.Enabled, u.LockedOut, u.LockedOutAt, u.MustChangePassword, u.PasswordNeverExpires,
-		u.PasswordLastSet, u.PasswordExpiresAt, u.ImmutableID, u.SelfServe, u.RemovedAt, u.SeenRunID, u.CreatedAt, u.UpdatedAt}
+		u.PasswordLastSet, u.PasswordExpiresAt, u.ImmutableID, u.SelfServe, u.Privileged, u.PrivilegedReason, u.RemovedAt, u.SeenRunID, u.CreatedAt, u.UpdatedAt}
 }
 
 // endUserArrayTypes are the PostgreSQL array types of endUserWriteColumns,
 // for the unnest form of the upsert.
 var endUserArrayTypes = []string{"bigint[]", "bigint[]", "bigint[]", "text[]", "text[]", "text[]", "text[]", "text[]", "text[]", "text[]",
 	"text[]", "text[]", "text[]", "text[]", "boolean[]", "boolean[]", "timestamptz[]", "boolean[]", "boolean[]",
-	"timestamptz[]", "timestamptz[]", "text[]", "boolean[]", "timestamptz[]", "bigint[]", "timestamptz[]", "timestamptz[]"}
+	"timestamptz[]", "timestamptz[]", "text[]", "boolean[]", "boolean[]", "text[]", "timestamptz[]", "bigint[]", "timestamptz[]", "timestamptz[]"}
 
 // upsertEndUsers writes rows in one statement per batch: on PostgreSQL one
-// INSERT … SELECT FROM unnest of one array per column (27 parameters however
+// INSERT … SELECT FROM unnest of one array per column (29 parameters however
 // many rows: cheap to plan), on SQLite a multi-row VALUES.
 func (s *Store) upsertEndUsers(ctx context.Context, users []EndUser) error {
 	cols := len(endUserArrayTypes)
@@ -507,6 +564,8 @@ type EndUserFilter struct {
 	Source       rules.Source
 	// LockedOut filters on the lockout flag when non-nil.
 	LockedOut *bool
+	// Privileged filters on the privileged flag when non-nil.
+	Privileged *bool
 	// IncludeRemoved lists users removed from their source too.
 	IncludeRemoved bool
 	// AfterID pages: only users with a larger id. Limit caps the rows
@@ -531,6 +590,9 @@ func (s *Store) EndUsers(ctx context.Context, tenantID int64, f EndUserFilter) (
 	}
 	if f.LockedOut != nil {
 		add("locked_out = ?", *f.LockedOut)
+	}
+	if f.Privileged != nil {
+		add("privileged = ?", *f.Privileged)
 	}
 	if !f.IncludeRemoved {
 		q += " AND removed_at IS NULL"
@@ -637,4 +699,55 @@ func (s *Store) MarkWelcomeSent(ctx context.Context, tenantID, id int64, at time
 		return fmt.Errorf("record welcome email of end user %d: %w", id, err)
 	}
 	return mustAffect(res, "end user", id)
+}
+
+// ReconcilePrivileged makes the privileged flags of the connection's end
+// users match privileged, a source's complete set of privileged accounts
+// (external id to reason, connectors.UserPage.Privileged): the end users in
+// it become privileged with its reason, the others stop being privileged. It
+// returns the end users whose flag changed.
+func (s *Store) ReconcilePrivileged(ctx context.Context, target PageTarget, privileged map[string]string) ([]PrivilegeChange, error) {
+	type row struct {
+		ID         int64  `db:"id"`
+		ExternalID string `db:"external_id"`
+		Privileged bool   `db:"privileged"`
+		Reason     string `db:"privileged_reason"`
+	}
+	const cols = `id, external_id, privileged, privileged_reason`
+	var rows []row
+	if err := s.list(ctx, &rows, `SELECT `+cols+` FROM end_users WHERE tenant_id = ? AND connection_id = ? AND privileged`,
+		target.TenantID, target.ConnectionID); err != nil {
+		return nil, fmt.Errorf("read privileged end users: %w", err)
+	}
+	ids := make([]string, 0, len(privileged))
+	for id := range privileged {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	for start := 0; start < len(ids); start += batchSize {
+		var more []row
+		cond, args := inList(s.dialect, "external_id", ids[start:min(start+batchSize, len(ids))])
+		if err := s.list(ctx, &more, `SELECT `+cols+` FROM end_users WHERE tenant_id = ? AND connection_id = ? AND NOT privileged AND `+cond,
+			append([]any{target.TenantID, target.ConnectionID}, args...)...); err != nil {
+			return nil, fmt.Errorf("read privileged end users: %w", err)
+		}
+		rows = append(rows, more...)
+	}
+	var changes []PrivilegeChange
+	now := s.stamp()
+	for _, r := range rows {
+		reason, want := privileged[r.ExternalID]
+		if want == r.Privileged && (!want || reason == r.Reason) {
+			continue
+		}
+		if _, err := s.exec(ctx, `UPDATE end_users SET privileged = ?, privileged_reason = ?, updated_at = ? WHERE tenant_id = ? AND id = ?`,
+			want, reason, now, target.TenantID, r.ID); err != nil {
+			return nil, fmt.Errorf("set the privileged flag of end user %d: %w", r.ID, err)
+		}
+		if want != r.Privileged {
+			changes = append(changes, PrivilegeChange{EndUserID: r.ID, Before: Privilege{r.Privileged, r.Reason}, After: Privilege{want, reason}})
+		}
+	}
+	slices.SortFunc(changes, func(a, b PrivilegeChange) int { return cmp.Compare(a.EndUserID, b.EndUserID) })
+	return changes, nil
 }

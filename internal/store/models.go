@@ -14,17 +14,21 @@ type Tenant struct {
 	Name         string             `db:"name" json:"name"`
 	Subscription rules.Subscription `db:"subscription" json:"subscription"`
 	// SelfServe is the global override ("Self-Serve Password Reset").
-	SelfServe    bool      `db:"self_serve" json:"self_serve"`
-	TimeZone     string    `db:"timezone" json:"timezone"`
-	SendHour     int       `db:"send_hour" json:"send_hour"`
-	ReminderDays int       `db:"reminder_days" json:"reminder_days"`
-	CreatedAt    time.Time `db:"created_at" json:"created_at"`
-	UpdatedAt    time.Time `db:"updated_at" json:"updated_at"`
+	SelfServe    bool   `db:"self_serve" json:"self_serve"`
+	TimeZone     string `db:"timezone" json:"timezone"`
+	SendHour     int    `db:"send_hour" json:"send_hour"`
+	ReminderDays int    `db:"reminder_days" json:"reminder_days"`
+	// PrivilegedSelfServe says whether privileged end users may use
+	// self-serve (deny, the default, or two_factors).
+	PrivilegedSelfServe rules.PrivilegedSelfServe `db:"privileged_self_serve" json:"privileged_self_serve"`
+	CreatedAt           time.Time                 `db:"created_at" json:"created_at"`
+	UpdatedAt           time.Time                 `db:"updated_at" json:"updated_at"`
 }
 
 // Rules returns what the domain rules need of the tenant.
 func (t Tenant) Rules() rules.Tenant {
-	return rules.Tenant{Subscription: t.Subscription, SelfServe: t.SelfServe, SendHour: t.SendHour, ReminderDays: t.ReminderDays}
+	return rules.Tenant{Subscription: t.Subscription, SelfServe: t.SelfServe, SendHour: t.SendHour, ReminderDays: t.ReminderDays,
+		PrivilegedSelfServe: t.PrivilegedSelfServe}
 }
 
 // Role is a login's role.
@@ -55,6 +59,11 @@ func (r Role) Valid() bool {
 // CanChangeTenantSettings reports whether the role may change tenant
 // settings (the override among them): only super and primary.
 func (r Role) CanChangeTenantSettings() bool { return r == RoleSuper || r == RolePrimary }
+
+// CanEditPrivilegedEndUsers reports whether the role may change a privileged
+// end user's contact fields or self-serve switch: only super and primary, so
+// that a helpdesk login cannot put its own number on a domain admin.
+func (r Role) CanEditPrivilegedEndUsers() bool { return r == RoleSuper || r == RolePrimary }
 
 // Login is a technician of a tenant.
 type Login struct {
@@ -146,12 +155,16 @@ type EndUser struct {
 	PasswordExpiresAt    *time.Time       `db:"password_expires_at" json:"password_expires_at"`
 	ImmutableID          string           `db:"immutable_id" json:"-"`
 	SelfServe            bool             `db:"self_serve" json:"self_serve"`
-	FirstAccessAt        *time.Time       `db:"first_access_at" json:"first_access_at"`
-	WelcomeSentAt        *time.Time       `db:"welcome_sent_at" json:"welcome_sent_at"`
-	RemovedAt            *time.Time       `db:"removed_at" json:"removed_at"`
-	SeenRunID            *int64           `db:"seen_run_id" json:"-"`
-	CreatedAt            time.Time        `db:"created_at" json:"created_at"`
-	UpdatedAt            time.Time        `db:"updated_at" json:"updated_at"`
+	// Privileged and PrivilegedReason are what the directory says of the
+	// account's administrative power (kept current by every sync).
+	Privileged       bool       `db:"privileged" json:"privileged"`
+	PrivilegedReason string     `db:"privileged_reason" json:"privileged_reason"`
+	FirstAccessAt    *time.Time `db:"first_access_at" json:"first_access_at"`
+	WelcomeSentAt    *time.Time `db:"welcome_sent_at" json:"welcome_sent_at"`
+	RemovedAt        *time.Time `db:"removed_at" json:"removed_at"`
+	SeenRunID        *int64     `db:"seen_run_id" json:"-"`
+	CreatedAt        time.Time  `db:"created_at" json:"created_at"`
+	UpdatedAt        time.Time  `db:"updated_at" json:"updated_at"`
 }
 
 // Rules returns what the domain rules need of the end user.
@@ -163,6 +176,7 @@ func (u EndUser) Rules() rules.EndUser {
 		SelfServe:            u.SelfServe,
 		Enabled:              u.Enabled,
 		Removed:              u.RemovedAt != nil,
+		Privileged:           u.Privileged,
 		LockedOut:            u.LockedOut,
 		LockedOutAt:          timeOrZero(u.LockedOutAt),
 		PasswordNeverExpires: u.PasswordNeverExpires,

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"crypto/subtle"
 	"database/sql"
@@ -8,22 +9,25 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"selfserve/internal/rules"
 )
 
-const tenantColumns = `id, name, subscription, self_serve, timezone, send_hour, reminder_days, created_at, updated_at`
+const tenantColumns = `id, name, subscription, self_serve, timezone, send_hour, reminder_days, privileged_self_serve, created_at, updated_at`
 
 // UpsertTenant creates the tenant named t.Name or updates its settings. It
 // reports whether anything changed.
 func (s *Store) UpsertTenant(ctx context.Context, t Tenant) (Tenant, bool, error) {
 	var out Tenant
 	changed := false
+	t.PrivilegedSelfServe = cmp.Or(t.PrivilegedSelfServe, rules.PrivilegedDeny)
 	err := s.InTx(ctx, func(tx *Store) error {
 		cur, err := tx.TenantByName(ctx, t.Name)
 		now := tx.stamp()
 		switch {
 		case errors.Is(err, ErrNotFound):
-			t.ID, err = tx.insertID(ctx, `INSERT INTO tenants (name, subscription, self_serve, timezone, send_hour, reminder_days, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-				t.Name, t.Subscription, t.SelfServe, t.TimeZone, t.SendHour, t.ReminderDays, now, now)
+			t.ID, err = tx.insertID(ctx, `INSERT INTO tenants (name, subscription, self_serve, timezone, send_hour, reminder_days, privileged_self_serve, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+				t.Name, t.Subscription, t.SelfServe, t.TimeZone, t.SendHour, t.ReminderDays, t.PrivilegedSelfServe, now, now)
 			if err != nil {
 				return fmt.Errorf("create tenant %q: %w", t.Name, err)
 			}
@@ -33,7 +37,8 @@ func (s *Store) UpsertTenant(ctx context.Context, t Tenant) (Tenant, bool, error
 		case err != nil:
 			return err
 		}
-		if cur.Subscription == t.Subscription && cur.SelfServe == t.SelfServe && cur.TimeZone == t.TimeZone && cur.SendHour == t.SendHour && cur.ReminderDays == t.ReminderDays {
+		if cur.Subscription == t.Subscription && cur.SelfServe == t.SelfServe && cur.TimeZone == t.TimeZone && cur.SendHour == t.SendHour && cur.ReminderDays == t.ReminderDays &&
+			cur.PrivilegedSelfServe == t.PrivilegedSelfServe {
 			out = cur
 			return nil
 		}
@@ -49,8 +54,8 @@ func (s *Store) UpsertTenant(ctx context.Context, t Tenant) (Tenant, bool, error
 
 // UpdateTenant writes the settings of tenant t.ID.
 func (s *Store) UpdateTenant(ctx context.Context, t Tenant) error {
-	res, err := s.exec(ctx, `UPDATE tenants SET subscription = ?, self_serve = ?, timezone = ?, send_hour = ?, reminder_days = ?, updated_at = ? WHERE id = ?`,
-		t.Subscription, t.SelfServe, t.TimeZone, t.SendHour, t.ReminderDays, s.stamp(), t.ID)
+	res, err := s.exec(ctx, `UPDATE tenants SET subscription = ?, self_serve = ?, timezone = ?, send_hour = ?, reminder_days = ?, privileged_self_serve = ?, updated_at = ? WHERE id = ?`,
+		t.Subscription, t.SelfServe, t.TimeZone, t.SendHour, t.ReminderDays, cmp.Or(t.PrivilegedSelfServe, rules.PrivilegedDeny), s.stamp(), t.ID)
 	if err != nil {
 		return fmt.Errorf("update tenant %d: %w", t.ID, err)
 	}

@@ -35,6 +35,7 @@ func Run(t *testing.T, open func(t *testing.T) *store.Store) {
 		{"ConcurrentWriters", testConcurrentWriters},
 		{"BulkSelfServeAllOrNothing", testBulkSelfServe},
 		{"AuditLog", testAudit},
+		{"Privileged", testPrivileged}, {"TenantPrivilegedSelfServe", testTenantPrivilegedSelfServe},
 		{"NoticeLedger", testNoticeLedger}, {"ScanCandidates", testScanCandidates},
 		{"PSACustomerPage", testPSACustomerPage}, {"PSARuns", testPSARuns}, {"ContactFillsGuard", testContactFillsGuard},
 		{"LinkADFirst", testLinkADFirst}, {"LinkEntraFirst", testLinkEntraFirst}, {"LinkFold", testLinkFold},
