@@ -59,3 +59,13 @@ type PasswordRejectedError struct {
 
 // Error implements error.
 func (e *PasswordRejectedError) Error() string { return "password rejected: " + e.Reason }
+
+// WriteAccessChecker is a PasswordWriter that can tell a technician's "test
+// connection" whether its credential may write passwords and clear
+// lockouts, without writing anything.
+type WriteAccessChecker interface {
+	// CheckWriteAccess returns nil when the credential holds the rights
+	// SetPassword and Unlock need, else an error wrapping ErrUnauthorized
+	// that names what is missing and how to grant it.
+	CheckWriteAccess(ctx context.Context) error
+}

@@ -30,6 +30,13 @@
 // USN remembered by the previous run, on the same DC (same dnsHostName and
 // invocationId), with the same scope and password policies; anything else
 // makes the cursor doubtful and asks for a full run.
+//
+// For self-serve the source is also a connectors.PasswordWriter: it resets
+// passwords (unicodePwd with the password-policy-hints control) and clears
+// lockouts (lockoutTime = 0) over LDAPS or StartTLS only, and its
+// CheckWriteAccess tells "test connection" whether the bind account holds
+// the Reset Password right and write access to lockoutTime; writeback.go
+// explains how.
 package ldap
 
 import (
@@ -90,7 +97,11 @@ const (
 // Domain Admins can read them: delegate "Read all properties" on that
 // container to the service account). A full run, and any run over several
 // base DNs, holds two connections to the DC (one when a second is
-// refused); other runs hold one.
+// refused); other runs hold one. For self-serve write-back it also needs
+// the Reset Password right and write access to lockoutTime on those users
+// (delegate "Reset user passwords and force password change at next logon"
+// and "Write lockoutTime" on their OU), and the url must be ldaps:// or use
+// start_tls: allow_insecure permits reading only.
 type Config struct {
 	// URL of the domain controller: ldaps://host[:636], or ldap://host[:389]
 	// with start_tls (or allow_insecure). Required.

@@ -348,6 +348,18 @@ type testResult struct {
 	// Message is the connector's own words.
 	Message    string `json:"message"`
 	DurationMS int64  `json:"duration_ms"`
+	// WriteBack says, for a directory that self-serve writes passwords to
+	// (connectors.WriteAccessChecker), whether the credential may reset
+	// passwords and clear lockouts. Absent for other connectors, and when
+	// the connection itself fails.
+	WriteBack *writeBackResult `json:"write_back,omitempty"`
+}
+
+// writeBackResult is the outcome of a connection's write-access check.
+type writeBackResult struct {
+	OK       bool   `json:"ok"`
+	Category string `json:"category,omitempty"`
+	Message  string `json:"message"`
 }
 
 // testTimeout bounds a connection test.
@@ -385,7 +397,14 @@ func (a *api) ping(ctx context.Context, conn store.Connection) testResult {
 	if err := pinger.Ping(pctx); err != nil {
 		return testResult{Category: category(err), Message: err.Error()}
 	}
-	return testResult{OK: true, Message: "connection works"}
+	res := testResult{OK: true, Message: "connection works"}
+	if checker, ok := src.(connectors.WriteAccessChecker); ok {
+		res.WriteBack = &writeBackResult{OK: true, Message: "the credential may reset passwords and clear lockouts"}
+		if err := checker.CheckWriteAccess(pctx); err != nil {
+			res.WriteBack = &writeBackResult{Category: category(err), Message: err.Error()}
+		}
+	}
+	return res
 }
 
 func category(err error) string {
