@@ -160,7 +160,7 @@ func readRaw(c *goldap.Conn, dn, attr string, controls []goldap.Control) ([]byte
 func (f *fixture) writer(t *testing.T, base, user, pass string, logs *bytes.Buffer) *source {
 	t.Helper()
 	cfg := f.config(Config{BaseDN: base, BindDN: connectors.Secret(user), BindPassword: connectors.Secret(pass)})
-	src, err := cfg.Open("wb", slogTo(logs))
+	src, err := cfg.Open(connectors.Env{ID: "wb", Logger: slogTo(logs)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -218,7 +218,7 @@ func TestWriteBackSetPassword(t *testing.T) {
 	}
 
 	cfg := f.config(Config{URL: f.LDAPURL, StartTLS: true, BaseDN: w.ou})
-	src, err := cfg.Open("wb-starttls", slogTo(&logs))
+	src, err := cfg.Open(connectors.Env{ID: "wb-starttls", Logger: slogTo(&logs)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,7 +15,7 @@ import (
 
 func TestWriteBackRefusesPlainLDAP(t *testing.T) {
 	cfg := Config{URL: "ldap://127.0.0.1:1", AllowInsecure: true, BaseDN: "DC=x", BindDN: "u@x", BindPassword: "p"}
-	src, err := cfg.Open("plain", nil)
+	src, err := cfg.Open(connectors.Env{ID: "plain"})
 	if err != nil {
 		t.Fatal(err)
 	}
