@@ -19,7 +19,6 @@ import (
 
 	"selfserve/internal/rules"
 	"selfserve/internal/service"
-	"selfserve/internal/store"
 )
 
 // apiError is an error the API reports to the client, as
@@ -42,24 +41,10 @@ var (
 // apiErrorOf maps an error to what the client sees. Errors that are not the
 // client's doing are logged and reported as a bare 500.
 func (a *api) apiErrorOf(r *http.Request, err error) *apiError {
-	var ae *apiError
-	var maxErr *http.MaxBytesError
-	switch {
-	case errors.As(err, &ae):
-		return ae
-	case errors.As(err, &maxErr):
-		return &apiError{Status: http.StatusRequestEntityTooLarge, Code: "body_too_large", Message: fmt.Sprintf("the request body is larger than %d bytes", maxErr.Limit)}
-	case errors.Is(err, store.ErrNotFound):
-		return &apiError{Status: http.StatusNotFound, Code: "not_found", Message: err.Error()}
-	case errors.Is(err, store.ErrLinkUsed):
-		return &apiError{Status: http.StatusConflict, Code: "link_used", Message: "this link was used already; ask your IT provider for a new welcome email", Field: "token"}
-	case errors.Is(err, store.ErrRunActive):
-		return &apiError{Status: http.StatusConflict, Code: "run_active", Message: err.Error()}
-	case errors.Is(err, store.ErrConflict):
-		return &apiError{Status: http.StatusConflict, Code: "conflict", Message: err.Error()}
-	case errors.Is(err, store.ErrTokenInvalid):
-		return &apiError{Status: http.StatusUnauthorized, Code: "unauthorized", Message: err.Error()}
-	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
+	if e, ok := service.Classify(err); ok {
+		return e
+	}
+	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
 		return &apiError{Status: 499, Code: "canceled", Message: "the client went away"}
 	}
 	a.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)

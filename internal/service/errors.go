@@ -1,8 +1,11 @@
 package service
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
+
+	"selfserve/internal/store"
 )
 
 // Error is a failure reported to the caller: its HTTP status, a stable
@@ -47,4 +50,28 @@ func Conflict(code, format string, args ...any) *Error {
 // Unavailable is a 503: the server is not configured for the request.
 func Unavailable(format string, args ...any) *Error {
 	return &Error{Status: http.StatusServiceUnavailable, Code: "unavailable", Message: fmt.Sprintf(format, args...)}
+}
+
+// Classify maps err to the Error the caller sees: an *Error as it is, an
+// oversized body 413, the store's sentinels 404, 409 or 401. ok is false
+// for errors that are not the caller's doing: log them and answer 500.
+func Classify(err error) (e *Error, ok bool) {
+	var maxErr *http.MaxBytesError
+	switch {
+	case errors.As(err, &e):
+		return e, true
+	case errors.As(err, &maxErr):
+		return &Error{Status: http.StatusRequestEntityTooLarge, Code: "body_too_large", Message: fmt.Sprintf("the request body is larger than %d bytes", maxErr.Limit)}, true
+	case errors.Is(err, store.ErrNotFound):
+		return &Error{Status: http.StatusNotFound, Code: "not_found", Message: err.Error()}, true
+	case errors.Is(err, store.ErrLinkUsed):
+		return &Error{Status: http.StatusConflict, Code: "link_used", Message: "this link was used already; ask your IT provider for a new welcome email", Field: "token"}, true
+	case errors.Is(err, store.ErrRunActive):
+		return &Error{Status: http.StatusConflict, Code: "run_active", Message: err.Error()}, true
+	case errors.Is(err, store.ErrConflict):
+		return &Error{Status: http.StatusConflict, Code: "conflict", Message: err.Error()}, true
+	case errors.Is(err, store.ErrTokenInvalid):
+		return &Error{Status: http.StatusUnauthorized, Code: "unauthorized", Message: err.Error()}, true
+	}
+	return nil, false
 }
