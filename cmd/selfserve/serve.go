@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"sort"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -17,9 +18,11 @@ import (
 	"selfserve/config"
 	"selfserve/internal/admin"
 	"selfserve/internal/admin/link"
+	"selfserve/internal/console"
 	"selfserve/internal/enrich"
 	"selfserve/internal/notify"
 	"selfserve/internal/ops"
+	"selfserve/internal/service"
 	"selfserve/internal/store"
 	"selfserve/worker"
 )
@@ -194,7 +197,19 @@ func (c *cli) adminAPI(cfg *config.Config, st *store.Store, enqueuer *worker.Cli
 	if mon := h.Monitoring(); mon != nil {
 		mounts = append(mounts, admin.Mount{Pattern: ops.MonitoringPath + "/", Handler: h.RequireToken(mon)})
 	}
-	return admin.New(admin.Options{Store: st, Registry: c.registry(), Secrets: box, Links: links, Enqueuer: enqueuer,
+	var enq service.Enqueuer // a nil *worker.Client must stay a nil interface
+	if enqueuer != nil {
+		enq = enqueuer
+	}
+	con, err := console.New(console.Options{Service: &service.Service{Store: st, Enqueuer: enq, Logger: log}, Secrets: box,
+		SecureCookies: strings.HasPrefix(cfg.APIURL, "https://"), MonitoringPath: ops.MonitoringPath, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range con.Patterns() {
+		mounts = append(mounts, admin.Mount{Pattern: p, Handler: con})
+	}
+	return admin.New(admin.Options{Store: st, Registry: c.registry(), Secrets: box, Links: links, Enqueuer: enq,
 		Logger: log, OpsToken: cfg.OpsToken.Reveal(), Mounts: mounts, FileImportDir: cfg.FileImportDir})
 }
 

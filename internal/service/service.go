@@ -63,10 +63,16 @@ type Actor struct {
 	Login store.Login
 	// App is set for self-serve app clients.
 	App store.AppClient
+	// System names an operator acting outside any login (the CLI, as
+	// "cli:login"); it may change settings.
+	System string
 }
 
 // Name names the actor in the audit log.
 func (a Actor) Name() string {
+	if a.System != "" {
+		return a.System
+	}
 	if a.App.ID != 0 {
 		return "app:" + a.App.Name
 	}
@@ -84,7 +90,9 @@ func (a Actor) LoginID() *int64 {
 
 // CanChangeSettings reports whether the actor may change tenant settings
 // (the self-serve override among them): super and primary logins.
-func (a Actor) CanChangeSettings() bool { return a.Login.Role.CanChangeTenantSettings() }
+func (a Actor) CanChangeSettings() bool {
+	return a.System != "" || a.Login.Role.CanChangeTenantSettings()
+}
 
 // RequireSettings is the 403 of an actor that may not change tenant
 // settings, or nil.
