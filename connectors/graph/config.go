@@ -38,7 +38,9 @@ const (
 // connection, kind "azure". The connector signs in as an application with
 // the client credentials grant (app-only), so the app registration needs the
 // User.Read.All and Domain.Read.All application permissions with admin
-// consent, plus UserAuthenticationMethod.Read.All when fetch_auth_phone is on.
+// consent, plus UserAuthenticationMethod.Read.All when fetch_auth_phone is on,
+// and User-PasswordProfile.ReadWrite.All for self-serve password write-back
+// to cloud-only users.
 //
 // Example (settings and secret as stored on a connection):
 //

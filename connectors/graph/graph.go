@@ -57,6 +57,15 @@
 // ErrInvalidConfig (tenant, client id), HTML pages and truncated or
 // malformed bodies to ErrBadResponse, 5xx to ErrUnavailable.
 //
+// # Self-serve write-back
+//
+// The source is a connectors.PasswordWriter: SetPassword resets a cloud-only
+// user's password with PATCH /users/{id} passwordProfile (application
+// permission User-PasswordProfile.ReadWrite.All) and refuses users synced
+// from on-premises AD, whose passwords go to the linked AD account; Unlock
+// is unsupported (Entra ID has no lockout to clear); Policy is Entra ID's
+// documented policy. writeback.go has the details.
+//
 // Only this package imports the Graph SDK, and only the users and domains
 // request builders, never the root package (which compiles every builder of
 // Graph); the fake server in fakegraph uses the standard library alone.

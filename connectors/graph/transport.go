@@ -148,6 +148,9 @@ func (s *source) decodeResponse(resp *http.Response, what string, out any) error
 	isJSON := strings.Contains(strings.ToLower(resp.Header.Get("Content-Type")), "json")
 
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
+		if out == nil && isNoContent(resp) {
+			return nil // a write: 204 No Content
+		}
 		if !isJSON {
 			snippet, _ := io.ReadAll(io.LimitReader(body, 512))
 			return fmt.Errorf("%w: %s: Graph answered %d with %q instead of JSON: %s", connectors.ErrBadResponse, what, resp.StatusCode, resp.Header.Get("Content-Type"), describeBody(snippet))
@@ -187,6 +190,8 @@ func (s *source) decodeResponse(resp *http.Response, what string, out any) error
 		return fmt.Errorf("%w: %s: the app lacks a Graph permission (%s); %s", connectors.ErrUnauthorized, what, graphSays, permissionHint(what))
 	case resp.StatusCode == http.StatusNotFound:
 		return fmt.Errorf("%w: %s: %s; check graph_url", connectors.ErrNotFound, what, graphSays)
+	case resp.StatusCode == http.StatusBadRequest && what == whatPatchPassword:
+		return passwordPatchError(resp.StatusCode, code, env.Error.Message)
 	case resp.StatusCode == http.StatusBadRequest:
 		return fmt.Errorf("%w: %s: Graph rejected the request (%s)", connectors.ErrInvalidConfig, what, graphSays)
 	case resp.StatusCode >= 500 && !hasEnvelope:
@@ -200,6 +205,8 @@ func (s *source) decodeResponse(resp *http.Response, what string, out any) error
 
 func permissionHint(what string) string {
 	switch {
+	case what == whatPatchPassword:
+		return "password write-back needs the User-PasswordProfile.ReadWrite.All application permission with admin consent (and a privileged role to reset an administrator's password)"
 	case strings.Contains(what, "phoneMethods"):
 		return "fetch_auth_phone needs the UserAuthenticationMethod.Read.All application permission with admin consent"
 	case strings.Contains(what, "domains"):

@@ -7,6 +7,10 @@
 //   - GET  /v1.0/users ($select, $top 1..999, absolute @odata.nextLink)
 //   - GET  /v1.0/users/delta (initial round, $deltatoken=latest, change
 //     rounds with @removed entries, @odata.deltaLink, 410 for stale tokens)
+//   - GET  /v1.0/users/{id} ($select)
+//   - PATCH /v1.0/users/{id} with a passwordProfile (204; 400 for a weak
+//     password or a user synced from on-premises; 403 after
+//     DenyPasswordWrites), recorded for PasswordChanges
 //   - GET  /v1.0/users/{id}/authentication/phoneMethods
 //   - GET  /v1.0/domains, GET /v1.0/organization
 //
@@ -113,6 +117,9 @@ type Server struct {
 	faults   []*activeFault
 	seen     int            // Graph requests so far
 	requests map[string]int // route -> count
+
+	passwords           []PasswordChange
+	passwordWriteDenied bool
 }
 
 type activeFault struct {
@@ -158,7 +165,16 @@ func New(opts Options) *Server {
 	mux.HandleFunc("GET /v1.0/users", s.graph("users", s.listUsers))
 	// /users/delta, /users/delta(), /users/microsoft.graph.delta(): Graph
 	// accepts the function's short and qualified names.
-	mux.HandleFunc("GET /v1.0/users/{function}", s.graph("users/delta", s.delta))
+	// GET /users/{id} shares the pattern.
+	delta, user := s.graph("users/delta", s.delta), s.graph("user", s.getUser)
+	mux.HandleFunc("GET /v1.0/users/{function}", func(w http.ResponseWriter, r *http.Request) {
+		if isDeltaFunction(r.PathValue("function")) {
+			delta(w, r)
+			return
+		}
+		user(w, r)
+	})
+	mux.HandleFunc("PATCH /v1.0/users/{id}", s.graph("patchUser", s.patchUser))
 	mux.HandleFunc("GET /v1.0/users/{id}/authentication/phoneMethods", s.graph("phoneMethods", s.phoneMethods))
 	mux.HandleFunc("GET /v1.0/domains", s.graph("domains", s.domains))
 	mux.HandleFunc("GET /v1.0/organization", s.graph("organization", s.organization))
@@ -255,7 +271,8 @@ func (s *Server) ClearFaults() {
 }
 
 // Requests returns how many requests a route has served: "token", "users",
-// "users/delta", "phoneMethods", "domains", "organization" or "other".
+// "users/delta", "user", "patchUser", "phoneMethods", "domains",
+// "organization" or "other".
 func (s *Server) Requests(route string) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -232,17 +232,21 @@ func (s *Server) listUsers(w http.ResponseWriter, r *http.Request) {
 	writeBody(w, http.StatusOK, b)
 }
 
+// isDeltaFunction reports whether a segment after /users names the delta
+// function (Graph accepts its short and qualified names).
+func isDeltaFunction(fn string) bool {
+	switch fn {
+	case "delta", "delta()", "microsoft.graph.delta", "microsoft.graph.delta()":
+		return true
+	}
+	return false
+}
+
 // delta serves GET /users/delta: the initial round (no token) lists every
 // live user; $deltatoken=latest returns only a deltaLink; a deltaLink lists
 // the users changed since it was issued, deleted ones as @removed entries.
 func (s *Server) delta(w http.ResponseWriter, r *http.Request) {
 	fn := r.PathValue("function")
-	switch fn {
-	case "delta", "delta()", "microsoft.graph.delta", "microsoft.graph.delta()":
-	default:
-		graphError(w, http.StatusBadRequest, "Request_BadRequest", fmt.Sprintf("Unsupported segment '%s' after users: only delta is served here.", fn))
-		return
-	}
 	// Links echo the form of the function's name the client used.
 	path := "/users/" + fn
 	q := query(r)
