@@ -32,6 +32,11 @@ type source struct {
 	id  string
 	cfg *settings
 	log *slog.Logger
+
+	// hintsOID is the policy-hints control the DC supports, once known
+	// (writeback.go).
+	hintsMu  sync.Mutex
+	hintsOID string
 }
 
 // Close implements connectors.Source. Connections live only as long as one

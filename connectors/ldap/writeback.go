@@ -96,7 +96,7 @@ const RejectedReason = "does not meet the domain's password rules: length, compl
 // connectors.ErrUnauthorized: the domain's rules may not be the account's.
 func (s *source) Policy(ctx context.Context, acct connectors.Account) (connectors.PasswordPolicy, error) {
 	var pol connectors.PasswordPolicy
-	err := s.withConn(ctx, false, func(c *conn, st dcState) error {
+	err := s.withConn(ctx, false, func(c *conn) error {
 		if acct.ExternalID != "" {
 			user, err := s.findAccount(ctx, c, acct, attrResultantPSO)
 			if err != nil {
@@ -106,6 +106,10 @@ func (s *source) Policy(ctx context.Context, acct connectors.Account) (connector
 				pol, err = s.readPSOPolicy(ctx, c, psoDN)
 				return err
 			}
+		}
+		st, err := s.readState(ctx, c)
+		if err != nil {
+			return err
 		}
 		dom, err := searchOne(ctx, c, st.defaultNC, goldap.ScopeBaseObject, "(objectClass=*)",
 			[]string{attrMinPwdLength, attrPwdProperties, attrPwdHistory})
@@ -156,7 +160,7 @@ func (s *source) SetPassword(ctx context.Context, acct connectors.Account, newPa
 	if newPassword == "" || !utf8.ValidString(newPassword) {
 		return &connectors.PasswordRejectedError{Reason: "the password is empty or not valid text"}
 	}
-	err := s.withConn(ctx, true, func(c *conn, st dcState) error {
+	err := s.withConn(ctx, true, func(c *conn) error {
 		user, err := s.findAccount(ctx, c, acct, "1.1")
 		if err != nil {
 			return err
@@ -179,7 +183,7 @@ func (s *source) SetPassword(ctx context.Context, acct connectors.Account, newPa
 // Unlock implements connectors.PasswordWriter: it clears the account's
 // lockout (lockoutTime = 0).
 func (s *source) Unlock(ctx context.Context, acct connectors.Account) error {
-	err := s.withConn(ctx, true, func(c *conn, st dcState) error {
+	err := s.withConn(ctx, true, func(c *conn) error {
 		user, err := s.findAccount(ctx, c, acct, "1.1")
 		if err != nil {
 			return err
@@ -200,7 +204,11 @@ func (s *source) Unlock(ctx context.Context, acct connectors.Account) error {
 // a sample user of the scope, else an error wrapping
 // connectors.ErrUnauthorized that names what is missing.
 func (s *source) CheckWriteAccess(ctx context.Context) error {
-	err := s.withConn(ctx, true, func(c *conn, st dcState) error {
+	err := s.withConn(ctx, true, func(c *conn) error {
+		st, err := s.readState(ctx, c)
+		if err != nil {
+			return err
+		}
 		self, err := s.bindAccountSID(ctx, c, st)
 		if err != nil {
 			return err
@@ -240,9 +248,9 @@ func (s *source) CheckWriteAccess(ctx context.Context) error {
 }
 
 // withConn dials a connection for one write-back operation (refusing one
-// without TLS when write is set), reads the DC's state and runs fn. The
-// whole operation is bounded by three times the configured timeout.
-func (s *source) withConn(ctx context.Context, write bool, fn func(*conn, dcState) error) error {
+// without TLS when write is set) and runs fn. The whole operation is
+// bounded by three times the configured timeout.
+func (s *source) withConn(ctx context.Context, write bool, fn func(*conn) error) error {
 	if write && s.cfg.transport == transportPlain {
 		return fmt.Errorf("%w: password write-back needs an encrypted connection: use an ldaps:// url or start_tls "+
 			"(allow_insecure permits reading only; DCs refuse passwords on a clear connection)", connectors.ErrInvalidConfig)
@@ -255,11 +263,7 @@ func (s *source) withConn(ctx context.Context, write bool, fn func(*conn, dcStat
 	}
 	defer c.Close()
 	c.SetTimeout(s.cfg.timeout) // for Modify, which pagedSearch does not time
-	st, err := s.readState(ctx, c)
-	if err != nil {
-		return err
-	}
-	return fn(c, st)
+	return fn(c)
 }
 
 // findAccount finds the account by its objectGUID among the users of the
@@ -282,15 +286,25 @@ func (s *source) findAccount(ctx context.Context, c *conn, acct connectors.Accou
 	return nil, fmt.Errorf("%w: no user with objectGUID %s (%s) in the connection's scope", connectors.ErrNotFound, acct.ExternalID, acct.Username)
 }
 
-// policyHintsControl returns the policy-hints control the DC supports.
+// policyHintsControl returns the policy-hints control the DC supports; the
+// choice is remembered by the source (the DC's controls do not change under
+// a connection's feet, and a reset spares one search).
 func (s *source) policyHintsControl(ctx context.Context, c *conn) (goldap.Control, error) {
-	root, err := searchOne(ctx, c, "", goldap.ScopeBaseObject, "(objectClass=*)", []string{"supportedControl"})
-	if err != nil {
-		return nil, s.opError("reading the DC's supported controls", err)
-	}
-	oid := oidPolicyHintsDeprecated
-	if root != nil && containsFold(root.GetAttributeValues("supportedControl"), oidPolicyHints) {
-		oid = oidPolicyHints
+	s.hintsMu.Lock()
+	oid := s.hintsOID
+	s.hintsMu.Unlock()
+	if oid == "" {
+		root, err := searchOne(ctx, c, "", goldap.ScopeBaseObject, "(objectClass=*)", []string{"supportedControl"})
+		if err != nil {
+			return nil, s.opError("reading the DC's supported controls", err)
+		}
+		oid = oidPolicyHintsDeprecated
+		if root != nil && containsFold(root.GetAttributeValues("supportedControl"), oidPolicyHints) {
+			oid = oidPolicyHints
+		}
+		s.hintsMu.Lock()
+		s.hintsOID = oid
+		s.hintsMu.Unlock()
 	}
 	// value: BER SEQUENCE { INTEGER 1 } (enforce the policy)
 	return goldap.NewControlString(oid, true, string([]byte{0x30, 0x03, 0x02, 0x01, 0x01})), nil

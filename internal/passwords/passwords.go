@@ -117,8 +117,9 @@ func Check(policy connectors.PasswordPolicy, password string, who Identity) erro
 		return &RuleError{RuleComplexity, "The password must contain characters of at least three of these kinds: " +
 			"upper-case letters, lower-case letters, digits, symbols (such as ! # % or ?)."}
 	}
-	if part := nameIn(password, who); part != "" {
-		return &RuleError{RuleName, fmt.Sprintf("The password must not contain your name or username (it contains %q).", part)}
+	if nameIn(password, who) {
+		// The part found is not quoted: it may be the whole password.
+		return &RuleError{RuleName, "The password must not contain your name or username."}
 	}
 	if Blocked(password) {
 		return &RuleError{RuleBlocklist, "This password is too common: it appears in lists of leaked passwords that attackers try first. Choose another."}
@@ -166,9 +167,9 @@ func Categories(password string) int {
 // nameSeparators split a display name into parts, as AD does.
 const nameSeparators = " ,.-_#\t"
 
-// nameIn returns the name or name part of who found in password (ignoring
-// case), or "".
-func nameIn(password string, who Identity) string {
+// nameIn reports whether password contains (ignoring case) a name or name
+// part of who.
+func nameIn(password string, who Identity) bool {
 	pw := strings.ToLower(password)
 	var names []string
 	for _, n := range []string{who.Username, strings.SplitN(who.UPN, "@", 2)[0]} {
@@ -184,8 +185,8 @@ func nameIn(password string, who Identity) string {
 	for _, n := range names {
 		n = strings.TrimSpace(n)
 		if utf8.RuneCountInString(n) >= 3 && strings.Contains(pw, strings.ToLower(n)) {
-			return n
+			return true
 		}
 	}
-	return ""
+	return false
 }

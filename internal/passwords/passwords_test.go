@@ -202,3 +202,24 @@ func benchProbes(b *testing.B) []string {
 	}
 	return probes
 }
+
+// FuzzCheck: any input gets nil or a *RuleError with a message, never a
+// panic, and a rule error never quotes the password.
+func FuzzCheck(f *testing.F) {
+	for _, s := range []string{"", "Tulip-Harbor-93", "\xff\xfe", "password", "Ann-Lee-99!", strings.Repeat("é", 300)} {
+		f.Add(s, "alee", "Ann Lee", 7, true)
+	}
+	f.Fuzz(func(t *testing.T, pw, user, display string, minLen int, complexity bool) {
+		err := Check(connectors.PasswordPolicy{MinLength: minLen % 300, Complexity: complexity}, pw, Identity{Username: user, DisplayName: display})
+		if err == nil {
+			return
+		}
+		var re *RuleError
+		if !errors.As(err, &re) || re.Rule == "" || re.Message == "" {
+			t.Fatalf("Check = %#v", err)
+		}
+		if len(pw) >= 12 && strings.Contains(re.Message, pw) {
+			t.Fatalf("the message quotes the password: %q", re.Message)
+		}
+	})
+}
