@@ -16,6 +16,7 @@
 //	outbox: ""                               # directory where the demo "sends" notices
 //	self_serve_url: https://reset.acme-msp.example
 //	max_removal_share: 0.3
+//	throttle_wait_max: 10m                   # total wait of an inline run for a throttling API
 //	api_url: ""                              # the CLI's remote commands; default http:// + admin_addr
 //	api_token: ""                            # an API token (ss_…) for the remote commands
 //	smtp:
@@ -47,6 +48,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 )
@@ -115,6 +117,13 @@ type Config struct {
 	// and asks. 0 refuses every removal, 1 allows removing everyone.
 	// YAML max_removal_share, env SELFSERVE_MAX_REMOVAL_SHARE, default 0.3.
 	MaxRemovalShare float64 `yaml:"max_removal_share"`
+
+	// ThrottleWaitMax bounds how long one run inline in the CLI (import
+	// --inline, customers import, enrich) waits in all for APIs that
+	// throttle it; past it the run fails with the reason. 0 waits nothing.
+	// YAML throttle_wait_max (a duration: 90s, 10m), env
+	// SELFSERVE_THROTTLE_WAIT_MAX, default 10m.
+	ThrottleWaitMax time.Duration `yaml:"throttle_wait_max"`
 
 	// APIURL is where the CLI's remote commands (import without --inline,
 	// settings) reach the admin API: an absolute http:// or https:// URL
@@ -238,6 +247,7 @@ func Default() *Config {
 		LogLevel:        "info",
 		LogFormat:       "json",
 		MaxRemovalShare: 0.3,
+		ThrottleWaitMax: 10 * time.Minute,
 		SMTP:            SMTP{TLS: TLSStartTLS},
 		SMS:             SMS{BaseURL: "https://api.twilio.com"},
 	}
@@ -386,6 +396,14 @@ var envVars = []envVar{
 		c.MaxRemovalShare = f
 		return nil
 	}},
+	{"SELFSERVE_THROTTLE_WAIT_MAX", "throttle_wait_max", func(c *Config, v string) error {
+		d, err := time.ParseDuration(strings.TrimSpace(v))
+		if err != nil {
+			return fmt.Errorf("%q is not a duration (write one such as 10m or 90s)", v)
+		}
+		c.ThrottleWaitMax = d
+		return nil
+	}},
 	{"SELFSERVE_API_URL", "api_url", func(c *Config, v string) error { c.APIURL = v; return nil }},
 	{"SELFSERVE_API_TOKEN", "api_token", func(c *Config, v string) error { c.APIToken = Secret(v); return nil }},
 	{"SELFSERVE_SMTP_HOST", "smtp.host", func(c *Config, v string) error { c.SMTP.Host = v; return nil }},
@@ -454,6 +472,7 @@ func (c *Config) LogValue() slog.Value {
 		slog.String("file_import_dir", c.FileImportDir),
 		slog.String("self_serve_url", c.SelfServeURL),
 		slog.Float64("max_removal_share", c.MaxRemovalShare),
+		slog.Duration("throttle_wait_max", c.ThrottleWaitMax),
 		slog.String("api_url", c.AdminURL()),
 		slog.Bool("api_token_set", c.APIToken != ""),
 		slog.Group("smtp",

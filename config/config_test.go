@@ -61,6 +61,7 @@ func TestDefaults(t *testing.T) {
 		{"outbox", c.OutboxDir, ""},
 		{"smtp.tls", string(c.SMTP.TLS), "starttls"},
 		{"sms.base_url", c.SMS.BaseURL, "https://api.twilio.com"},
+		{"throttle_wait_max", c.ThrottleWaitMax.String(), "10m0s"},
 	}
 	for _, ch := range checks {
 		if ch.got != ch.want {
@@ -100,6 +101,7 @@ log_format: text
 outbox: /var/spool/selfserve
 self_serve_url: https://reset.acme-msp.example
 max_removal_share: 0.5
+throttle_wait_max: 90s
 smtp:
   host: smtp.acme-msp.example
   tls: tls
@@ -128,6 +130,7 @@ sms:
 		{"redis_url (file)", c.RedisURL.Reveal(), "redis://:file-redis-pass@redis.internal:6379/2"},
 		{"admin_addr (env)", c.AdminAddr, "127.0.0.1:9100"},
 		{"log_level (env)", c.LogLevel, "warn"},
+		{"throttle_wait_max (file)", c.ThrottleWaitMax.String(), "1m30s"},
 		{"log_format (file)", c.LogFormat, "text"},
 		{"outbox (file; empty env ignored)", c.OutboxDir, "/var/spool/selfserve"},
 		{"self_serve_url (file)", c.SelfServeURL, "https://reset.acme-msp.example"},
@@ -280,6 +283,8 @@ func TestInvalidValues(t *testing.T) {
 		{"share negative", map[string]string{"SELFSERVE_MAX_REMOVAL_SHARE": "-0.1"}, "max_removal_share", "-0.1 is out of range"},
 		{"share NaN", map[string]string{"SELFSERVE_MAX_REMOVAL_SHARE": "NaN"}, "max_removal_share", "NaN is out of range"},
 		{"share not a number", map[string]string{"SELFSERVE_MAX_REMOVAL_SHARE": "30%"}, "max_removal_share", `"30%" is not a number`},
+		{"throttle wait not a duration", map[string]string{"SELFSERVE_THROTTLE_WAIT_MAX": "10"}, "throttle_wait_max", `"10" is not a duration`},
+		{"throttle wait negative", map[string]string{"SELFSERVE_THROTTLE_WAIT_MAX": "-1m"}, "throttle_wait_max", "-1m0s is negative"},
 		{"smtp port out of range", map[string]string{"SELFSERVE_SMTP_HOST": "smtp.example.com", "SELFSERVE_SMTP_FROM": "a@example.com", "SELFSERVE_SMTP_PORT": "65536"}, "smtp.port", "65536 is out of range"},
 		{"smtp port not a number", map[string]string{"SELFSERVE_SMTP_PORT": "smtp"}, "smtp.port", `"smtp" is not a port number`},
 		{"smtp tls mode", map[string]string{"SELFSERVE_SMTP_TLS": "ssl"}, "smtp.tls", `"ssl" is not a TLS mode`},

@@ -76,6 +76,9 @@ func (c *Config) Validate() error {
 	if t := c.APIToken.Reveal(); t != "" && (!strings.HasPrefix(t, "ss_") || len(t) != 46) {
 		bad("api_token", "not an API token: a token starts with ss_ and has 46 characters (make one with `selfserve token create`)")
 	}
+	if c.ThrottleWaitMax < 0 {
+		bad("throttle_wait_max", "%s is negative; it is the total wait of an inline run for a throttling API (10m by default, 0 to never wait)", c.ThrottleWaitMax)
+	}
 	if math.IsNaN(c.MaxRemovalShare) || c.MaxRemovalShare < 0 || c.MaxRemovalShare > 1 {
 		bad("max_removal_share", "%v is out of range; it is a share between 0 and 1 (0.3 allows removing up to 30%% of known users in one run)", c.MaxRemovalShare)
 	}

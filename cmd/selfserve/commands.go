@@ -232,6 +232,9 @@ func runImport(ctx context.Context, c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
+	if ctx, err = c.inline(ctx); err != nil {
+		return err
+	}
 	res, err := im.Sync(ctx, importer.Request{TenantID: conn.TenantID, ConnectionID: conn.ID, Full: *full, Trigger: "cli", ConfirmRemovals: *confirm})
 	if res.Run.ID != 0 {
 		printRun(c, conn.Name, res)

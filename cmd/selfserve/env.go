@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"time"
 
 	"selfserve/config"
 	"selfserve/connectors"
@@ -45,6 +46,9 @@ type cli struct {
 	st     *store.Store
 	logger *slog.Logger
 	reg    connectors.Registry
+	// sleep waits out a throttle of an inline run; nil waits on a timer
+	// (tests record the waits instead).
+	sleep func(ctx context.Context, d time.Duration) error
 }
 
 // registry returns the process's one connector registry.
@@ -53,6 +57,23 @@ func (c *cli) registry() connectors.Registry {
 		c.reg = newRegistry()
 	}
 	return c.reg
+}
+
+// inline returns ctx for a run in this process: APIs that throttle the run
+// are waited out, up to throttle_wait_max in all, and each wait is shown
+// ("IT Glue asked us to slow down: waiting 60 s, page 2 of contacts of
+// Harbor Freight Ltd"). The worker needs none of this: it reschedules a
+// throttled task.
+func (c *cli) inline(ctx context.Context) (context.Context, error) {
+	cfg, err := c.config()
+	if err != nil {
+		return nil, err
+	}
+	return connectors.WithThrottleWaiter(ctx, &connectors.ThrottleBudget{
+		Max:    cfg.ThrottleWaitMax,
+		Sleep:  c.sleep,
+		Report: func(ctx context.Context, t connectors.Throttle) { fmt.Fprintln(c.stdout, t.Describe(ctx)) },
+	}), nil
 }
 
 func (c *cli) config() (*config.Config, error) {

@@ -56,6 +56,12 @@ func main() {
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	return runWith(ctx, &cli{stdout: stdout, stderr: stderr}, args)
+}
+
+// runWith runs the command line args with env's output and hooks.
+func runWith(ctx context.Context, env *cli, args []string) int {
+	stdout, stderr := env.stdout, env.stderr
 	global := flag.NewFlagSet("selfserve", flag.ContinueOnError)
 	global.SetOutput(stderr)
 	configPath := global.String("config", os.Getenv("SELFSERVE_CONFIG"), "YAML configuration `file` (env SELFSERVE_CONFIG); environment variables override it")
@@ -74,7 +80,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		usage(stderr, global)
 		return 2
 	}
-	env := &cli{configPath: *configPath, stdout: stdout, stderr: stderr}
+	env.configPath = *configPath
 	defer env.close()
 	err := cmd.run(ctx, env, global.Args()[1:])
 	switch {

@@ -62,6 +62,9 @@ func (c *cli) runPSA(ctx context.Context, tenantName, connectionName, customerNa
 	if err != nil {
 		return err
 	}
+	if ctx, err = c.inline(ctx); err != nil {
+		return err
+	}
 	en := &enrich.Enricher{Store: c.st, Registry: c.registry(), Secrets: box, Logger: c.log()}
 	run, err := en.Start(ctx, conn.TenantID, conn.ID, kind, customerID, "cli")
 	if err != nil {

@@ -1,12 +1,16 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"selfserve/connectors/itglue/fakeitglue"
 	"selfserve/internal/rules"
@@ -95,5 +99,68 @@ func TestCustomersImportAndEnrich(t *testing.T) {
 	}
 	if code, _, errOut := runCLI(t, "enrich", "acme-itglue", "--customer", "Nobody"); code != 1 || !strings.Contains(errOut, "not found") {
 		t.Errorf("enrich of an unknown customer: code %d %s", code, errOut)
+	}
+}
+
+// runCLIRecordingWaits runs the CLI with throttle waits recorded instead of
+// slept.
+func runCLIRecordingWaits(t *testing.T, waits *[]time.Duration, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	env := &cli{stdout: &out, stderr: &errOut, sleep: func(ctx context.Context, d time.Duration) error {
+		*waits = append(*waits, d)
+		return ctx.Err()
+	}}
+	code = runWith(context.Background(), env, args)
+	return code, out.String(), errOut.String()
+}
+
+// TestInlineRunsWaitOutThrottling: `customers import` against an IT Glue
+// that throttles the second page (no Retry-After, as IT Glue documents)
+// waits 2 s, says so, and ends as an unthrottled import does; an API that
+// keeps throttling fails the run once throttle_wait_max is spent.
+func TestInlineRunsWaitOutThrottling(t *testing.T) {
+	dir := useDatabase(t)
+	srv := fakeitglue.New(fakeitglue.Options{Organizations: 5, ContactsPerOrganization: 1, Seed: 11})
+	defer srv.Close()
+	t.Setenv("TEST_ITGLUE_KEY", fakeitglue.DefaultAPIKey)
+	applyPath := filepath.Join(dir, "apply.yaml")
+	if err := os.WriteFile(applyPath, []byte(fmt.Sprintf(`tenants:
+  - name: acme-msp
+    subscription: bundle
+    connections:
+      - {name: acme-itglue, kind: itglue, settings: {base_url: %q, page_size: 2}, secrets: {api_key: "${TEST_ITGLUE_KEY}"}}
+`, srv.URL)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, errOut := runCLI(t, "apply", "-f", applyPath); code != 0 {
+		t.Fatalf("apply: %s%s", out, errOut)
+	}
+	var o fakeitglue.Options // its Faults type is internal to the connectors
+	o.Faults.Throttle = map[int]string{2: ""}
+	srv.SetFaults(o.Faults)
+	var waits []time.Duration
+	code, out, errOut := runCLIRecordingWaits(t, &waits, "customers", "import", "acme-itglue")
+	if code != 0 || !strings.Contains(out, "IT Glue asked us to slow down: waiting 2 s, page 2 of customers of acme-itglue\n") ||
+		!strings.Contains(out, "(customer import): succeeded") || !strings.Contains(out, "5 customers created") {
+		t.Fatalf("throttled import: code %d\n%s%s", code, out, errOut)
+	}
+	if !slices.Equal(waits, []time.Duration{2 * time.Second}) {
+		t.Errorf("waits %v, want [2s]", waits)
+	}
+
+	// Every request throttled with a minute's Retry-After: past 90 s of
+	// waits the run fails, saying why.
+	t.Setenv("SELFSERVE_THROTTLE_WAIT_MAX", "90s")
+	o.Faults.Throttle = map[int]string{}
+	for n := srv.RequestCount() + 1; n < srv.RequestCount()+10; n++ {
+		o.Faults.Throttle[n] = "60"
+	}
+	srv.SetFaults(o.Faults)
+	waits = nil
+	code, out, errOut = runCLIRecordingWaits(t, &waits, "customers", "import", "acme-itglue")
+	if code != 1 || !strings.Contains(out, "waiting 60 s, page 1 of customers of acme-itglue") || !strings.Contains(errOut, "throttle_wait_max") ||
+		!slices.Equal(waits, []time.Duration{time.Minute}) {
+		t.Fatalf("endless throttling: code %d, waits %v\n%s%s", code, waits, out, errOut)
 	}
 }

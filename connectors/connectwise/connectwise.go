@@ -323,11 +323,11 @@ func (s *source) pages(ctx context.Context, path string, query url.Values) iter.
 		q := maps.Clone(query)
 		q.Set("pageSize", strconv.Itoa(s.pageSize))
 		var pageID int64
-		for {
+		for number := 1; ; number++ {
 			if pageID > 0 {
 				q.Set("pageId", strconv.FormatInt(pageID, 10))
 			}
-			resp, err := s.client.Get(ctx, path, q, forwardOnly)
+			resp, err := s.client.GetPage(ctx, number, path, q, forwardOnly)
 			if err != nil {
 				yield(restclient.Page{}, err)
 				return

@@ -160,9 +160,9 @@ func (s *source) Users(ctx context.Context, resume string) iter.Seq2[connectors.
 		for {
 			var page userCollection
 			if link == "" {
-				err = s.get(ctx, "GET /users", s.firstUsersRequest(ctx), &page)
+				err = s.getPage(ctx, stats.pages+1, "GET /users", s.firstUsersRequest(ctx), &page)
 			} else {
-				err = s.get(ctx, "GET /users (next page)", s.usersRequest(ctx, link), &page)
+				err = s.getPage(ctx, stats.pages+1, "GET /users (next page)", s.usersRequest(ctx, link), &page)
 			}
 			if err != nil && resuming && stats.pages == 0 && (errors.Is(err, connectors.ErrResyncRequired) || errors.Is(err, connectors.ErrInvalidConfig) || errors.Is(err, connectors.ErrNotFound)) {
 				// Graph no longer honours the stored next link: start over.
@@ -229,7 +229,7 @@ func (s *source) Changes(ctx context.Context, cursor string) iter.Seq2[connector
 		link := cursor
 		for {
 			var page userCollection
-			if err := s.get(ctx, "GET /users/delta", s.deltaRequest(ctx, link), &page); err != nil {
+			if err := s.getPage(ctx, stats.pages+1, "GET /users/delta", s.deltaRequest(ctx, link), &page); err != nil {
 				fail(err)
 				return
 			}

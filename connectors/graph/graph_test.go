@@ -1,6 +1,7 @@
 package graph_test
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -427,6 +428,35 @@ func TestThrottling(t *testing.T) {
 			t.Errorf("listing took %v: the Retry-After of 1s was not honoured", d)
 		}
 	})
+	// An inline run (a ThrottleWaiter in the context) hands every 429 to
+	// the run's waiter, which shows it, and asks for the same page again.
+	for _, retryAfter := range []time.Duration{5 * time.Second, 0} {
+		t.Run(fmt.Sprintf("inline run waits, Retry-After %s", retryAfter), func(t *testing.T) {
+			t.Parallel()
+			f := newFixture(t, fakegraph.Options{Users: 30})
+			f.srv.InjectFault(fakegraph.Fault{Path: "/v1.0/users", After: 2, Status: 429, RetryAfter: retryAfter})
+			var waits []time.Duration
+			var said []string
+			budget := &connectors.ThrottleBudget{
+				Max:    10 * time.Minute,
+				Sleep:  func(ctx context.Context, d time.Duration) error { waits = append(waits, d); return ctx.Err() },
+				Report: func(ctx context.Context, th connectors.Throttle) { said = append(said, th.Describe(ctx)) },
+			}
+			ctx := connectors.WithThrottleSubject(connectors.WithThrottleWaiter(context.Background(), budget), "users of contoso-entra")
+			start := time.Now()
+			pages := mustCollect(t, f.open(t, func(c *graph.Config) { c.PageSize = 10 }).Users(ctx, ""))
+			if users, _, _ := flatten(pages); len(users) != 30 {
+				t.Errorf("got %d users, want 30", len(users))
+			}
+			want := cmp.Or(retryAfter, 2*time.Second)
+			if !slices.Equal(waits, []time.Duration{want}) || time.Since(start) > 5*time.Second {
+				t.Errorf("waits %v in %s, want [%s] handed to the run (none ridden out by the SDK)", waits, time.Since(start), want)
+			}
+			if len(said) != 1 || !strings.HasPrefix(said[0], fmt.Sprintf("Microsoft Graph asked us to slow down: waiting %d s, page 2 of users of contoso-entra", want/time.Second)) {
+				t.Errorf("messages %q", said)
+			}
+		})
+	}
 	t.Run("long Retry-After surfaces as RateLimitError", func(t *testing.T) {
 		t.Parallel()
 		f := newFixture(t, fakegraph.Options{Users: 30})

@@ -32,6 +32,9 @@ const (
 	maxRetryWait = 10 * time.Second
 	// maxTotalRetryWait caps the waits of one request's retries.
 	maxTotalRetryWait = 30 * time.Second
+	// maxBackoff caps the growing waits of an inline run when Graph
+	// throttles without a Retry-After (Graph documents no window).
+	maxBackoff = time.Minute
 	// requestTimeout bounds one request, its retries and reading its body.
 	requestTimeout = 3 * time.Minute
 	// maxBodyBytes bounds a response body (a 999-user page is about 1 MB).
@@ -59,6 +62,9 @@ func (t *limitedTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 // shouldRetry is the SDK retry handler's policy: ride out short waits, let
 // long ones surface as a RateLimitError.
 func (s *source) shouldRetry(cumulative time.Duration, attempt int, req *http.Request, resp *http.Response) bool {
+	if _, inline := connectors.ThrottleWaiterFrom(req.Context()); inline && resp.StatusCode == http.StatusTooManyRequests {
+		return false // get hands it to the run's waiter, which shows it
+	}
 	wait, ok := retryAfter(resp.Header)
 	if !ok {
 		wait = time.Duration(1<<attempt) * time.Second // the handler's backoff with DelaySeconds 1
@@ -95,6 +101,35 @@ func retryAfter(h http.Header) (time.Duration, bool) {
 // connector reports that user alone; and it is about 6 times slower than
 // encoding/json (BenchmarkUsers100k, sub-benchmark sdk-models).
 func (s *source) get(ctx context.Context, what string, info *abs.RequestInformation, out any) error {
+	return s.getPage(ctx, 0, what, info, out)
+}
+
+// getPage is get for page number page of a listing (0 when unknown). When
+// ctx carries a connectors.ThrottleWaiter (an inline run), a throttle is
+// handed to it and the same request sent again: waits are Graph's
+// Retry-After or, without one, 2 s doubling up to maxBackoff.
+func (s *source) getPage(ctx context.Context, page int, what string, info *abs.RequestInformation, out any) error {
+	for attempt := 0; ; attempt++ {
+		err := s.send(ctx, what, info, out)
+		var rl *connectors.RateLimitError
+		w, inline := connectors.ThrottleWaiterFrom(ctx)
+		if !inline || !errors.As(err, &rl) {
+			return err
+		}
+		wait := rl.RetryAfter
+		if wait <= 0 {
+			wait = min(2*time.Second<<min(attempt, 16), maxBackoff)
+		}
+		t := connectors.Throttle{Vendor: "Microsoft Graph", Request: what, Page: page, Wait: max(wait, time.Second), Stated: rl.RetryAfter > 0, Message: rl.Message}
+		s.logger.Warn("Graph asked to slow down; waiting", "request", what, "wait", t.Wait, "attempt", attempt+1)
+		if err := w.WaitThrottle(ctx, t); err != nil {
+			return fmt.Errorf("%s: %w", what, err)
+		}
+	}
+}
+
+// send sends one request and decodes its answer.
+func (s *source) send(ctx context.Context, what string, info *abs.RequestInformation, out any) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("%s: %w", what, err)
 	}

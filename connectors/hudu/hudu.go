@@ -311,7 +311,7 @@ func (s *source) pages(ctx context.Context, path, key string, query url.Values) 
 		q.Set("page_size", strconv.Itoa(s.pageSize))
 		for number := 1; ; number++ {
 			q.Set("page", strconv.Itoa(number))
-			resp, err := s.client.Get(ctx, path, q, nil)
+			resp, err := s.client.GetPage(ctx, number, path, q, nil)
 			if err != nil {
 				yield(restclient.Page{}, err)
 				return

@@ -248,7 +248,7 @@ func (s *source) pages(ctx context.Context, path string, query url.Values) iter.
 		q.Set("page[size]", strconv.Itoa(s.pageSize))
 		for number := 1; ; number++ {
 			q.Set("page[number]", strconv.Itoa(number))
-			resp, err := s.client.Get(ctx, path, q, nil)
+			resp, err := s.client.GetPage(ctx, number, path, q, nil)
 			if err != nil {
 				yield(restclient.Page{}, err)
 				return

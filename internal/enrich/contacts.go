@@ -127,7 +127,7 @@ type contactsRead struct {
 // readContacts reads every contact of customer c.
 func (r *runner) readContacts(ctx context.Context, src connectors.ContactSource, c store.Customer) (contactsRead, error) {
 	var out contactsRead
-	for pg, err := range src.Contacts(ctx, c.ExternalID, time.Time{}) {
+	for pg, err := range src.Contacts(connectors.WithThrottleSubject(ctx, "contacts of "+c.Name), c.ExternalID, time.Time{}) {
 		if err != nil {
 			return out, err
 		}

@@ -22,7 +22,7 @@ func (r *runner) importCustomers(ctx context.Context) error {
 	committed := r.resumePosition("customers")
 	seen := map[string]bool{}
 	page := int64(0)
-	for pg, err := range src.Customers(ctx) {
+	for pg, err := range src.Customers(connectors.WithThrottleSubject(ctx, "customers of "+r.conn.Name)) {
 		if err != nil {
 			return err
 		}

@@ -3,7 +3,9 @@ package enrich_test
 import (
 	"context"
 	"errors"
+	"maps"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -116,6 +118,43 @@ func TestRateLimitIsReturnedAndTheRunResumes(t *testing.T) {
 		if done.Status != store.RunSucceeded || done.ID != run.ID || done.Created != n || done.Processed != n ||
 			done.Counts[enrich.CountCustomersCreated] != n || done.Counts[enrich.CountCustomersUnchanged] != 0 || len(b.customers(t)) != n {
 			t.Fatalf("resumed run: %+v", done)
+		}
+	})
+}
+
+// TestInlineRunWaitsOutThrottling: a run with a ThrottleWaiter in its
+// context (as the CLI runs it) waits out a throttled customer page (no
+// Retry-After: 2 s) and a throttled contact page (Retry-After: 3 s), goes on
+// from the throttled page and ends as an unthrottled run does.
+func TestInlineRunWaitsOutThrottling(t *testing.T) {
+	t.Parallel()
+	forEachPSA(t, func(t *testing.T, kind connectors.Kind, open func(*testing.T) *store.Store) {
+		sz := size{companies: 5, people: 3, seed: 5}
+		ref := setup(t, open, startFake(t, kind, sz))
+		want, err := ref.run(t, store.RunKindPSA, 0)
+		must(t, err)
+		requests := ref.fake.requests()
+
+		b := setup(t, open, startFake(t, kind, sz))
+		b.fake.setFaults(faults{throttle: []int{2}, retryAfter: map[int]string{requests - 1: "3"}})
+		var waits []time.Duration
+		var said []string
+		budget := &connectors.ThrottleBudget{
+			Max:    10 * time.Minute,
+			Sleep:  func(ctx context.Context, d time.Duration) error { waits = append(waits, d); return ctx.Err() },
+			Report: func(ctx context.Context, th connectors.Throttle) { said = append(said, th.Describe(ctx)) },
+		}
+		got, err := b.runIn(connectors.WithThrottleWaiter(context.Background(), budget), t, store.RunKindPSA, 0)
+		must(t, err)
+		if got.Status != store.RunSucceeded || !maps.Equal(got.Counts, want.Counts) || got.Processed != want.Processed {
+			t.Fatalf("throttled run %+v\nwant the counts of the unthrottled run %+v", got, want)
+		}
+		if !slices.Equal(waits, []time.Duration{2 * time.Second, 3 * time.Second}) || b.fake.requests() != requests+2 {
+			t.Errorf("waits %v and %d requests, want [2s 3s] and %d", waits, b.fake.requests(), requests+2)
+		}
+		if len(said) != 2 || !strings.Contains(said[0], "asked us to slow down: waiting 2 s, page 2 of customers of "+b.conn.Name) ||
+			!strings.Contains(said[1], "waiting 3 s, page ") || !strings.Contains(said[1], " of contacts of ") {
+			t.Errorf("messages %q", said)
 		}
 	})
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"maps"
 	"strconv"
 	"strings"
 	"testing"
@@ -51,10 +52,12 @@ type fake struct {
 }
 
 // faults are request-level failures by request number: an HTTP status, a
-// 429 without Retry-After, an HTML page, a body without its envelope.
+// 429 without Retry-After (throttle) or with one (retryAfter), an HTML page,
+// a body without its envelope.
 type faults struct {
 	status                     map[int]int
 	throttle, html, noEnvelope []int
+	retryAfter                 map[int]string
 }
 
 // size is how much data a fake serves.
@@ -70,9 +73,12 @@ var kinds = []connectors.Kind{connectors.KindITGlue, connectors.KindHudu, connec
 // startFake starts a fake of kind serving sz, paged 2 records at a time.
 func startFake(t testing.TB, kind connectors.Kind, sz size) *fake {
 	t.Helper()
-	throttles := func(ns []int) map[int]string {
-		m := map[int]string{}
-		for _, n := range ns {
+	throttles := func(x faults) map[int]string {
+		m := maps.Clone(x.retryAfter)
+		if m == nil {
+			m = map[int]string{}
+		}
+		for _, n := range x.throttle {
 			m[n] = ""
 		}
 		return m
@@ -95,7 +101,7 @@ func startFake(t testing.TB, kind connectors.Kind, sz size) *fake {
 		}
 		f.setFaults = func(x faults) {
 			var o fakeitglue.Options
-			o.Faults.Status, o.Faults.Throttle, o.Faults.HTML, o.Faults.NoEnvelope = x.status, throttles(x.throttle), x.html, x.noEnvelope
+			o.Faults.Status, o.Faults.Throttle, o.Faults.HTML, o.Faults.NoEnvelope = x.status, throttles(x), x.html, x.noEnvelope
 			srv.SetFaults(o.Faults)
 		}
 		f.requests = srv.RequestCount
@@ -113,7 +119,7 @@ func startFake(t testing.TB, kind connectors.Kind, sz size) *fake {
 		}
 		f.setFaults = func(x faults) {
 			var o fakehudu.Options
-			o.Faults.Status, o.Faults.Throttle, o.Faults.HTML, o.Faults.NoEnvelope = x.status, throttles(x.throttle), x.html, x.noEnvelope
+			o.Faults.Status, o.Faults.Throttle, o.Faults.HTML, o.Faults.NoEnvelope = x.status, throttles(x), x.html, x.noEnvelope
 			srv.SetFaults(o.Faults)
 		}
 		f.requests = srv.RequestCount
@@ -133,7 +139,7 @@ func startFake(t testing.TB, kind connectors.Kind, sz size) *fake {
 		}
 		f.setFaults = func(x faults) {
 			var o fakeconnectwise.Options
-			o.Faults.Status, o.Faults.Throttle, o.Faults.HTML, o.Faults.NoEnvelope = x.status, throttles(x.throttle), x.html, x.noEnvelope
+			o.Faults.Status, o.Faults.Throttle, o.Faults.HTML, o.Faults.NoEnvelope = x.status, throttles(x), x.html, x.noEnvelope
 			srv.SetFaults(o.Faults)
 		}
 		f.requests = srv.RequestCount
@@ -194,7 +200,13 @@ func setupOn(t testing.TB, st *store.Store, tenant string, f *fake) *bundle {
 // run records and runs a PSA run of kind (customerID 0: all customers).
 func (b *bundle) run(t testing.TB, kind store.RunKind, customerID int64) (store.PSARun, error) {
 	t.Helper()
-	ctx := context.Background()
+	return b.runIn(context.Background(), t, kind, customerID)
+}
+
+// runIn is run with ctx (which may carry a ThrottleWaiter, as the CLI's
+// does).
+func (b *bundle) runIn(ctx context.Context, t testing.TB, kind store.RunKind, customerID int64) (store.PSARun, error) {
+	t.Helper()
 	var cid *int64
 	if customerID != 0 {
 		cid = &customerID

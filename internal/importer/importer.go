@@ -140,6 +140,7 @@ func (im *Importer) Sync(ctx context.Context, req Request) (Result, error) {
 	log.Info("sync started", "resume", run.Resume != "")
 
 	r := &runner{im: im, t: t, run: &run, log: log, onProgress: req.OnProgress}
+	ctx = connectors.WithThrottleSubject(ctx, "users of "+t.conn.Name)
 	var pages iter.Seq2[connectors.UserPage, error]
 	if mode == store.ModeIncremental {
 		pages = delta.Changes(ctx, t.conn.Cursor)

@@ -7,7 +7,10 @@
 //   - waits out short throttles (429 with a Retry-After, seconds or HTTP date)
 //     inline, honouring the context, and otherwise returns
 //     *connectors.RateLimitError so the worker reschedules without burning a
-//     retry;
+//     retry; a listing whose context carries a connectors.ThrottleWaiter (an
+//     inline run) hands it every throttle instead and asks for the same page
+//     again, the waits growing from 2 s up to DefaultRetryAfter when the
+//     vendor does not say how long;
 //   - maps HTTP statuses to the typed errors of package connectors, with a
 //     hint a technician can act on;
 //   - limits response sizes and turns HTML pages, truncated bodies and
@@ -55,7 +58,8 @@ type Options struct {
 	// Limiter paces requests (see connectors.Limiters). Nil means no pacing.
 	Limiter *rate.Limiter
 	// DefaultRetryAfter is the wait reported in a RateLimitError when the
-	// vendor throttles without a usable Retry-After header.
+	// vendor throttles without a usable Retry-After header: its documented
+	// window, which also caps the growing waits of a ThrottleWaiter.
 	DefaultRetryAfter time.Duration
 	// MaxInlineWait is the longest Retry-After waited out inside a request
 	// (default 60s). A longer one ends the request with a RateLimitError.
@@ -129,6 +133,12 @@ func (c *Client) Close() {
 // only. Errors wrap the sentinels of package connectors, the context's error,
 // or are a *connectors.RateLimitError.
 func (c *Client) Get(ctx context.Context, path string, query url.Values, header http.Header) (*Response, error) {
+	return c.GetPage(ctx, 0, path, query, header)
+}
+
+// GetPage is Get for page number page of a listing (0 when unknown), which
+// a ThrottleWaiter names in its messages.
+func (c *Client) GetPage(ctx context.Context, page int, path string, query url.Values, header http.Header) (*Response, error) {
 	u := c.opts.Base.JoinPath(path)
 	if !strings.HasPrefix(u.Path, "/") {
 		u.Path = "/" + u.Path
@@ -151,6 +161,18 @@ func (c *Client) Get(ctx context.Context, path string, query url.Values, header 
 		}
 		wait, stated := ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
 		msg := resp.message()
+		if w, ok := connectors.ThrottleWaiterFrom(ctx); ok {
+			if !stated {
+				wait = Backoff(attempt, c.opts.DefaultRetryAfter)
+			}
+			// At least a second, so that "Retry-After: 0" cannot spin.
+			t := connectors.Throttle{Vendor: c.opts.Vendor, Request: what, Page: page, Wait: max(wait, time.Second), Stated: stated, Message: msg}
+			c.log.Warn("throttled by the API, waiting", "vendor", c.opts.Vendor, "request", what, "retry_after", t.Wait, "stated", stated, "attempt", attempt+1)
+			if err := w.WaitThrottle(ctx, t); err != nil {
+				return nil, fmt.Errorf("%s %s: %w", c.opts.Vendor, what, err)
+			}
+			continue
+		}
 		if !stated || wait > c.opts.MaxInlineWait || attempt >= c.opts.MaxRetries {
 			if !stated {
 				wait = c.opts.DefaultRetryAfter

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -185,6 +186,88 @@ func TestThrottleWaitHonoursContext(t *testing.T) {
 	}
 	if d := time.Since(start); d > 5*time.Second {
 		t.Errorf("returned after %s", d)
+	}
+}
+
+// recordingBudget is a run's throttle budget whose waits are recorded
+// instead of slept.
+func recordingBudget(max time.Duration) (*connectors.ThrottleBudget, *[]time.Duration) {
+	var waits []time.Duration
+	return &connectors.ThrottleBudget{Max: max, Sleep: func(ctx context.Context, d time.Duration) error {
+		waits = append(waits, d)
+		return ctx.Err()
+	}}, &waits
+}
+
+// An inline run (a ThrottleWaiter in the context) waits every throttle out
+// and asks for the same page again: the vendor's Retry-After, or waits that
+// start short and grow up to the documented window.
+func TestThrottleWaitedByTheRun(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name       string
+		status     int
+		retryAfter string
+		body       string
+		throttles  int
+		want       []time.Duration
+	}{
+		{"Retry-After", 429, "7", "", 2, []time.Duration{7 * time.Second, 7 * time.Second}},
+		{"no Retry-After", 429, "", "", 6, []time.Duration{2 * time.Second, 4 * time.Second, 8 * time.Second, 16 * time.Second, 32 * time.Second, 45 * time.Second}},
+		{"plain-text throttle", 500, "", "Retry later\n", 1, []time.Duration{2 * time.Second}},
+		{"Retry-After 0", 429, "0", "", 1, []time.Duration{time.Second}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var calls atomic.Int32
+			c := newClient(t, func(w http.ResponseWriter, r *http.Request) {
+				if calls.Add(1) <= int32(tc.throttles) {
+					if tc.retryAfter != "" {
+						w.Header().Set("Retry-After", tc.retryAfter)
+					}
+					w.WriteHeader(tc.status)
+					_, _ = w.Write([]byte(tc.body))
+					return
+				}
+				_, _ = w.Write([]byte(`{"data":[]}`))
+			}, Options{DefaultRetryAfter: 45 * time.Second, ThrottleText: "Retry later"})
+			budget, waits := recordingBudget(10 * time.Minute)
+			var seen []connectors.Throttle
+			budget.Report = func(_ context.Context, th connectors.Throttle) { seen = append(seen, th) }
+			ctx := connectors.WithThrottleWaiter(context.Background(), budget)
+			if _, err := c.GetPage(ctx, 3, "/things", nil, nil); err != nil {
+				t.Fatalf("GetPage: %v", err)
+			}
+			if !slices.Equal(*waits, tc.want) {
+				t.Errorf("waits %v, want %v", *waits, tc.want)
+			}
+			if len(seen) != tc.throttles || seen[0].Page != 3 || seen[0].Vendor != "Acme API" || seen[0].Stated != (tc.retryAfter != "") {
+				t.Errorf("throttles reported: %+v", seen)
+			}
+		})
+	}
+}
+
+// Past the run's budget the throttle ends the listing as a RateLimitError
+// naming the budget; a cancelled wait ends it with the context's error.
+func TestThrottleBudgetAndCancel(t *testing.T) {
+	t.Parallel()
+	c := newClient(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Retry-After", "60")
+		w.WriteHeader(http.StatusTooManyRequests)
+	}, Options{})
+	budget, waits := recordingBudget(150 * time.Second)
+	_, err := c.Get(connectors.WithThrottleWaiter(context.Background(), budget), "/things", nil, nil)
+	if _, ok := connectors.RetryAfter(err); !ok || !strings.Contains(err.Error(), "throttle_wait_max") || len(*waits) != 2 {
+		t.Errorf("error %v after waits %v; want a rate limit naming throttle_wait_max after two waits", err, *waits)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	budget = &connectors.ThrottleBudget{Max: time.Hour, Report: func(context.Context, connectors.Throttle) { cancel() }}
+	start := time.Now()
+	_, err = c.Get(connectors.WithThrottleWaiter(ctx, budget), "/things", nil, nil)
+	if !errors.Is(err, context.Canceled) || time.Since(start) > 10*time.Second {
+		t.Errorf("cancelled during the wait: %v after %s", err, time.Since(start))
 	}
 }
 

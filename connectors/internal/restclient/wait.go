@@ -47,3 +47,13 @@ func Sleep(ctx context.Context, d time.Duration) error {
 		return ctx.Err()
 	}
 }
+
+// Backoff is the wait before asking again after the attempt-th throttle in
+// a row (from 0) that did not say how long: 2 s, doubling, up to window (60 s
+// when window is 0). Most throttles of these APIs clear within seconds.
+func Backoff(attempt int, window time.Duration) time.Duration {
+	if window <= 0 {
+		window = time.Minute
+	}
+	return min(2*time.Second<<min(attempt, 16), window)
+}
