@@ -444,13 +444,13 @@ func Normalize(users []connectors.User, region string) ([]store.UserRecord, []st
 		}
 		rec := store.UserRecord{User: u}
 		if email, err := rules.NormalizeEmail(u.Email); err != nil {
-			rec.EmailInvalid = true
+			rec.EmailInvalid, rec.EmailRefused = true, err.Error()
 			problems = append(problems, store.Problem{Ref: ref, Reason: "email: " + err.Error()})
 		} else {
 			rec.Email = email
 		}
 		if mobile, err := rules.NormalizePhone(u.Mobile, region); err != nil {
-			rec.MobileInvalid = true
+			rec.MobileInvalid, rec.MobileRefused = true, err.Error()
 			problems = append(problems, store.Problem{Ref: ref, Reason: "mobile: " + err.Error()})
 		} else {
 			rec.Mobile = mobile

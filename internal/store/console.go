@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -334,6 +335,48 @@ func (s *Store) SetRefusal(ctx context.Context, tenantID, endUserID int64, field
 		tenantID, endUserID, field, value, reason, s.stamp())
 	if err != nil {
 		return fmt.Errorf("record refused %s of end user %d: %w", field, endUserID, err)
+	}
+	return nil
+}
+
+// recordRefusals keeps, for each user of a sync page, the last value the
+// sync refused per field, and forgets a field's refusal once the source
+// gives a good value (or none).
+func (s *Store) recordRefusals(ctx context.Context, target PageTarget, recs []UserRecord) error {
+	var fine []any
+	for _, r := range recs {
+		if !r.EmailInvalid && !r.MobileInvalid {
+			fine = append(fine, r.ExternalID)
+			continue
+		}
+		var id int64
+		err := s.get(ctx, &id, `SELECT id FROM end_users WHERE tenant_id = ? AND connection_id = ? AND external_id = ?`, target.TenantID, target.ConnectionID, r.ExternalID)
+		if errors.Is(err, sql.ErrNoRows) {
+			continue // an Entra user linked to its AD end user
+		}
+		if err != nil {
+			return fmt.Errorf("record refusals: %w", err)
+		}
+		for _, f := range []struct {
+			field, value, reason string
+			invalid              bool
+		}{{"email", r.Email, r.EmailRefused, r.EmailInvalid}, {"mobile", r.Mobile, r.MobileRefused, r.MobileInvalid}} {
+			value := ""
+			if f.invalid {
+				value = f.value
+			}
+			if err := s.SetRefusal(ctx, target.TenantID, id, f.field, value, cmp.Or(f.reason, "refused")); err != nil {
+				return err
+			}
+		}
+	}
+	for len(fine) > 0 {
+		n := min(len(fine), batchSize)
+		args := append([]any{target.TenantID, target.TenantID, target.ConnectionID}, fine[:n]...)
+		if _, err := s.exec(ctx, `DELETE FROM end_user_refusals WHERE tenant_id = ? AND end_user_id IN (SELECT id FROM end_users WHERE tenant_id = ? AND connection_id = ? AND external_id IN (`+placeholders(n)+`))`, args...); err != nil {
+			return fmt.Errorf("clear refusals: %w", err)
+		}
+		fine = fine[n:]
 	}
 	return nil
 }

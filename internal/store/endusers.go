@@ -28,6 +28,9 @@ type UserRecord struct {
 	connectors.User
 	EmailInvalid  bool
 	MobileInvalid bool
+	// EmailRefused and MobileRefused say why an invalid value was refused
+	// (kept with the value as the end user's refusal, for the console).
+	EmailRefused, MobileRefused string
 }
 
 // PageTarget says where a page of users goes.
@@ -91,8 +94,10 @@ func (s *Store) ApplyUserPage(ctx context.Context, target PageTarget, recs []Use
 	var res PageResult
 	err := s.InTx(ctx, func(tx *Store) error {
 		var err error
-		res, err = tx.applyUserPage(ctx, target, recs, removals)
-		return err
+		if res, err = tx.applyUserPage(ctx, target, recs, removals); err != nil {
+			return err
+		}
+		return tx.recordRefusals(ctx, target, recs)
 	})
 	return res, err
 }

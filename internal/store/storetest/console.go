@@ -207,4 +207,19 @@ func testEndUserPage(t *testing.T, s *store.Store) {
 	if refs, _ := s.Refusals(ctx, f.tenant.ID, []int64{u.ID}); len(refs) != 0 {
 		t.Errorf("refusal kept after clearing: %+v", refs)
 	}
+	// A sync page keeps what it refused, and forgets it once the source
+	// gives a good value.
+	bad := user("u07", "+1 555 0000001")
+	bad.MobileInvalid, bad.MobileRefused = true, "not a valid number in US"
+	applyPage(t, s, f, 0, bad)
+	u7 := users["u07"]
+	refs, err = s.Refusals(ctx, f.tenant.ID, []int64{u7.ID})
+	must(t, err)
+	if len(refs[u7.ID]) != 1 || refs[u7.ID][0].Field != "mobile" || refs[u7.ID][0].Value != "+1 555 0000001" || refs[u7.ID][0].Reason != "not a valid number in US" {
+		t.Errorf("refusal of a sync page = %+v", refs[u7.ID])
+	}
+	applyPage(t, s, f, 0, user("u07", "+447900000007"))
+	if refs, _ := s.Refusals(ctx, f.tenant.ID, []int64{u7.ID}); len(refs) != 0 {
+		t.Errorf("refusal kept after a good value: %+v", refs)
+	}
 }
