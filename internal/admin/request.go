@@ -350,13 +350,6 @@ func isASCIILetters(s string) bool {
 	return true
 }
 
-var codeRE = regexp.MustCompile(`^[a-z][a-z0-9_.]{0,63}$`)
-
 // checkCode checks an identifier of ours used as a filter (an audit
 // action or object type).
-func checkCode(field, s string) error {
-	if s != "" && !codeRE.MatchString(s) {
-		return badField(field, "%q is not a valid %s (lower-case letters, digits, '_' and '.')", truncate(s, 40), field)
-	}
-	return nil
-}
+var checkCode = service.CheckCode

@@ -258,6 +258,20 @@ func TestBrowserInlineEditBadPhone(t *testing.T) {
 	if after, _ := b.st.EndUser(context.Background(), b.tenant.ID, u.ID); after.Mobile != u.Mobile || after.MobileSource != u.MobileSource {
 		t.Fatalf("the refused edit saved %q (%s)", after.Mobile, after.MobileSource)
 	}
+	// A good value saves, and the end user's page and the events show it.
+	run(t, ctx, chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`document.querySelector("%s input[name=value]").select()`, cell)),
+		chromedp.SendKeys(chromedp.CSS(cell+" input[name=value]"), "+1 202 555 0142"+kb.Enter),
+		chromedp.WaitVisible(chromedp.CSS(cell+" button.cellbtn")))
+	run(t, ctx, chromedp.Navigate(fmt.Sprintf("%s/end-users/%d", b.srv.URL, u.ID)), chromedp.WaitVisible(chromedp.CSS("main h1")))
+	if body := get(t, ctx, chromedp.Text(chromedp.CSS("main"))); !strings.Contains(body, "+12025550142 (typed)") || !strings.Contains(body, "end_user.contact_updated") {
+		t.Errorf("end user page: %q", body)
+	}
+	check(t, ctx, "enduser")
+	run(t, ctx, chromedp.Navigate(b.srv.URL+"/events?action=end_user.contact_updated"), chromedp.WaitVisible(chromedp.CSS("main h1")))
+	if body := get(t, ctx, chromedp.Text(chromedp.CSS("main table"))); !strings.Contains(body, "engineer@acme.example") {
+		t.Errorf("events: %q", body)
+	}
+	check(t, ctx, "events")
 }
 
 func TestBrowserHelpdeskAndOtherTenant(t *testing.T) {

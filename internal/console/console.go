@@ -147,6 +147,8 @@ func (c *Console) routes() {
 	c.mux.HandleFunc("GET /end-users/{id}/cell", c.signedIn(c.showCell))
 	c.mux.HandleFunc("POST /end-users/{id}/contact", c.signedIn(c.saveContact))
 	c.mux.HandleFunc("POST /end-users/{id}/welcome", c.signedIn(c.sendWelcome))
+	c.mux.HandleFunc("GET /end-users/{id}", c.signedIn(c.endUserPage))
+	c.mux.HandleFunc("GET /events", c.signedIn(c.eventsPage))
 	c.mux.HandleFunc("GET /settings", c.signedIn(c.settingsPage))
 	c.mux.HandleFunc("POST /settings", c.signedIn(c.saveSettings))
 	c.mux.HandleFunc("/", c.notFound)

@@ -138,3 +138,14 @@ func Truncate(s string, n int) string {
 	}
 	return string(r[:n]) + "…"
 }
+
+var codeRE = regexp.MustCompile(`^[a-z][a-z0-9_.]{0,63}$`)
+
+// CheckCode checks an identifier of ours used as a filter (an audit action
+// or object type); "" passes.
+func CheckCode(field, s string) error {
+	if s != "" && !codeRE.MatchString(s) {
+		return BadField(field, "%q is not a valid %s (lower-case letters, digits, '_' and '.')", Truncate(s, 40), field)
+	}
+	return nil
+}
