@@ -113,4 +113,3 @@ func (c *Console) endUserPage(w http.ResponseWriter, r *http.Request, s *session
 	c.render(w, http.StatusOK, "enduser", "", s, rw.Username, v)
 	return nil
 }
-
