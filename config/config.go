@@ -14,7 +14,9 @@
 //	log_format: json                         # json | text
 //	ops_token: ""                            # bearer token for /monitoring and /metrics
 //	outbox: ""                               # directory where the demo "sends" notices
-//	self_serve_url: https://reset.acme-msp.example
+//	public_addr: 127.0.0.1:8081              # the end users' self-serve listener (plain HTTP behind a TLS proxy)
+//	public_url: https://reset.acme-msp.example  # its external base URL: every link to it
+//	trusted_proxies: [10.0.0.0/8]            # proxies whose X-Forwarded-For is believed
 //	max_removal_share: 0.3
 //	throttle_wait_max: 10m                   # total wait of an inline run for a throttling API
 //	api_url: ""                              # the CLI's remote commands; default http:// + admin_addr
@@ -107,10 +109,27 @@ type Config struct {
 	// YAML file_import_dir, env SELFSERVE_FILE_IMPORT_DIR, default "" (none).
 	FileImportDir string `yaml:"file_import_dir"`
 
-	// SelfServeURL is the link put in notices, where end users reset their
-	// password: an absolute http:// or https:// URL.
-	// YAML self_serve_url, env SELFSERVE_SELF_SERVE_URL, default "" (no link).
-	SelfServeURL string `yaml:"self_serve_url"`
+	// PublicAddr is the host:port of the public listener: the end users'
+	// self-serve API and pages, plain HTTP meant to sit behind a
+	// TLS-terminating proxy. Nothing of the admin API or the ops endpoints
+	// answers there.
+	// YAML public_addr, env SELFSERVE_PUBLIC_ADDR, default "127.0.0.1:8081".
+	PublicAddr string `yaml:"public_addr"`
+
+	// PublicURL is the external base URL of the public listener (as the
+	// proxy serves it): every link to the self-serve pages, in notices and
+	// welcome emails, is built from it, never from a request's Host header.
+	// An absolute http:// or https:// URL.
+	// YAML public_url, env SELFSERVE_PUBLIC_URL, default "" (no links).
+	PublicURL string `yaml:"public_url"`
+
+	// TrustedProxies are the addresses (or CIDR prefixes) of the proxies in
+	// front of the public listener: only a request from one of them may say
+	// who the client is (X-Forwarded-For, read from the right, skipping
+	// trusted hops). Empty: the peer is the client.
+	// YAML trusted_proxies (a list), env SELFSERVE_TRUSTED_PROXIES (comma
+	// separated), default none.
+	TrustedProxies []string `yaml:"trusted_proxies"`
 
 	// MaxRemovalShare is the largest share (0..1) of a connection's known
 	// end users that one sync may remove; a run that would remove more stops
@@ -244,6 +263,7 @@ func Default() *Config {
 		DatabaseURL:     "sqlite:selfserve.db",
 		RedisURL:        "embedded",
 		AdminAddr:       "127.0.0.1:8080",
+		PublicAddr:      "127.0.0.1:8081",
 		LogLevel:        "info",
 		LogFormat:       "json",
 		MaxRemovalShare: 0.3,
@@ -387,7 +407,15 @@ var envVars = []envVar{
 	{"SELFSERVE_OPS_TOKEN", "ops_token", func(c *Config, v string) error { c.OpsToken = Secret(v); return nil }},
 	{"SELFSERVE_OUTBOX", "outbox", func(c *Config, v string) error { c.OutboxDir = v; return nil }},
 	{"SELFSERVE_FILE_IMPORT_DIR", "file_import_dir", func(c *Config, v string) error { c.FileImportDir = v; return nil }},
-	{"SELFSERVE_SELF_SERVE_URL", "self_serve_url", func(c *Config, v string) error { c.SelfServeURL = v; return nil }},
+	{"SELFSERVE_PUBLIC_ADDR", "public_addr", func(c *Config, v string) error { c.PublicAddr = v; return nil }},
+	{"SELFSERVE_PUBLIC_URL", "public_url", func(c *Config, v string) error { c.PublicURL = v; return nil }},
+	{"SELFSERVE_TRUSTED_PROXIES", "trusted_proxies", func(c *Config, v string) error {
+		c.TrustedProxies = strings.Split(v, ",")
+		return nil
+	}},
+	{"SELFSERVE_SELF_SERVE_URL", "self_serve_url", func(c *Config, v string) error {
+		return errors.New("replaced by SELFSERVE_PUBLIC_URL (the public listener's external base URL); rename it")
+	}},
 	{"SELFSERVE_MAX_REMOVAL_SHARE", "max_removal_share", func(c *Config, v string) error {
 		f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
 		if err != nil {
@@ -470,7 +498,9 @@ func (c *Config) LogValue() slog.Value {
 		slog.Bool("ops_token_set", c.OpsToken != ""),
 		slog.String("outbox", c.OutboxDir),
 		slog.String("file_import_dir", c.FileImportDir),
-		slog.String("self_serve_url", c.SelfServeURL),
+		slog.String("public_addr", c.PublicAddr),
+		slog.String("public_url", c.PublicURL),
+		slog.Any("trusted_proxies", c.TrustedProxies),
 		slog.Float64("max_removal_share", c.MaxRemovalShare),
 		slog.Duration("throttle_wait_max", c.ThrottleWaitMax),
 		slog.String("api_url", c.AdminURL()),

@@ -99,7 +99,7 @@ admin_addr: 0.0.0.0:9000
 log_level: debug
 log_format: text
 outbox: /var/spool/selfserve
-self_serve_url: https://reset.acme-msp.example
+public_url: https://reset.acme-msp.example
 max_removal_share: 0.5
 throttle_wait_max: 90s
 smtp:
@@ -133,7 +133,7 @@ sms:
 		{"throttle_wait_max (file)", c.ThrottleWaitMax.String(), "1m30s"},
 		{"log_format (file)", c.LogFormat, "text"},
 		{"outbox (file; empty env ignored)", c.OutboxDir, "/var/spool/selfserve"},
-		{"self_serve_url (file)", c.SelfServeURL, "https://reset.acme-msp.example"},
+		{"public_url (file)", c.PublicURL, "https://reset.acme-msp.example"},
 		{"smtp.password (env)", c.SMTP.Password.Reveal(), "env-smtp-pass"},
 		{"smtp.username (file)", c.SMTP.Username, "selfserve"},
 		{"smtp.address (port from tls mode)", c.SMTP.Address(), "smtp.acme-msp.example:465"},
@@ -278,7 +278,9 @@ func TestInvalidValues(t *testing.T) {
 		{"log level", map[string]string{"SELFSERVE_LOG_LEVEL": "verbose"}, "log_level", `"verbose" is not a log level`},
 		{"log format", map[string]string{"SELFSERVE_LOG_FORMAT": "xml"}, "log_format", `"xml" is not a log format`},
 		{"ops token short", map[string]string{"SELFSERVE_OPS_TOKEN": "hunter2"}, "ops_token", "too short (7 characters)"},
-		{"self-serve URL relative", map[string]string{"SELFSERVE_SELF_SERVE_URL": "/reset"}, "self_serve_url", "not an absolute http:// or https:// URL"},
+		{"public URL relative", map[string]string{"SELFSERVE_PUBLIC_URL": "/reset"}, "public_url", "not an absolute http:// or https:// URL"},
+		{"old self-serve URL", map[string]string{"SELFSERVE_SELF_SERVE_URL": "https://x.example"}, "self_serve_url", "replaced by SELFSERVE_PUBLIC_URL"},
+		{"trusted proxy", map[string]string{"SELFSERVE_TRUSTED_PROXIES": "10.0.0.0/8, nonsense"}, "trusted_proxies", `"nonsense" is not an address`},
 		{"share above 1", map[string]string{"SELFSERVE_MAX_REMOVAL_SHARE": "1.5"}, "max_removal_share", "1.5 is out of range"},
 		{"share negative", map[string]string{"SELFSERVE_MAX_REMOVAL_SHARE": "-0.1"}, "max_removal_share", "-0.1 is out of range"},
 		{"share NaN", map[string]string{"SELFSERVE_MAX_REMOVAL_SHARE": "NaN"}, "max_removal_share", "NaN is out of range"},

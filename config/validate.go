@@ -6,6 +6,7 @@ import (
 	"math"
 	"net"
 	"net/mail"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -63,10 +64,16 @@ func (c *Config) Validate() error {
 	if n := len(c.OpsToken.Reveal()); n > 0 && n < 16 {
 		bad("ops_token", "too short (%d characters); use at least 16, e.g. `openssl rand -hex 32`", n)
 	}
-	if c.SelfServeURL != "" {
-		if err := checkHTTPURL(c.SelfServeURL, false); err != nil {
-			bad("self_serve_url", "%s", err)
+	if err := checkHostPort(c.PublicAddr); err != nil {
+		bad("public_addr", "%s", err)
+	}
+	if c.PublicURL != "" {
+		if err := checkHTTPURL(c.PublicURL, false); err != nil {
+			bad("public_url", "%s", err)
 		}
+	}
+	if _, err := ParsePrefixes(c.TrustedProxies); err != nil {
+		bad("trusted_proxies", "%s", err)
 	}
 	if c.APIURL != "" {
 		if err := checkHTTPURL(c.APIURL, true); err != nil {
@@ -294,4 +301,31 @@ func cutPrefixFold(s, prefix string) (string, bool) {
 		return s[len(prefix):], true
 	}
 	return s, false
+}
+
+// ParsePrefixes reads addresses and CIDR prefixes ("10.0.0.0/8",
+// "127.0.0.1"); blank entries are skipped.
+func ParsePrefixes(list []string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, part := range list {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		if strings.Contains(part, "/") {
+			p, err := netip.ParsePrefix(part)
+			if err != nil {
+				return nil, fmt.Errorf("%q is not an address or CIDR prefix", part)
+			}
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(part)
+		if err != nil {
+			return nil, fmt.Errorf("%q is not an address or CIDR prefix", part)
+		}
+		a = a.Unmap()
+		out = append(out, netip.PrefixFrom(a, a.BitLen()))
+	}
+	return out, nil
 }

@@ -257,7 +257,7 @@ func buildNode(o nodeOptions) *node {
 	n := &node{metrics: worker.NewMetrics(nil)}
 	n.client = worker.NewClient(o.redis, o.clock, o.logger)
 	n.scanner = &worker.Scanner{Store: o.st, Enqueue: n.client, Now: o.clock, Logger: o.logger, Metrics: n.metrics}
-	n.sender = &worker.Sender{Store: o.st, Channels: o.ch, SelfServeURL: "https://reset.msp.example", Now: o.clock, Lease: o.lease, Logger: o.logger, Metrics: n.metrics}
+	n.sender = &worker.Sender{Store: o.st, Channels: o.ch, PublicURL: "https://reset.msp.example", Now: o.clock, Lease: o.lease, Logger: o.logger, Metrics: n.metrics}
 	n.mux = worker.NewServeMux(worker.Deps{
 		Store: o.st, Importer: &importer.Importer{Store: o.st, Registry: o.registry, Logger: o.logger},
 		Client: n.client, Scanner: n.scanner, Sender: n.sender, Now: o.clock, Logger: o.logger, Metrics: n.metrics, Retry: o.retry,

@@ -69,3 +69,7 @@ func (r *Redis) Close() error {
 	}
 	return err
 }
+
+// Client returns a Redis client of the broker, for other uses than queues
+// (the self-serve rate limits); it is closed with r.
+func (r *Redis) Client() redis.UniversalClient { return r.ping }

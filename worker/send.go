@@ -5,9 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
+	"strings"
 	"sync"
 	"time"
 
+	"selfserve/internal/admin/link"
 	"selfserve/internal/notify"
 	"selfserve/internal/rules"
 	"selfserve/internal/store"
@@ -22,8 +25,14 @@ type Sender struct {
 	// Channels deliver per channel; a channel without a sender skips its
 	// rows with the reason.
 	Channels map[store.Channel]notify.Sender
-	// SelfServeURL is the link put in notices.
-	SelfServeURL string
+	// PublicURL is the public listener's external base URL, which the
+	// links in notices start with ("" leaves links out): expiry notices
+	// link to the tenant's change page, lockouts to its unlock page, and
+	// welcome emails to the enrolment page with a signed single-use token.
+	PublicURL string
+	// Links signs the welcome emails' tokens (nil: welcome emails carry
+	// no link).
+	Links *link.Signer
 	// Now is the clock of the send-time check (default time.Now).
 	Now func() time.Time
 	// Lease is how long a claim holds (default SendLease).
@@ -250,6 +259,20 @@ func (s *Sender) fail(ctx context.Context, n store.Notice, err error, final bool
 // returns the rules' notice for it, or the reason it must not.
 func (s *Sender) stillDue(nc store.NoticeContext, loc *time.Location, n store.Notice, at time.Time) (rules.Notice, string) {
 	t, u := nc.Tenant.Rules(), nc.EndUser.Rules()
+	if n.Kind == rules.KindPasswordChanged || n.Kind == rules.KindAccountUnlocked {
+		// Told after a self-serve change whatever the end user's switches:
+		// it is how they learn of a change they did not make.
+		at, err := rules.ChangeTime(n.Occasion)
+		switch {
+		case err != nil:
+			return rules.Notice{}, "malformed occasion " + n.Occasion
+		case n.Channel == store.ChannelEmail && u.Email == "":
+			return rules.Notice{}, string(rules.ReasonMissingEmail)
+		case n.Channel == store.ChannelSMS && u.Mobile == "":
+			return rules.Notice{}, string(rules.ReasonMissingMobile)
+		}
+		return rules.Notice{Kind: n.Kind, Occasion: n.Occasion, DueAt: at}, ""
+	}
 	if n.Kind == rules.KindWelcome {
 		switch r := rules.NoticesReason(t, u); r {
 		case rules.ReasonNone, rules.ReasonMissingMobile:
@@ -293,7 +316,10 @@ func (s *Sender) message(nc store.NoticeContext, loc *time.Location, n store.Not
 	d := notify.Data{
 		Kind: n.Kind, Name: displayName(u), Account: account(u), Customer: nc.Customer.Name,
 		DaysLeft: due.DaysLeft, ExpiresAt: due.ExpiresAt,
-		Location: loc, Region: nc.Customer.DefaultRegion, Link: s.SelfServeURL,
+		Location: loc, Region: nc.Customer.DefaultRegion, Link: s.link(nc, n),
+	}
+	if n.Kind == rules.KindPasswordChanged || n.Kind == rules.KindAccountUnlocked {
+		d.ChangedAt = due.DueAt
 	}
 	if n.Kind == rules.KindLockout && u.LockedOutAt != nil {
 		d.LockedOutAt = *u.LockedOutAt
@@ -312,6 +338,27 @@ func (s *Sender) message(nc store.NoticeContext, loc *time.Location, n store.Not
 		return notify.Message{}, fmt.Errorf("%w: %w", errBadPayload, err)
 	}
 	return m, nil
+}
+
+// link is the self-serve page the notice points to.
+func (s *Sender) link(nc store.NoticeContext, n store.Notice) string {
+	if s.PublicURL == "" {
+		return ""
+	}
+	base := strings.TrimSuffix(s.PublicURL, "/") + "/" + url.PathEscape(nc.Tenant.Name)
+	switch n.Kind {
+	case rules.KindExpiryReminder, rules.KindExpiryDay:
+		return base + "/change"
+	case rules.KindLockout:
+		return base + "/unlock"
+	case rules.KindWelcome:
+		if s.Links == nil {
+			return ""
+		}
+		tok := s.Links.Sign(nc.Tenant.ID, nc.EndUser.ID, link.PurposeConfirmMobile, s.now().Add(link.DefaultTTL))
+		return base + "/enrol?t=" + url.QueryEscape(tok)
+	}
+	return ""
 }
 
 func (s *Sender) now() time.Time {

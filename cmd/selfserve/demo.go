@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -67,6 +68,11 @@ func runDemo(ctx context.Context, c *cli, args []string) error {
 	if *once {
 		return nil
 	}
+	stopPublic, err := c.demoPublic(ctx, sender)
+	if err != nil {
+		return err
+	}
+	defer stopPublic()
 	fmt.Fprintln(c.stdout, "\nthe demo keeps its data; press Ctrl-C to stop (re-importing every 5 minutes)")
 	tick := time.NewTicker(5 * time.Minute)
 	defer tick.Stop()
@@ -105,6 +111,9 @@ func (c *cli) demoConfig(dir string) error {
 	}
 	if cfg.OutboxDir == "" {
 		cfg.OutboxDir = filepath.Join(dir, "outbox")
+	}
+	if cfg.PublicURL == "" {
+		cfg.PublicURL = "http://" + cfg.PublicAddr
 	}
 	if !cfg.EncryptionKey.IsSet() {
 		keyFile := filepath.Join(dir, "encryption.key")
@@ -354,4 +363,44 @@ func laterOfNowAndSendHour(now time.Time, t store.Tenant, cu store.Customer) tim
 		return now
 	}
 	return send
+}
+
+// demoPublic serves the self-serve pages on the public address, writing
+// codes and notices to the outbox and, since the demo's end users come from
+// files, recording their password changes there too.
+func (c *cli) demoPublic(ctx context.Context, sender *demoSender) (func(), error) {
+	svc, closeSvc, err := c.publicService(c.cfg, c.st, sender.rd, sender.n.client, c.log(), c.cfg.OutboxDir)
+	if err != nil {
+		return nil, err
+	}
+	ln, err := listenPublic(c.cfg)
+	if err != nil {
+		closeSvc()
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := servePublic(ctx, ln, svc.Handler(), c.log()); err != nil {
+			c.log().Error("public listener stopped", "err", err)
+		}
+	}()
+	tenants, err := c.st.Tenants(ctx)
+	if err != nil {
+		cancel()
+		<-done
+		closeSvc()
+		return nil, err
+	}
+	fmt.Fprintf(c.stdout, "\nself-serve pages (codes go to the outbox %s; the demo has no directory to write to, so a reset or unlock is recorded there, not made):\n", c.cfg.OutboxDir)
+	for _, t := range tenants {
+		base := strings.TrimSuffix(c.cfg.PublicURL, "/") + "/" + url.PathEscape(t.Name)
+		fmt.Fprintf(c.stdout, "  %s/change   reset a password\n  %s/unlock   unlock an account\n", base, base)
+	}
+	return func() {
+		cancel()
+		<-done
+		closeSvc()
+	}, nil
 }

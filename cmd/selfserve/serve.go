@@ -17,7 +17,6 @@ import (
 
 	"selfserve/config"
 	"selfserve/internal/admin"
-	"selfserve/internal/admin/link"
 	"selfserve/internal/console"
 	"selfserve/internal/enrich"
 	"selfserve/internal/notify"
@@ -169,7 +168,32 @@ func (c *cli) runRoles(ctx context.Context, o roleOptions) error {
 	if err != nil {
 		return err
 	}
-	return serveHTTP(ctx, addr, api, log)
+	svc, closeSvc, err := c.publicService(cfg, st, rd, enqueuer, log, "")
+	if err != nil {
+		return err
+	}
+	defer closeSvc()
+	if svc == nil {
+		return serveHTTP(ctx, addr, api, log)
+	}
+	ln, err := listenPublic(cfg)
+	if err != nil {
+		return err
+	}
+	// Both listeners stop together: when one fails, or on the signal.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	public := make(chan error, 1)
+	go func() {
+		public <- servePublic(ctx, ln, svc.Handler(), log)
+		cancel()
+	}()
+	err = serveHTTP(ctx, addr, api, log)
+	cancel()
+	if perr := <-public; err == nil {
+		err = perr
+	}
+	return err
 }
 
 // adminAPI is the admin HTTP API with the ops endpoints mounted beside it:
@@ -178,16 +202,6 @@ func (c *cli) adminAPI(cfg *config.Config, st *store.Store, enqueuer *worker.Cli
 	box, err := c.secrets()
 	if err != nil {
 		return nil, err
-	}
-	var links *link.Signer
-	if cfg.EncryptionKey.IsSet() {
-		key, err := cfg.EncryptionKey.Bytes()
-		if err != nil {
-			return nil, err
-		}
-		if links, err = link.NewSigner(key); err != nil {
-			return nil, err
-		}
 	}
 	mounts := []admin.Mount{
 		{Pattern: "GET /healthz", Handler: h.Health()},
@@ -209,7 +223,7 @@ func (c *cli) adminAPI(cfg *config.Config, st *store.Store, enqueuer *worker.Cli
 	for _, p := range con.Patterns() {
 		mounts = append(mounts, admin.Mount{Pattern: p, Handler: con})
 	}
-	return admin.New(admin.Options{Store: st, Registry: c.registry(), Secrets: box, Links: links, Enqueuer: enq,
+	return admin.New(admin.Options{Store: st, Registry: c.registry(), Secrets: box, Enqueuer: enq,
 		Logger: log, OpsToken: cfg.OpsToken.Reveal(), Mounts: mounts, FileImportDir: cfg.FileImportDir})
 }
 
@@ -259,7 +273,12 @@ func (c *cli) workerNode(ctx context.Context, cfg *config.Config, opt asynq.Redi
 	}
 	client := worker.NewClient(opt, now, log)
 	scanner := &worker.Scanner{Store: im.Store, Enqueue: client, Channels: channels, Now: now, Logger: log, Metrics: metrics}
-	sender := &worker.Sender{Store: im.Store, Channels: senders, SelfServeURL: cfg.SelfServeURL, Now: now, Logger: log, Metrics: metrics}
+	links, err := linkSigner(cfg)
+	if err != nil {
+		closeChannels()
+		return nil, err
+	}
+	sender := &worker.Sender{Store: im.Store, Channels: senders, PublicURL: cfg.PublicURL, Links: links, Now: now, Logger: log, Metrics: metrics}
 	mux := worker.NewServeMux(worker.Deps{
 		Store: im.Store, Importer: im, Client: client, Scanner: scanner, Sender: sender, Channels: channels, Now: now,
 		Customers: &worker.PSAImporter{Enricher: &enrich.Enricher{Store: im.Store, Registry: im.Registry, Secrets: box, Logger: log}},

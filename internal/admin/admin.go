@@ -36,7 +36,6 @@ import (
 	"time"
 
 	"selfserve/connectors"
-	"selfserve/internal/admin/link"
 	"selfserve/internal/connection"
 	"selfserve/internal/secretbox"
 	"selfserve/internal/service"
@@ -64,9 +63,6 @@ type Options struct {
 	// Secrets seals connection secrets; nil refuses requests that carry
 	// secrets (the server has no SELFSERVE_ENCRYPTION_KEY).
 	Secrets *secretbox.Box
-	// Links signs and checks the end users' single-use links; nil refuses
-	// the mobile confirmation.
-	Links *link.Signer
 	// Enqueuer queues syncs, customer imports and welcome emails; nil
 	// refuses them with 503.
 	Enqueuer Enqueuer

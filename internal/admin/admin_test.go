@@ -21,7 +21,6 @@ import (
 	"selfserve/connectors/file"
 	"selfserve/connectors/itglue"
 	"selfserve/connectors/itglue/fakeitglue"
-	"selfserve/internal/admin/link"
 	"selfserve/internal/apitoken"
 	"selfserve/internal/rules"
 	"selfserve/internal/secretbox"
@@ -88,7 +87,6 @@ type bundle struct {
 	st      *store.Store
 	h       http.Handler
 	queue   *recorder
-	links   *link.Signer
 	box     *secretbox.Box
 	itglue  *fakeitglue.Server
 	a, b    tenantFixture
@@ -109,16 +107,14 @@ func setup(t testing.TB, st *store.Store) *bundle {
 	t.Helper()
 	box, err := secretbox.New(testKey)
 	must(t, err)
-	links, err := link.NewSigner(testKey)
-	must(t, err)
-	b := &bundle{t: t, st: st, queue: &recorder{}, links: links, box: box}
+	b := &bundle{t: t, st: st, queue: &recorder{}, box: box}
 	b.itglue = fakeitglue.New(fakeitglue.Options{})
 	t.Cleanup(b.itglue.Close)
 	b.csvPath = filepath.Join(t.TempDir(), "accounts.csv")
 	must(t, os.WriteFile(b.csvPath, []byte("username,email,mobile\nzed,zed@contoso.example,07400123456\n"), 0o600))
 	b.a = b.tenant("acme")
 	b.b = b.tenant("globex")
-	h, err := New(Options{Store: st, Registry: registry(), Secrets: box, Links: links, Enqueuer: b.queue, FileImportDir: filepath.Dir(b.csvPath),
+	h, err := New(Options{Store: st, Registry: registry(), Secrets: box, Enqueuer: b.queue, FileImportDir: filepath.Dir(b.csvPath),
 		Logger: slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))})
 	must(t, err)
 	b.h = h

@@ -1,20 +1,17 @@
 package admin
 
 import (
-	"errors"
-	"fmt"
 	"net/http"
 	"time"
 
-	"selfserve/internal/admin/link"
 	"selfserve/internal/report"
 	"selfserve/internal/rules"
 	"selfserve/internal/store"
 )
 
 // Endpoints of the self-serve apps: an app client reports an end user's
-// first access; an end user confirms their mobile through the welcome
-// email's link.
+// first access. (An end user confirms their mobile through the welcome
+// email's link on the public listener: package selfserve.)
 
 type firstAccessRequest struct {
 	// At is when the end user first signed in (RFC 3339); default now.
@@ -81,78 +78,5 @@ func (a *api) firstAccess(w http.ResponseWriter, r *http.Request, p *principal) 
 		return err
 	}
 	writeJSON(w, http.StatusOK, row)
-	return nil
-}
-
-type confirmRequest struct {
-	// Token is the link token of the welcome email.
-	Token string `json:"token"`
-	// Mobile is the number the end user confirms or gives; absent confirms
-	// the number on file.
-	Mobile *string `json:"mobile"`
-}
-
-func (a *api) confirmMobile(w http.ResponseWriter, r *http.Request, _ *principal) error {
-	var req confirmRequest
-	if err := a.decodeBody(w, r, &req); err != nil {
-		return err
-	}
-	if a.Links == nil {
-		return unavailable("this server has no encryption key (SELFSERVE_ENCRYPTION_KEY), so it cannot check links")
-	}
-	if req.Token == "" {
-		return badField("token", "token is required: the token of the welcome email's link")
-	}
-	claims, err := a.Links.Verify(req.Token, link.PurposeConfirmMobile, a.Now())
-	switch {
-	case errors.Is(err, link.ErrExpired):
-		return &apiError{Status: http.StatusGone, Code: "link_expired", Field: "token", Message: "this link has expired; ask your IT provider for a new welcome email"}
-	case errors.Is(err, link.ErrBadSignature):
-		return &apiError{Status: http.StatusUnauthorized, Code: "invalid_link", Field: "token", Message: "this link is not valid"}
-	case err != nil:
-		return badField("token", "%v", err)
-	}
-	ctx := r.Context()
-	tenant, err := a.Store.Tenant(ctx, claims.TenantID)
-	if err != nil {
-		return err
-	}
-	if err := selfServeAvailable(tenant); err != nil {
-		return err
-	}
-	u, err := a.Store.EndUser(ctx, tenant.ID, claims.EndUserID)
-	if err != nil {
-		return err
-	}
-	customer, err := a.Store.Customer(ctx, tenant.ID, u.CustomerID)
-	if err != nil {
-		return err
-	}
-	raw := u.Mobile
-	if req.Mobile != nil {
-		raw = *req.Mobile
-	}
-	if raw == "" {
-		return badField("mobile", "mobile is required: there is no number on file to confirm")
-	}
-	_, mobile, err := normalizeContact(contactEdit{Mobile: &raw}, customer.DefaultRegion)
-	if err != nil {
-		return err
-	}
-	actor := fmt.Sprintf("end_user:%d", u.ID)
-	err = a.Store.InTx(ctx, func(tx *store.Store) error {
-		if err := tx.UseLinkToken(ctx, tenant.ID, u.ID, claims.Nonce, a.Now()); err != nil {
-			return err
-		}
-		before, after, err := tx.SetContact(ctx, tenant.ID, u.ID, nil, mobile, rules.ProvenanceEndUser)
-		if err != nil {
-			return err
-		}
-		return tx.Audit(ctx, tenant.ID, nil, actor, "end_user.mobile_confirmed", "end_user", fmt.Sprint(u.ID), newContactView(before), newContactView(after))
-	})
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"confirmed": true, "end_user_id": u.ID, "mobile": *mobile})
 	return nil
 }

@@ -24,8 +24,6 @@ const (
 	accessSettings
 	// accessApp: a self-serve app client.
 	accessApp
-	// accessLink: no bearer token; the request carries a signed link token.
-	accessLink
 	// accessPublic: anyone (the OpenAPI document).
 	accessPublic
 )
@@ -71,7 +69,7 @@ func bearer(r *http.Request) string {
 func (a *api) authenticate(r *http.Request, acc access) (*principal, error) {
 	ctx := r.Context()
 	switch acc {
-	case accessPublic, accessLink:
+	case accessPublic:
 		return &principal{}, nil
 	case accessApp:
 		token := bearer(r)

@@ -143,8 +143,6 @@ func (b *bundle) stringFields() []struct {
 		{"PATCH", fmt.Sprintf("/v1/end-users/%d", bob.ID), super, "email", map[string]any{}},
 		{"PATCH", fmt.Sprintf("/v1/end-users/%d", bob.ID), super, "mobile", map[string]any{}},
 		{"POST", fmt.Sprintf("/v1/app/end-users/%d/first-access", alice.ID), b.a.app, "at", map[string]any{}},
-		{"POST", "/v1/app/confirm-mobile", "", "token", map[string]any{}},
-		{"POST", "/v1/app/confirm-mobile", "", "mobile", map[string]any{"token": b.links.Sign(b.a.tenant.ID, bob.ID, "confirm_mobile", t0().Add(1e15))}},
 	}
 }
 

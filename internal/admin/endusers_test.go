@@ -7,9 +7,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
-	"time"
 
-	"selfserve/internal/admin/link"
 	"selfserve/internal/rules"
 	"selfserve/internal/store"
 )
@@ -217,12 +215,11 @@ func TestEndUserListing(t *testing.T) {
 }
 
 // TestSelfServeApp: first access makes the status "Accessed Self-Serve"
-// (audited once); the welcome link confirms the mobile once, with
-// provenance end_user.
+// (audited once).
 func TestSelfServeApp(t *testing.T) {
 	t.Parallel()
 	eachBackend(t, func(t *testing.T, b *bundle) {
-		alice, bob := b.a.users[0], b.a.users[1]
+		alice := b.a.users[0]
 		path := fmt.Sprintf("/v1/app/end-users/%d/first-access", alice.ID)
 		for range 2 {
 			r := b.do("POST", path, b.a.app, map[string]any{"at": "2026-11-20T10:00:00Z"})
@@ -237,36 +234,6 @@ func TestSelfServeApp(t *testing.T) {
 			t.Errorf("first access in the future: %d", r.status)
 		}
 
-		token := b.links.Sign(b.a.tenant.ID, bob.ID, link.PurposeConfirmMobile, time.Now().Add(time.Hour))
-		r := b.do("POST", "/v1/app/confirm-mobile", "", map[string]any{"token": token, "mobile": "not a number"})
-		if field, _ := r.errField(); r.status != http.StatusBadRequest || field != "mobile" {
-			t.Errorf("confirm with a bad number: %d %s", r.status, r.raw)
-		}
-		r = b.do("POST", "/v1/app/confirm-mobile", "", map[string]any{"token": token, "mobile": "07400 123 777"})
-		if r.status != http.StatusOK || r.body["mobile"] != "+447400123777" {
-			t.Fatalf("confirm: %d %s", r.status, r.raw)
-		}
-		if u := b.endUser(b.a, bob.ID); u.Mobile != "+447400123777" || u.MobileSource != rules.ProvenanceEndUser {
-			t.Errorf("stored %q from %q", u.Mobile, u.MobileSource)
-		}
-		r = b.do("POST", "/v1/app/confirm-mobile", "", map[string]any{"token": token, "mobile": "07400 123 778"})
-		if _, code := r.errField(); r.status != http.StatusConflict || code != "link_used" {
-			t.Errorf("second use: %d %s", r.status, r.raw)
-		}
-		if u := b.endUser(b.a, bob.ID); u.Mobile != "+447400123777" {
-			t.Errorf("second use changed the mobile to %q", u.Mobile)
-		}
-		expired := b.links.Sign(b.a.tenant.ID, bob.ID, link.PurposeConfirmMobile, time.Now().Add(-time.Minute))
-		if r := b.do("POST", "/v1/app/confirm-mobile", "", map[string]any{"token": expired}); r.status != http.StatusGone {
-			t.Errorf("expired link: %d %s", r.status, r.raw)
-		}
-		tampered := token[:len(token)-2] + "AA"
-		if r := b.do("POST", "/v1/app/confirm-mobile", "", map[string]any{"token": tampered}); r.status != http.StatusUnauthorized {
-			t.Errorf("tampered link: %d %s", r.status, r.raw)
-		}
-		if n := b.auditCount(b.a, "end_user.mobile_confirmed"); n != 1 {
-			t.Errorf("confirmation audited %d times", n)
-		}
 	})
 }
 

@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"selfserve/internal/admin/link"
 	"selfserve/internal/apitoken"
 	"selfserve/internal/store"
 )
@@ -76,8 +75,6 @@ func (b *bundle) validCalls(f tenantFixture, role store.Role) map[string]call {
 		"GET /v1/notices/preview":                  {"GET", "/v1/notices/preview?at=2026-12-01T09:00:00Z", nil, ""},
 		"GET /v1/audit":                            {"GET", "/v1/audit?limit=5", nil, ""},
 		"POST /v1/app/end-users/{id}/first-access": {"POST", u("/v1/app/end-users/%d/first-access", alice.ID), nil, f.app},
-		"POST /v1/app/confirm-mobile": {"POST", "/v1/app/confirm-mobile", map[string]any{
-			"token": b.links.Sign(f.tenant.ID, bob.ID, link.PurposeConfirmMobile, time.Now().Add(time.Hour)), "mobile": "+447400123999"}, ""},
 	}
 }
 
@@ -122,7 +119,7 @@ func TestRoleMatrix(t *testing.T) {
 					t.Fatalf("route %s has no call in validCalls", key)
 				}
 				token := b.a.tokens[role]
-				if c.token != "" || rt.access == accessLink || rt.access == accessPublic {
+				if c.token != "" || rt.access == accessPublic {
 					token = c.token
 				}
 				res := b.do(c.method, c.path, token, c.body)
@@ -133,7 +130,7 @@ func TestRoleMatrix(t *testing.T) {
 				case !allowed && res.status != http.StatusForbidden:
 					t.Errorf("%s as %s: %d %s, want 403", key, role, res.status, res.raw)
 				}
-				if rt.access == accessApp || rt.access == accessLink || rt.access == accessPublic {
+				if rt.access == accessApp || rt.access == accessPublic {
 					break // not a login's route: one call is enough
 				}
 			}

@@ -54,6 +54,5 @@ func (a *api) routes() []route {
 		{"GET", "/v1/audit", accessLogin, (*api).auditLog},
 
 		{"POST", "/v1/app/end-users/{id}/first-access", accessApp, (*api).firstAccess},
-		{"POST", "/v1/app/confirm-mobile", accessLink, (*api).confirmMobile},
 	}
 }

@@ -164,7 +164,7 @@ func (r NoticeRun) Send(ctx context.Context, st *store.Store) (time.Duration, er
 	defer client.Close()
 	scanner := &worker.Scanner{Store: st, Enqueue: client, Channels: channels, Now: now, Logger: r.Logger}
 	sender := &worker.Sender{Store: st, Channels: map[store.Channel]notify.Sender{store.ChannelEmail: email},
-		SelfServeURL: "https://reset.msp.example", Now: now, Logger: r.Logger}
+		PublicURL: "https://reset.msp.example", Now: now, Logger: r.Logger}
 	mux := worker.NewServeMux(worker.Deps{Store: st, Client: client, Scanner: scanner, Sender: sender,
 		Channels: channels, Now: now, Logger: r.Logger})
 	res, err := scanner.Scan(ctx)

@@ -32,6 +32,9 @@ type Data struct {
 	Region   string
 	// Link is the self-serve address ("" leaves the sentence out).
 	Link string
+	// ChangedAt is when a self-serve reset or unlock was done (change
+	// notices).
+	ChangedAt time.Time
 }
 
 // Rendered is a notice rendered for both channels.
@@ -106,6 +109,26 @@ To set it up, give your IT support your mobile number.
 {{end}}`,
 			`{{.Customer}}: you can now reset your password yourself.{{if .Link}} Set it up: {{.Link}}{{end}}`,
 		},
+		rules.KindPasswordChanged: {
+			`Your {{.Customer}} password was changed`,
+			`Hello {{.Name}},
+
+The password of your {{.Customer}} account {{.Account}} was changed on {{.Changed}}, your time, through self-serve.
+
+If this was not you, call your IT provider now.
+`,
+			`{{.Customer}}: your password for {{.Account}} was changed at {{.ChangedTime}} your time. If this was not you, call your IT provider.`,
+		},
+		rules.KindAccountUnlocked: {
+			`Your {{.Customer}} account was unlocked`,
+			`Hello {{.Name}},
+
+Your {{.Customer}} account {{.Account}} was unlocked on {{.Changed}}, your time, through self-serve.
+
+If this was not you, call your IT provider now.
+`,
+			`{{.Customer}}: your account {{.Account}} was unlocked at {{.ChangedTime}} your time. If this was not you, call your IT provider.`,
+		},
 	}
 	out := make(map[rules.NoticeKind][3]*template.Template, len(src))
 	for kind, parts := range src {
@@ -123,6 +146,7 @@ type view struct {
 	Data
 	Expires, ExpiresDate, ExpiresTime string
 	LockedOut, LockedOutTime          string
+	Changed, ChangedTime              string
 }
 
 // Render renders the notice of d.Kind for email (subject and body) and SMS.
@@ -176,6 +200,11 @@ func render(d Data, parts ...int) ([3]string, error) {
 		at := d.LockedOutAt.In(loc)
 		v.LockedOutTime = at.Format(f.clock + " MST")
 		v.LockedOut = at.Format(f.date + " " + f.at + " " + f.clock + " MST")
+	}
+	if !d.ChangedAt.IsZero() {
+		at := d.ChangedAt.In(loc)
+		v.ChangedTime = at.Format(f.clock)
+		v.Changed = at.Format(f.date + " " + f.at + " " + f.clock + " MST")
 	}
 	for _, i := range parts {
 		var b bytes.Buffer

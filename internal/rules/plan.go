@@ -1,6 +1,10 @@
 package rules
 
-import "time"
+import (
+	"strconv"
+	"strings"
+	"time"
+)
 
 // NoticeKind is the kind of a notification.
 type NoticeKind string
@@ -11,12 +15,16 @@ const (
 	KindExpiryDay      NoticeKind = "expiry_day"
 	KindLockout        NoticeKind = "lockout"
 	KindWelcome        NoticeKind = "welcome"
+	// KindPasswordChanged and KindAccountUnlocked tell the end user, after a
+	// self-serve reset or unlock, that it happened (Occasion: ChangeOccasion).
+	KindPasswordChanged NoticeKind = "password_changed"
+	KindAccountUnlocked NoticeKind = "account_unlocked"
 )
 
 // Valid reports whether k is a known kind.
 func (k NoticeKind) Valid() bool {
 	switch k {
-	case KindExpiryReminder, KindExpiryDay, KindLockout, KindWelcome:
+	case KindExpiryReminder, KindExpiryDay, KindLockout, KindWelcome, KindPasswordChanged, KindAccountUnlocked:
 		return true
 	}
 	return false
@@ -72,6 +80,19 @@ func Plan(t Tenant, loc *time.Location, u EndUser, now time.Time) []Notice {
 		due = append(due, n)
 	}
 	return due
+}
+
+// ChangeOccasion is the ledger occasion of the notices that follow the
+// self-serve write-back job jobID, done at the instant at: "RFC3339 job N",
+// one per job, so each change is told exactly once.
+func ChangeOccasion(at time.Time, jobID int64) string {
+	return at.UTC().Truncate(time.Second).Format(time.RFC3339) + " job " + strconv.FormatInt(jobID, 10)
+}
+
+// ChangeTime reads the instant of a ChangeOccasion.
+func ChangeTime(occasion string) (time.Time, error) {
+	at, _, _ := strings.Cut(occasion, " ")
+	return time.Parse(time.RFC3339, at)
 }
 
 // LockoutOccasion is the ledger occasion of a lockout that began at.

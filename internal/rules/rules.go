@@ -75,6 +75,8 @@ type Tenant struct {
 	// PrivilegedSelfServe says whether privileged end users may use
 	// self-serve; "" means PrivilegedDeny.
 	PrivilegedSelfServe PrivilegedSelfServe
+	// Verification is how every end user verifies; "" means VerifySMS.
+	Verification Verification
 }
 
 // PrivilegedSelfServe is a tenant's policy for privileged end users (domain
@@ -95,6 +97,21 @@ const (
 // Valid reports whether p is a known policy ("" is not: stored values are
 // explicit).
 func (p PrivilegedSelfServe) Valid() bool { return p == PrivilegedDeny || p == PrivilegedTwoFactors }
+
+// Verification is how end users of a tenant prove who they are before a
+// self-serve reset or unlock.
+type Verification string
+
+// The verification policies.
+const (
+	// VerifySMS: one code, by SMS to the mobile on file.
+	VerifySMS Verification = "sms"
+	// VerifySMSEmail: two codes, one by SMS and one by email.
+	VerifySMSEmail Verification = "sms+email"
+)
+
+// Valid reports whether v is a known policy.
+func (v Verification) Valid() bool { return v == VerifySMS || v == VerifySMSEmail }
 
 // DefaultSendHour and DefaultReminderDays are the tenant defaults.
 const (
@@ -246,13 +263,14 @@ const (
 
 // RequiredFactors returns the channels on which u must verify a code before
 // a reset or unlock, in the order they are asked: the mobile, and the email
-// too for a privileged end user (let in by PrivilegedTwoFactors). It returns
-// nil when self-serve is off for u (InactiveReason).
+// too for a privileged end user (let in by PrivilegedTwoFactors) or where
+// the tenant's verification is sms+email. It returns nil when self-serve
+// is off for u (InactiveReason).
 func RequiredFactors(t Tenant, u EndUser) []Factor {
 	if !Active(t, u) {
 		return nil
 	}
-	if u.Privileged {
+	if u.Privileged || t.Verification == VerifySMSEmail {
 		return []Factor{FactorSMS, FactorEmail}
 	}
 	return []Factor{FactorSMS}

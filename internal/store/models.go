@@ -21,14 +21,16 @@ type Tenant struct {
 	// PrivilegedSelfServe says whether privileged end users may use
 	// self-serve (deny, the default, or two_factors).
 	PrivilegedSelfServe rules.PrivilegedSelfServe `db:"privileged_self_serve" json:"privileged_self_serve"`
-	CreatedAt           time.Time                 `db:"created_at" json:"created_at"`
-	UpdatedAt           time.Time                 `db:"updated_at" json:"updated_at"`
+	// Verification is how end users prove who they are (default sms).
+	Verification rules.Verification `db:"verification" json:"verification"`
+	CreatedAt    time.Time          `db:"created_at" json:"created_at"`
+	UpdatedAt    time.Time          `db:"updated_at" json:"updated_at"`
 }
 
 // Rules returns what the domain rules need of the tenant.
 func (t Tenant) Rules() rules.Tenant {
 	return rules.Tenant{Subscription: t.Subscription, SelfServe: t.SelfServe, SendHour: t.SendHour, ReminderDays: t.ReminderDays,
-		PrivilegedSelfServe: t.PrivilegedSelfServe}
+		PrivilegedSelfServe: t.PrivilegedSelfServe, Verification: t.Verification}
 }
 
 // Role is a login's role.

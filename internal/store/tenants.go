@@ -13,7 +13,7 @@ import (
 	"selfserve/internal/rules"
 )
 
-const tenantColumns = `id, name, subscription, self_serve, timezone, send_hour, reminder_days, privileged_self_serve, created_at, updated_at`
+const tenantColumns = `id, name, subscription, self_serve, timezone, send_hour, reminder_days, privileged_self_serve, verification, created_at, updated_at`
 
 // UpsertTenant creates the tenant named t.Name or updates its settings. It
 // reports whether anything changed.
@@ -22,12 +22,15 @@ func (s *Store) UpsertTenant(ctx context.Context, t Tenant) (Tenant, bool, error
 	changed := false
 	t.PrivilegedSelfServe = cmp.Or(t.PrivilegedSelfServe, rules.PrivilegedDeny)
 	err := s.InTx(ctx, func(tx *Store) error {
+		if t.Verification == "" {
+			t.Verification = rules.VerifySMS
+		}
 		cur, err := tx.TenantByName(ctx, t.Name)
 		now := tx.stamp()
 		switch {
 		case errors.Is(err, ErrNotFound):
-			t.ID, err = tx.insertID(ctx, `INSERT INTO tenants (name, subscription, self_serve, timezone, send_hour, reminder_days, privileged_self_serve, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-				t.Name, t.Subscription, t.SelfServe, t.TimeZone, t.SendHour, t.ReminderDays, t.PrivilegedSelfServe, now, now)
+			t.ID, err = tx.insertID(ctx, `INSERT INTO tenants (name, subscription, self_serve, timezone, send_hour, reminder_days, privileged_self_serve, verification, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+				t.Name, t.Subscription, t.SelfServe, t.TimeZone, t.SendHour, t.ReminderDays, t.PrivilegedSelfServe, t.Verification, now, now)
 			if err != nil {
 				return fmt.Errorf("create tenant %q: %w", t.Name, err)
 			}
@@ -38,7 +41,7 @@ func (s *Store) UpsertTenant(ctx context.Context, t Tenant) (Tenant, bool, error
 			return err
 		}
 		if cur.Subscription == t.Subscription && cur.SelfServe == t.SelfServe && cur.TimeZone == t.TimeZone && cur.SendHour == t.SendHour && cur.ReminderDays == t.ReminderDays &&
-			cur.PrivilegedSelfServe == t.PrivilegedSelfServe {
+			cur.PrivilegedSelfServe == t.PrivilegedSelfServe && cur.Verification == t.Verification {
 			out = cur
 			return nil
 		}
@@ -54,8 +57,8 @@ func (s *Store) UpsertTenant(ctx context.Context, t Tenant) (Tenant, bool, error
 
 // UpdateTenant writes the settings of tenant t.ID.
 func (s *Store) UpdateTenant(ctx context.Context, t Tenant) error {
-	res, err := s.exec(ctx, `UPDATE tenants SET subscription = ?, self_serve = ?, timezone = ?, send_hour = ?, reminder_days = ?, privileged_self_serve = ?, updated_at = ? WHERE id = ?`,
-		t.Subscription, t.SelfServe, t.TimeZone, t.SendHour, t.ReminderDays, cmp.Or(t.PrivilegedSelfServe, rules.PrivilegedDeny), s.stamp(), t.ID)
+	res, err := s.exec(ctx, `UPDATE tenants SET subscription = ?, self_serve = ?, timezone = ?, send_hour = ?, reminder_days = ?, privileged_self_serve = ?, verification = ?, updated_at = ? WHERE id = ?`,
+		t.Subscription, t.SelfServe, t.TimeZone, t.SendHour, t.ReminderDays, cmp.Or(t.PrivilegedSelfServe, rules.PrivilegedDeny), cmp.Or(t.Verification, rules.VerifySMS), s.stamp(), t.ID)
 	if err != nil {
 		return fmt.Errorf("update tenant %d: %w", t.ID, err)
 	}

@@ -1,0 +1,591 @@
+// Package selfserve is the end users' self-serve flow: the service behind
+// the public listener's JSON API (/self-serve/v1/{tenant}/…, also used by
+// the mobile app) and its web pages, which call the same methods.
+//
+// The flow: an end user names their login and what they want (reset or
+// unlock); a challenge sends a 6-digit code to the mobile on file (and one
+// to the email, where the tenant's verification is sms+email); the right
+// codes yield a grant, single use and valid 10 minutes, bound to the end
+// user and the purpose; the grant buys one password reset or one unlock,
+// written back to the directory as a job. Enrolment (the welcome email's
+// signed link) proves a mobile number with a code before storing it.
+//
+// What no one learns: whether a login exists or is served. An unknown
+// login, an inactive end user (rules.InactiveReason decides), a disabled
+// account and a real one get the same status, the same body shape (a decoy
+// challenge, with made-up masked destinations, stable per login) and a
+// similar response time (codes are sent in the background, and the answer
+// is held to a floor). Only an active end user's phone ever receives a
+// code. Codes and grants are never logged, stored in clear or audited;
+// passwords are held in memory only for the directory call.
+package selfserve
+
+import (
+	"context"
+	"crypto/hmac"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"strings"
+	"sync"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/redis/go-redis/v9"
+
+	"selfserve/internal/admin/link"
+	"selfserve/internal/notify"
+	"selfserve/internal/rules"
+	"selfserve/internal/store"
+	"selfserve/worker"
+)
+
+// The flow's lifetimes and limits.
+const (
+	// CodeTTL is how long a challenge's codes may be tried.
+	CodeTTL = 10 * time.Minute
+	// GrantTTL is how long a grant may be used.
+	GrantTTL = 10 * time.Minute
+	// MaxAttempts wrong codes void a challenge.
+	MaxAttempts = 5
+	// DefaultChallengeFloor is the least time a challenge request takes, so
+	// that real and decoy challenges cannot be told apart by time.
+	DefaultChallengeFloor = 300 * time.Millisecond
+	// maxLoginLength bounds what a login may be.
+	maxLoginLength = 256
+)
+
+// NoticeQueue queues ledger rows for sending (worker.Client).
+type NoticeQueue interface {
+	EnqueueSend(ctx context.Context, ref worker.NoticeRef) (bool, error)
+}
+
+// Options configure a Service.
+type Options struct {
+	Store *store.Store
+	// Redis holds the rate limits' counters.
+	Redis redis.UniversalClient
+	// EncryptionKey derives the key the codes are hashed under.
+	EncryptionKey []byte
+	// Links checks the welcome email's signed links (enrolment).
+	Links *link.Signer
+	// Directories open the password writers of stored connections.
+	Directories Directories
+	// Channels deliver codes (SMS, email): the same senders as notices, so
+	// SELFSERVE_OUTBOX sends them to the outbox.
+	Channels map[store.Channel]notify.Sender
+	// Notices queues the notices that follow a reset or unlock; nil leaves
+	// them pending in the ledger for the next dispatch.
+	Notices NoticeQueue
+	// DemoOutbox, when set, is where write-backs to end users without a
+	// directory to write to (the demo's file imports) are recorded instead
+	// of being refused.
+	DemoOutbox string
+	// TrustedProxies may set X-Forwarded-For (see clientIP).
+	TrustedProxies []netip.Prefix
+	// Limits are the challenge rate limits (defaults in Limits).
+	Limits Limits
+	// ChallengeFloor is the least time a challenge request takes (default
+	// DefaultChallengeFloor; negative: none, for benchmarks).
+	ChallengeFloor time.Duration
+	// PublicURL is the external base URL pages link to (no trailing slash).
+	PublicURL string
+	Now       func() time.Time
+	Logger    *slog.Logger
+}
+
+// Service is the self-serve flow. It is safe for concurrent use.
+type Service struct {
+	opt    Options
+	keys   keys
+	limit  limiter
+	log    *slog.Logger
+	sends  chan outgoing
+	wg     sync.WaitGroup
+	policy policyCache
+}
+
+// New returns the service; Close stops its background sender.
+func New(o Options) (*Service, error) {
+	if o.Store == nil || o.Redis == nil {
+		return nil, errors.New("self-serve: a store and Redis are required")
+	}
+	k, err := deriveKeys(o.EncryptionKey)
+	if err != nil {
+		return nil, err
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.ChallengeFloor == 0 {
+		o.ChallengeFloor = DefaultChallengeFloor
+	}
+	o.Limits = o.Limits.withDefaults()
+	o.PublicURL = strings.TrimSuffix(o.PublicURL, "/")
+	s := &Service{opt: o, keys: k, limit: limiter{rd: o.Redis}, log: o.Logger.With("component", "self-serve"),
+		sends: make(chan outgoing, 1024)}
+	s.policy.entries = map[int64]policyEntry{}
+	for range 4 {
+		s.wg.Go(s.deliverLoop)
+	}
+	return s, nil
+}
+
+// Close stops the background sender after the codes queued are sent.
+func (s *Service) Close() {
+	close(s.sends)
+	s.wg.Wait()
+}
+
+// outgoing is a code on its way: the message and its channel.
+type outgoing struct {
+	channel store.Channel
+	msg     notify.Message
+}
+
+// deliverLoop sends queued codes. A code is sent in the background so that
+// the request's answer does not wait on the provider (which would tell
+// real challenges from decoys by time); a code that cannot be sent is
+// logged (without the code) and the end user asks again.
+func (s *Service) deliverLoop() {
+	for o := range s.sends {
+		sender := s.opt.Channels[o.channel]
+		if sender == nil {
+			s.log.Error("no channel configured to send a verification code", "channel", o.channel, "message", o.msg.ID)
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		if err := sender.Send(ctx, o.msg); err != nil {
+			s.log.Warn("verification code not sent", "channel", o.channel, "message", o.msg.ID, "err", err)
+		}
+		cancel()
+	}
+}
+
+func (s *Service) enqueueCode(o outgoing) {
+	select {
+	case s.sends <- o:
+	default:
+		s.log.Error("verification code dropped: the send queue is full", "channel", o.channel, "message", o.msg.ID)
+	}
+}
+
+// Error is a refusal of the flow, in the API's terms: an HTTP status, a
+// code, a message for the end user and the field at fault.
+type Error struct {
+	Status  int
+	Code    string
+	Message string
+	Field   string
+	// Rule names the password rule broken (password_policy).
+	Rule string
+	// RetryAfter is set on rate limits.
+	RetryAfter time.Duration
+	// AttemptsLeft is set on a wrong code.
+	AttemptsLeft *int
+}
+
+// Error implements error.
+func (e *Error) Error() string { return e.Code + ": " + e.Message }
+
+func fieldError(field, format string, args ...any) *Error {
+	return &Error{Status: 400, Code: "invalid_field", Field: field, Message: fmt.Sprintf(format, args...)}
+}
+
+var (
+	errNoSelfServe   = &Error{Status: 404, Code: "not_found", Message: "there is no self-serve at this address; check the link your IT provider gave you"}
+	errDeadChallenge = &Error{Status: 410, Code: "challenge_expired", Message: "this code has expired or was tried too many times; ask for a new one"}
+	errBadGrant      = &Error{Status: 401, Code: "invalid_grant", Field: "grant", Message: "your verification has expired or was already used; start again"}
+)
+
+// Tenant returns the tenant named name if its end users may self-serve
+// (its subscription includes self-serve and the tenant switch is on).
+// Anything else is the same not-found answer.
+func (s *Service) Tenant(ctx context.Context, name string) (store.Tenant, error) {
+	if name == "" || len(name) > 200 || !utf8.ValidString(name) {
+		return store.Tenant{}, errNoSelfServe
+	}
+	t, err := s.opt.Store.TenantByName(ctx, name)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return t, errNoSelfServe
+	case err != nil:
+		return t, err
+	case !t.Subscription.AllowsSelfServe() || !t.SelfServe:
+		return t, errNoSelfServe
+	}
+	return t, nil
+}
+
+// Factor is one channel a code went to, with the masked destination.
+type Factor struct {
+	Channel string `json:"channel"`
+	To      string `json:"to"`
+}
+
+// ChallengeStarted is the answer to a challenge request: the same shape
+// whatever the login.
+type ChallengeStarted struct {
+	ChallengeID string   `json:"challenge_id"`
+	Factors     []Factor `json:"factors"`
+}
+
+// StartChallenge sends codes to the end user login names, if that end user
+// is active, for purpose (reset or unlock); for any other login it makes a
+// decoy that answers the same. ip is the client's address.
+func (s *Service) StartChallenge(ctx context.Context, tenantName, login string, purpose store.ChallengePurpose, ip string) (ChallengeStarted, error) {
+	start := time.Now()
+	t, err := s.Tenant(ctx, tenantName)
+	if err != nil {
+		return ChallengeStarted{}, err
+	}
+	if purpose != store.PurposeReset && purpose != store.PurposeUnlock {
+		return ChallengeStarted{}, fieldError("purpose", "purpose must be \"reset\" or \"unlock\"")
+	}
+	login = strings.TrimSpace(login)
+	if err := checkLogin(login); err != nil {
+		return ChallengeStarted{}, err
+	}
+	if err := s.rateLimit(ctx, t.ID, login, ip); err != nil {
+		return ChallengeStarted{}, err
+	}
+	u, active, err := s.findActive(ctx, t, login)
+	if err != nil {
+		return ChallengeStarted{}, err
+	}
+	out, err := s.newChallenge(ctx, t, u, active, login, purpose, "", "")
+	if err != nil {
+		return ChallengeStarted{}, err
+	}
+	s.log.Info("challenge started", "tenant_id", t.ID, "purpose", purpose, "client_ip", ip)
+	s.holdFloor(start)
+	return out, nil
+}
+
+// holdFloor waits until the challenge request has taken the floor time.
+func (s *Service) holdFloor(start time.Time) {
+	if s.opt.ChallengeFloor > 0 {
+		if d := s.opt.ChallengeFloor - time.Since(start); d > 0 {
+			time.Sleep(d)
+		}
+	}
+}
+
+func checkLogin(login string) error {
+	switch {
+	case login == "":
+		return fieldError("login", "login is required: your email address, sign-in name or user name")
+	case len(login) > maxLoginLength:
+		return fieldError("login", "login is longer than %d characters", maxLoginLength)
+	case !utf8.ValidString(login):
+		return fieldError("login", "login is not valid UTF-8 text")
+	case strings.IndexFunc(login, unicode.IsControl) >= 0:
+		return fieldError("login", "login contains control characters")
+	}
+	return nil
+}
+
+// rateLimit counts a challenge against the client address and the login.
+func (s *Service) rateLimit(ctx context.Context, tenantID int64, login, ip string) error {
+	l := s.opt.Limits
+	ok, after, err := s.limit.allow(ctx, limitKey("ip", 0, ip), l.PerIP, l.IPWindow)
+	if err == nil && ok {
+		ok, after, err = s.limit.allow(ctx, limitKey("login", tenantID, strings.ToLower(login)), l.PerLogin, l.LoginWindow)
+	}
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return &Error{Status: 429, Code: "rate_limited", RetryAfter: after,
+			Message: fmt.Sprintf("too many requests; try again in %s", roundUp(after))}
+	}
+	return nil
+}
+
+func roundUp(d time.Duration) string {
+	if d < time.Minute {
+		return fmt.Sprintf("%d seconds", int(d.Seconds())+1)
+	}
+	return fmt.Sprintf("%d minutes", int(d.Minutes())+1)
+}
+
+// findActive finds the one present end user login names and reports
+// whether they are served (an ambiguous login names nobody).
+func (s *Service) findActive(ctx context.Context, t store.Tenant, login string) (store.EndUser, bool, error) {
+	us, err := s.opt.Store.FindEndUsersByLogin(ctx, t.ID, login, 2)
+	if err != nil || len(us) != 1 {
+		return store.EndUser{}, false, err
+	}
+	u := us[0]
+	return u, rules.Active(t.Rules(), u.Rules()), nil
+}
+
+// newChallenge stores a challenge and queues its codes: to u when active,
+// to nobody (a decoy) otherwise. mobile and nonce are set for enrolment.
+func (s *Service) newChallenge(ctx context.Context, t store.Tenant, u store.EndUser, active bool, login string, purpose store.ChallengePurpose, mobile, nonce string) (ChallengeStarted, error) {
+	now := s.opt.Now()
+	c := store.Challenge{ID: randomToken(16), TenantID: t.ID, Purpose: purpose, Mobile: mobile, LinkNonce: nonce,
+		ExpiresAt: now.Add(CodeTTL), CreatedAt: now}
+	channels := factorsOf(t, u, active)
+	if purpose == store.PurposeEnrol {
+		channels = []string{"sms"}
+	}
+	c.Factors = strings.Join(channels, ",")
+	out := ChallengeStarted{ChallengeID: c.ID}
+	var msgs []outgoing
+	decoyMobile, decoyEmail := s.keys.decoyDestinations(t.ID, login)
+	for _, ch := range channels {
+		code := newCode()
+		f := Factor{Channel: ch}
+		if active {
+			h := s.keys.codeHash(c.ID, ch, code)
+			to := u.Email
+			if ch == "sms" {
+				to = cmpString(mobile, u.Mobile)
+				c.SMSCodeHash, f.To = h, maskMobile(to)
+			} else {
+				c.EmailCodeHash, f.To = h, maskEmail(to)
+			}
+			msgs = append(msgs, outgoing{channel: store.Channel(ch), msg: codeMessage(c.ID, ch, to, code, t.Name, purpose)})
+		} else if ch == "sms" {
+			f.To = decoyMobile
+		} else {
+			f.To = decoyEmail
+		}
+		out.Factors = append(out.Factors, f)
+	}
+	if active {
+		c.EndUserID = &u.ID
+	}
+	if err := s.opt.Store.CreateChallenge(ctx, c); err != nil {
+		return ChallengeStarted{}, err
+	}
+	for _, m := range msgs {
+		s.enqueueCode(m)
+	}
+	return out, nil
+}
+
+// factorsOf is the channels a challenge sends codes to: the rules' for an
+// active end user, the tenant's for a decoy.
+func factorsOf(t store.Tenant, u store.EndUser, active bool) []string {
+	if !active {
+		u = store.EndUser{Enabled: true, SelfServe: true, Email: "-", Mobile: "-"}
+	}
+	var out []string
+	for _, f := range rules.RequiredFactors(t.Rules(), u.Rules()) {
+		out = append(out, string(f))
+	}
+	if len(out) == 0 {
+		out = []string{string(rules.FactorSMS)}
+	}
+	return out
+}
+
+func cmpVerification(v rules.Verification) rules.Verification {
+	if v.Valid() {
+		return v
+	}
+	return rules.VerifySMS
+}
+
+func cmpString(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+// codeMessage is the SMS or email carrying a code; the code is the only
+// 6-digit number in it.
+func codeMessage(challengeID, channel, to, code, tenant string, purpose store.ChallengePurpose) notify.Message {
+	what := map[store.ChallengePurpose]string{
+		store.PurposeReset: "reset your password", store.PurposeUnlock: "unlock your account", store.PurposeEnrol: "confirm your mobile number",
+	}[purpose]
+	m := notify.Message{ID: "code-" + challengeID + "-" + channel, To: to}
+	if channel == "sms" {
+		m.Body = fmt.Sprintf("Your code to %s is %s. It expires in ten minutes. Never share it: %s will not ask for it.", what, code, tenant)
+		return m
+	}
+	m.Subject = "Your verification code"
+	m.Body = fmt.Sprintf("Hello,\n\nYour code to %s is %s.\n\nIt expires in ten minutes. If you did not ask for it, ignore this message; never share the code.\n", what, code)
+	return m
+}
+
+// Verified is the answer to a right code: the grant once every factor is
+// verified (with the end user's policy), else the channels still to
+// verify; Enrolled for an enrolment.
+type Verified struct {
+	Grant     string     `json:"grant,omitempty"`
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+	Policy    *Policy    `json:"policy,omitempty"`
+	Remaining []string   `json:"remaining,omitempty"`
+	Enrolled  bool       `json:"enrolled,omitempty"`
+}
+
+// Verify checks the code sent to channel for the challenge. A wrong code
+// counts against the challenge (the fifth voids it) and answers with the
+// attempts left; a dead or unknown challenge answers 410.
+func (s *Service) Verify(ctx context.Context, tenantName, challengeID, channel, code, ip string) (Verified, error) {
+	t, err := s.Tenant(ctx, tenantName)
+	if err != nil {
+		return Verified{}, err
+	}
+	if channel != "sms" && channel != "email" {
+		return Verified{}, fieldError("channel", "channel must be \"sms\" or \"email\"")
+	}
+	code = strings.TrimSpace(code)
+	if !validCode(code) {
+		return Verified{}, fieldError("code", "the code is the 6 digits we sent you")
+	}
+	if !validChallengeID(challengeID) {
+		return Verified{}, errDeadChallenge
+	}
+	now := s.opt.Now()
+	c, err := s.opt.Store.Challenge(ctx, t.ID, challengeID)
+	if errors.Is(err, store.ErrNotFound) {
+		return Verified{}, errDeadChallenge
+	}
+	if err != nil {
+		return Verified{}, err
+	}
+	if !c.Live(now) {
+		return Verified{}, errDeadChallenge
+	}
+	if !strings.Contains(","+c.Factors+",", ","+channel+",") {
+		return Verified{}, fieldError("channel", "no code was sent by %s for this challenge", channel)
+	}
+	if c.Verified(channel) {
+		return Verified{}, &Error{Status: 400, Code: "code_used", Field: "code", Message: "this code was already used; enter the other code"}
+	}
+	want := c.CodeHash(channel)
+	if want == nil {
+		want = make([]byte, 32) // a decoy: no code is ever right
+	}
+	if !hmac.Equal(s.keys.codeHash(c.ID, channel, code), want) || c.EndUserID == nil {
+		n, err := s.opt.Store.FailChallengeAttempt(ctx, t.ID, c.ID, MaxAttempts, now)
+		if errors.Is(err, store.ErrChallengeDead) {
+			return Verified{}, errDeadChallenge
+		}
+		if err != nil {
+			return Verified{}, err
+		}
+		left := max(MaxAttempts-n, 0)
+		return Verified{}, &Error{Status: 400, Code: "wrong_code", Field: "code", AttemptsLeft: &left,
+			Message: fmt.Sprintf("that code is not right; %d attempts left", left)}
+	}
+	c, err = s.opt.Store.VerifyChallengeFactor(ctx, t.ID, c.ID, channel, now)
+	if errors.Is(err, store.ErrChallengeDead) {
+		return Verified{}, errDeadChallenge
+	}
+	if err != nil {
+		return Verified{}, err
+	}
+	var remaining []string
+	for _, f := range c.FactorList() {
+		if !c.Verified(f) {
+			remaining = append(remaining, f)
+		}
+	}
+	if len(remaining) > 0 {
+		return Verified{Remaining: remaining}, nil
+	}
+	if c.Purpose == store.PurposeEnrol {
+		if err := s.completeEnrolment(ctx, t, c, ip); err != nil {
+			return Verified{}, err
+		}
+		return Verified{Enrolled: true}, nil
+	}
+	return s.issueGrant(ctx, t, c, ip)
+}
+
+// issueGrant ends a verified challenge with a grant and records the end
+// user's first access.
+func (s *Service) issueGrant(ctx context.Context, t store.Tenant, c store.Challenge, ip string) (Verified, error) {
+	grant := newGrant()
+	hash, _ := grantHash(grant)
+	now := s.opt.Now()
+	expires := now.Add(GrantTTL).UTC().Truncate(time.Second)
+	err := s.opt.Store.InTx(ctx, func(tx *store.Store) error {
+		if err := tx.IssueGrant(ctx, t.ID, c.ID, hash, expires); err != nil {
+			return err
+		}
+		before, err := tx.EndUser(ctx, t.ID, *c.EndUserID)
+		if err != nil {
+			return err
+		}
+		newly, err := tx.MarkFirstAccess(ctx, t.ID, before.ID, now)
+		if err != nil || !newly {
+			return err
+		}
+		type accessView struct {
+			FirstAccessAt *time.Time   `json:"first_access_at"`
+			Status        rules.Status `json:"status"`
+			ClientIP      string       `json:"client_ip"`
+		}
+		after, err := tx.EndUser(ctx, t.ID, before.ID)
+		if err != nil {
+			return err
+		}
+		return tx.Audit(ctx, t.ID, nil, endUserActor(before.ID), "end_user.first_access", "end_user", fmt.Sprint(before.ID),
+			accessView{before.FirstAccessAt, rules.StatusOf(before.Rules()), ip},
+			accessView{after.FirstAccessAt, rules.StatusOf(after.Rules()), ip})
+	})
+	if errors.Is(err, store.ErrChallengeDead) {
+		return Verified{}, errDeadChallenge
+	}
+	if err != nil {
+		return Verified{}, err
+	}
+	v := Verified{Grant: grant, ExpiresAt: &expires}
+	if p, err := s.endUserPolicy(ctx, t, *c.EndUserID); err == nil {
+		v.Policy = &p
+	}
+	return v, nil
+}
+
+func endUserActor(id int64) string { return fmt.Sprintf("end_user:%d", id) }
+
+// claimGrant takes grant for one use of purpose and returns its challenge
+// and end user; the caller releases it if the use fails in a way the end
+// user may retry.
+func (s *Service) claimGrant(ctx context.Context, t store.Tenant, grant string, purpose store.ChallengePurpose) (store.Challenge, store.EndUser, error) {
+	hash, ok := grantHash(strings.TrimSpace(grant))
+	if !ok {
+		return store.Challenge{}, store.EndUser{}, errBadGrant
+	}
+	c, err := s.opt.Store.ClaimGrant(ctx, t.ID, hash, s.opt.Now())
+	if errors.Is(err, store.ErrGrantUnusable) {
+		return c, store.EndUser{}, errBadGrant
+	}
+	if err != nil {
+		return c, store.EndUser{}, err
+	}
+	release := func(e error) (store.Challenge, store.EndUser, error) {
+		s.releaseGrant(ctx, c)
+		return c, store.EndUser{}, e
+	}
+	if c.Purpose != purpose || c.EndUserID == nil {
+		return release(&Error{Status: 403, Code: "wrong_purpose", Field: "grant",
+			Message: fmt.Sprintf("this verification was for %s, not %s; start again", c.Purpose, purpose)})
+	}
+	u, err := s.opt.Store.EndUser(ctx, t.ID, *c.EndUserID)
+	if err != nil {
+		return release(err)
+	}
+	if r := rules.InactiveReason(t.Rules(), u.Rules()); r != rules.ReasonNone {
+		return release(&Error{Status: 403, Code: "not_allowed", Message: "self-serve is not available for your account: " + string(r)})
+	}
+	return c, u, nil
+}
+
+func (s *Service) releaseGrant(ctx context.Context, c store.Challenge) {
+	if err := s.opt.Store.ReleaseGrant(context.WithoutCancel(ctx), c.TenantID, c.ID); err != nil {
+		s.log.Error("could not release a grant after a failed use; the end user must verify again", "err", err)
+	}
+}

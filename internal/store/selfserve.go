@@ -1,0 +1,363 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// The end users' self-serve flow (package selfserve): challenges, the grants
+// verified challenges yield, and write-back jobs.
+
+// ChallengePurpose is what a verified challenge allows.
+type ChallengePurpose string
+
+// The purposes.
+const (
+	PurposeReset  ChallengePurpose = "reset"
+	PurposeUnlock ChallengePurpose = "unlock"
+	// PurposeEnrol proves possession of the mobile the end user gives
+	// through the welcome link; it yields no grant.
+	PurposeEnrol ChallengePurpose = "enrol"
+)
+
+// Errors of the challenge methods.
+var (
+	// ErrChallengeDead: the challenge expired, was voided by too many wrong
+	// codes, or was already verified and its grant issued.
+	ErrChallengeDead = errors.New("the challenge is no longer valid")
+	// ErrGrantUnusable: the grant expired, was used, or is being used by
+	// another request.
+	ErrGrantUnusable = errors.New("the grant is no longer valid")
+)
+
+// Challenge is a set of codes sent to an end user (EndUserID nil: a decoy
+// for an unknown or inactive login, to which nothing was sent). Codes and
+// grant are kept only hashed.
+type Challenge struct {
+	ID        string           `db:"id"`
+	TenantID  int64            `db:"tenant_id"`
+	EndUserID *int64           `db:"end_user_id"`
+	Purpose   ChallengePurpose `db:"purpose"`
+	// Factors lists the channels a code went to, comma separated ("sms",
+	// "sms,email").
+	Factors         string     `db:"factors"`
+	SMSCodeHash     []byte     `db:"sms_code_hash"`
+	EmailCodeHash   []byte     `db:"email_code_hash"`
+	SMSVerifiedAt   *time.Time `db:"sms_verified_at"`
+	EmailVerifiedAt *time.Time `db:"email_verified_at"`
+	// Mobile is, for enrolment, the number being proved (E.164).
+	Mobile string `db:"mobile"`
+	// LinkNonce is, for enrolment, the welcome link's nonce.
+	LinkNonce      string     `db:"link_nonce"`
+	Attempts       int        `db:"attempts"`
+	ExpiresAt      time.Time  `db:"expires_at"`
+	VoidedAt       *time.Time `db:"voided_at"`
+	GrantHash      []byte     `db:"grant_hash"`
+	GrantExpiresAt *time.Time `db:"grant_expires_at"`
+	GrantUsedAt    *time.Time `db:"grant_used_at"`
+	CreatedAt      time.Time  `db:"created_at"`
+}
+
+// FactorList returns the challenge's channels.
+func (c Challenge) FactorList() []string { return strings.Split(c.Factors, ",") }
+
+// CodeHash returns the stored hash of the channel's code.
+func (c Challenge) CodeHash(channel string) []byte {
+	if channel == "email" {
+		return c.EmailCodeHash
+	}
+	return c.SMSCodeHash
+}
+
+// Verified reports whether the channel's code was verified.
+func (c Challenge) Verified(channel string) bool {
+	if channel == "email" {
+		return c.EmailVerifiedAt != nil
+	}
+	return c.SMSVerifiedAt != nil
+}
+
+// Live reports whether codes may still be tried at now.
+func (c Challenge) Live(now time.Time) bool {
+	return c.VoidedAt == nil && c.GrantHash == nil && now.Before(c.ExpiresAt)
+}
+
+const challengeColumns = `id, tenant_id, end_user_id, purpose, factors, sms_code_hash, email_code_hash, sms_verified_at, email_verified_at,
+	mobile, link_nonce, attempts, expires_at, voided_at, grant_hash, grant_expires_at, grant_used_at, created_at`
+
+// CreateChallenge stores a new challenge.
+func (s *Store) CreateChallenge(ctx context.Context, c Challenge) error {
+	_, err := s.exec(ctx, `INSERT INTO challenges (id, tenant_id, end_user_id, purpose, factors, sms_code_hash, email_code_hash, mobile, link_nonce, expires_at, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		c.ID, c.TenantID, c.EndUserID, c.Purpose, c.Factors, c.SMSCodeHash, c.EmailCodeHash, c.Mobile, c.LinkNonce, c.ExpiresAt.UTC(), c.CreatedAt.UTC())
+	if err != nil {
+		return fmt.Errorf("create challenge: %w", err)
+	}
+	return nil
+}
+
+// Challenge returns the tenant's challenge id.
+func (s *Store) Challenge(ctx context.Context, tenantID int64, id string) (Challenge, error) {
+	var c Challenge
+	err := s.get(ctx, &c, `SELECT `+challengeColumns+` FROM challenges WHERE tenant_id = ? AND id = ?`, tenantID, id)
+	if err != nil {
+		return c, notFound(err, "challenge", "")
+	}
+	return c, nil
+}
+
+// FailChallengeAttempt counts a wrong code against the live challenge and
+// voids it when the count reaches maxAttempts. It returns the attempts
+// made; a challenge no longer live is ErrChallengeDead.
+func (s *Store) FailChallengeAttempt(ctx context.Context, tenantID int64, id string, maxAttempts int, now time.Time) (int, error) {
+	var n int
+	err := s.get(ctx, &n, `UPDATE challenges SET attempts = attempts + 1,
+		voided_at = CASE WHEN attempts + 1 >= ? THEN ? ELSE voided_at END
+		WHERE tenant_id = ? AND id = ? AND voided_at IS NULL AND grant_hash IS NULL AND expires_at > ?
+		RETURNING attempts`, maxAttempts, now.UTC(), tenantID, id, now.UTC())
+	if err != nil {
+		return 0, notFoundAs(err, ErrChallengeDead)
+	}
+	return n, nil
+}
+
+// VerifyChallengeFactor records that the channel's code was right, once:
+// a challenge no longer live, or a code already used, is ErrChallengeDead.
+// It returns the challenge after the change.
+func (s *Store) VerifyChallengeFactor(ctx context.Context, tenantID int64, id, channel string, now time.Time) (Challenge, error) {
+	col := "sms_verified_at"
+	if channel == "email" {
+		col = "email_verified_at"
+	}
+	var c Challenge
+	err := s.get(ctx, &c, `UPDATE challenges SET `+col+` = ?
+		WHERE tenant_id = ? AND id = ? AND `+col+` IS NULL AND voided_at IS NULL AND grant_hash IS NULL AND expires_at > ?
+		RETURNING `+challengeColumns, now.UTC(), tenantID, id, now.UTC())
+	if err != nil {
+		return c, notFoundAs(err, ErrChallengeDead)
+	}
+	return c, nil
+}
+
+// IssueGrant ends the verified challenge with the grant whose SHA-256 is
+// hash, valid until expires. A challenge that already has one is
+// ErrChallengeDead.
+func (s *Store) IssueGrant(ctx context.Context, tenantID int64, id string, hash []byte, expires time.Time) error {
+	res, err := s.exec(ctx, `UPDATE challenges SET grant_hash = ?, grant_expires_at = ? WHERE tenant_id = ? AND id = ? AND grant_hash IS NULL AND voided_at IS NULL`,
+		hash, expires.UTC(), tenantID, id)
+	if err != nil {
+		return fmt.Errorf("issue grant: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return ErrChallengeDead
+	}
+	return nil
+}
+
+// ClaimGrant takes the unused, unexpired grant whose SHA-256 is hash for
+// one use and returns its challenge. Until ReleaseGrant, no other request
+// can use it; a grant used, expired, being used or unknown is
+// ErrGrantUnusable.
+func (s *Store) ClaimGrant(ctx context.Context, tenantID int64, hash []byte, now time.Time) (Challenge, error) {
+	var c Challenge
+	err := s.get(ctx, &c, `UPDATE challenges SET grant_used_at = ?
+		WHERE tenant_id = ? AND grant_hash = ? AND grant_used_at IS NULL AND grant_expires_at > ?
+		RETURNING `+challengeColumns, now.UTC(), tenantID, hash, now.UTC())
+	if err != nil {
+		return c, notFoundAs(err, ErrGrantUnusable)
+	}
+	return c, nil
+}
+
+// ReleaseGrant makes a claimed grant usable again (the directory refused
+// the password: the end user may try another within the grant's life).
+func (s *Store) ReleaseGrant(ctx context.Context, tenantID int64, id string) error {
+	if _, err := s.exec(ctx, `UPDATE challenges SET grant_used_at = NULL WHERE tenant_id = ? AND id = ?`, tenantID, id); err != nil {
+		return fmt.Errorf("release grant: %w", err)
+	}
+	return nil
+}
+
+// DeleteExpiredChallenges removes challenges that expired (and whose grant
+// expired) before cutoff. It returns how many it removed.
+func (s *Store) DeleteExpiredChallenges(ctx context.Context, cutoff time.Time) (int64, error) {
+	res, err := s.exec(ctx, `DELETE FROM challenges WHERE expires_at < ? AND (grant_expires_at IS NULL OR grant_expires_at < ?)`, cutoff.UTC(), cutoff.UTC())
+	if err != nil {
+		return 0, fmt.Errorf("delete expired challenges: %w", err)
+	}
+	return res.RowsAffected()
+}
+
+// notFoundAs turns sql.ErrNoRows into sentinel.
+func notFoundAs(err, sentinel error) error {
+	if errors.Is(notFound(err, "", ""), ErrNotFound) {
+		return sentinel
+	}
+	return err
+}
+
+// FindEndUsersByLogin returns the tenant's present end users a login names:
+// an email or UPN (case-insensitive) when it holds "@", else a user name
+// (the part after the backslash of DOMAIN\user). At most limit rows.
+func (s *Store) FindEndUsersByLogin(ctx context.Context, tenantID int64, login string, limit int) ([]EndUser, error) {
+	login = strings.ToLower(strings.TrimSpace(login))
+	var q string
+	var args []any
+	if strings.Contains(login, "@") {
+		q = `SELECT ` + endUserColumns + ` FROM end_users WHERE tenant_id = ? AND removed_at IS NULL AND ((upn <> '' AND lower(upn) = ?) OR (email <> '' AND lower(email) = ?))`
+		args = []any{tenantID, login, login}
+	} else {
+		if _, user, ok := strings.Cut(login, `\`); ok {
+			login = user
+		}
+		q = `SELECT ` + endUserColumns + ` FROM end_users WHERE tenant_id = ? AND removed_at IS NULL AND username <> '' AND lower(username) = ?`
+		args = []any{tenantID, login}
+	}
+	if login == "" {
+		return nil, nil
+	}
+	q += fmt.Sprintf(" ORDER BY id LIMIT %d", max(limit, 1))
+	var out []EndUser
+	if err := s.list(ctx, &out, q, args...); err != nil {
+		return nil, fmt.Errorf("find end users by login: %w", err)
+	}
+	return out, nil
+}
+
+// JobState is a write-back job's state.
+type JobState string
+
+// The job states.
+const (
+	JobQueued  JobState = "queued"
+	JobRunning JobState = "running"
+	JobDone    JobState = "done"
+	JobFailed  JobState = "failed"
+)
+
+// JobTarget is where a job writes.
+type JobTarget string
+
+// The job targets.
+const (
+	TargetAD    JobTarget = "ad"
+	TargetAzure JobTarget = "azure"
+	// TargetLocal: a local account, reachable only through an on-premises
+	// agent.
+	TargetLocal JobTarget = "local"
+	// TargetOutbox: the demo, which has no directory, records the change in
+	// its outbox.
+	TargetOutbox JobTarget = "outbox"
+)
+
+// PasswordJob is one self-serve write-back: the action, the account it is
+// for and where it goes, and its state. It never holds the password: a
+// direct connection writes it within the request that carries it; an
+// agent would receive it sealed to its own key, apart from this row.
+type PasswordJob struct {
+	ID           int64            `db:"id" json:"id"`
+	TenantID     int64            `db:"tenant_id" json:"tenant_id"`
+	EndUserID    int64            `db:"end_user_id" json:"end_user_id"`
+	ChallengeID  string           `db:"challenge_id" json:"-"`
+	Action       ChallengePurpose `db:"action" json:"action"`
+	Target       JobTarget        `db:"target" json:"target"`
+	ConnectionID *int64           `db:"connection_id" json:"connection_id,omitempty"`
+	// ExternalID is the target account's id in its directory (AD
+	// objectGUID, Entra object id).
+	ExternalID string     `db:"external_id" json:"external_id"`
+	State      JobState   `db:"state" json:"state"`
+	Reason     string     `db:"reason" json:"reason,omitempty"`
+	ClientIP   string     `db:"client_ip" json:"client_ip"`
+	CreatedAt  time.Time  `db:"created_at" json:"created_at"`
+	StartedAt  *time.Time `db:"started_at" json:"started_at,omitempty"`
+	FinishedAt *time.Time `db:"finished_at" json:"finished_at,omitempty"`
+}
+
+const jobColumns = `id, tenant_id, end_user_id, challenge_id, action, target, connection_id, external_id, state, reason, client_ip, created_at, started_at, finished_at`
+
+// CreatePasswordJob records a queued job and returns it with its id.
+func (s *Store) CreatePasswordJob(ctx context.Context, j PasswordJob) (PasswordJob, error) {
+	j.State, j.CreatedAt = JobQueued, s.stamp()
+	id, err := s.insertID(ctx, `INSERT INTO password_jobs (tenant_id, end_user_id, challenge_id, action, target, connection_id, external_id, state, reason, client_ip, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		j.TenantID, j.EndUserID, j.ChallengeID, j.Action, j.Target, j.ConnectionID, j.ExternalID, j.State, j.Reason, j.ClientIP, j.CreatedAt)
+	if err != nil {
+		return j, fmt.Errorf("create password job: %w", err)
+	}
+	j.ID = id
+	return j, nil
+}
+
+// StartPasswordJob moves a queued job to running.
+func (s *Store) StartPasswordJob(ctx context.Context, tenantID, id int64) error {
+	res, err := s.exec(ctx, `UPDATE password_jobs SET state = 'running', started_at = ? WHERE tenant_id = ? AND id = ? AND state = 'queued'`, s.stamp(), tenantID, id)
+	if err != nil {
+		return fmt.Errorf("start password job %d: %w", id, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("start password job %d: %w: not queued", id, ErrConflict)
+	}
+	return nil
+}
+
+// FinishPasswordJob moves a queued or running job to done or failed, with
+// the reason in plain words, and returns it.
+func (s *Store) FinishPasswordJob(ctx context.Context, tenantID, id int64, state JobState, reason string) (PasswordJob, error) {
+	var j PasswordJob
+	err := s.get(ctx, &j, `UPDATE password_jobs SET state = ?, reason = ?, finished_at = ? WHERE tenant_id = ? AND id = ? AND state IN ('queued', 'running')
+		RETURNING `+jobColumns, state, reason, s.stamp(), tenantID, id)
+	if err != nil {
+		return j, notFound(err, "unfinished password job", id)
+	}
+	return j, nil
+}
+
+// PasswordJobs lists the end user's write-back jobs, newest first (limit
+// 0: 50).
+func (s *Store) PasswordJobs(ctx context.Context, tenantID, endUserID int64, limit int) ([]PasswordJob, error) {
+	if limit <= 0 {
+		limit = 50
+	}
+	var out []PasswordJob
+	err := s.list(ctx, &out, `SELECT `+jobColumns+` FROM password_jobs WHERE tenant_id = ? AND end_user_id = ? ORDER BY id DESC LIMIT `+fmt.Sprint(limit), tenantID, endUserID)
+	if err != nil {
+		return nil, fmt.Errorf("list password jobs: %w", err)
+	}
+	return out, nil
+}
+
+// LinkedADAccount returns the AD end user of the customer whose immutable
+// id is immutableID (an Entra user synced from on-premises), if any.
+func (s *Store) LinkedADAccount(ctx context.Context, tenantID, customerID int64, immutableID string) (EndUser, error) {
+	var u EndUser
+	err := s.get(ctx, &u, `SELECT `+endUserColumns+` FROM end_users WHERE tenant_id = ? AND customer_id = ? AND source = 'ad' AND immutable_id = ? AND removed_at IS NULL ORDER BY id LIMIT 1`,
+		tenantID, customerID, immutableID)
+	if err != nil {
+		return u, notFound(err, "AD account with immutable id", immutableID)
+	}
+	return u, nil
+}
+
+// GrantChallenge returns the challenge of the unused, unexpired grant whose
+// SHA-256 is hash, without claiming it; anything else is ErrGrantUnusable.
+func (s *Store) GrantChallenge(ctx context.Context, tenantID int64, hash []byte, now time.Time) (Challenge, error) {
+	var c Challenge
+	err := s.get(ctx, &c, `SELECT `+challengeColumns+` FROM challenges WHERE tenant_id = ? AND grant_hash = ? AND grant_used_at IS NULL AND grant_expires_at > ?`,
+		tenantID, hash, now.UTC())
+	if err != nil {
+		return c, notFoundAs(err, ErrGrantUnusable)
+	}
+	return c, nil
+}
+
+// LinkTokenUsed reports whether the signed link token with nonce was used.
+func (s *Store) LinkTokenUsed(ctx context.Context, nonce string) (bool, error) {
+	var n int
+	if err := s.get(ctx, &n, `SELECT COUNT(*) FROM used_link_tokens WHERE nonce = ?`, nonce); err != nil {
+		return false, fmt.Errorf("link token use: %w", err)
+	}
+	return n > 0, nil
+}
