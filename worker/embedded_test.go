@@ -3,12 +3,14 @@ package worker_test
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"selfserve/internal/admin/link"
 	"selfserve/internal/notify"
 	"selfserve/internal/rules"
 	"selfserve/internal/store"
@@ -145,7 +147,12 @@ func TestSyncLockoutAndWelcome(t *testing.T) {
 	}
 	b, err := os.ReadFile(filepath.Join(outbox, fmt.Sprintf("notice-%d-email.txt", ns[0].ID)))
 	must(t, err)
-	if !strings.Contains(string(b), "confirm your mobile number at https://reset.msp.example") {
+	_, after, ok := strings.Cut(string(b), "confirm your mobile number at https://reset.msp.example/"+url.PathEscape(f.tenant.Name)+"/enrol?t=")
+	if !ok {
 		t.Fatalf("welcome email:\n%s", b)
+	}
+	token, _ := url.QueryUnescape(strings.Fields(after)[0])
+	if c, err := testLinks.Verify(strings.TrimSuffix(token, "."), link.PurposeConfirmMobile, time.Now()); err != nil || c.EndUserID != bob.ID {
+		t.Fatalf("welcome link token: %+v %v", c, err)
 	}
 }

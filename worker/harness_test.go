@@ -1,6 +1,7 @@
 package worker_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -18,6 +19,7 @@ import (
 	"selfserve/config"
 	"selfserve/connectors"
 	"selfserve/connectors/file"
+	"selfserve/internal/admin/link"
 	"selfserve/internal/importer"
 	"selfserve/internal/notify"
 	"selfserve/internal/notify/faketwilio"
@@ -30,6 +32,15 @@ import (
 
 // clock is a controllable clock.
 type clock struct{ ns atomic.Int64 }
+
+// testLinks signs the welcome emails' links in the tests.
+var testLinks = func() *link.Signer {
+	s, err := link.NewSigner(bytes.Repeat([]byte{9}, 32))
+	if err != nil {
+		panic(err)
+	}
+	return s
+}()
 
 func newClock(t time.Time) *clock {
 	c := &clock{}
@@ -257,7 +268,7 @@ func buildNode(o nodeOptions) *node {
 	n := &node{metrics: worker.NewMetrics(nil)}
 	n.client = worker.NewClient(o.redis, o.clock, o.logger)
 	n.scanner = &worker.Scanner{Store: o.st, Enqueue: n.client, Now: o.clock, Logger: o.logger, Metrics: n.metrics}
-	n.sender = &worker.Sender{Store: o.st, Channels: o.ch, PublicURL: "https://reset.msp.example", Now: o.clock, Lease: o.lease, Logger: o.logger, Metrics: n.metrics}
+	n.sender = &worker.Sender{Store: o.st, Channels: o.ch, PublicURL: "https://reset.msp.example", Links: testLinks, Now: o.clock, Lease: o.lease, Logger: o.logger, Metrics: n.metrics}
 	n.mux = worker.NewServeMux(worker.Deps{
 		Store: o.st, Importer: &importer.Importer{Store: o.st, Registry: o.registry, Logger: o.logger},
 		Client: n.client, Scanner: n.scanner, Sender: n.sender, Now: o.clock, Logger: o.logger, Metrics: n.metrics, Retry: o.retry,

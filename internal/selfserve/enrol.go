@@ -37,7 +37,9 @@ func (s *Service) enrolee(ctx context.Context, t store.Tenant, token string) (st
 	if s.opt.Links == nil {
 		return store.EndUser{}, link.Claims{}, &Error{Status: 503, Code: "unavailable", Message: "enrolment is not available on this server"}
 	}
-	claims, err := s.opt.Links.Verify(strings.TrimSpace(token), link.PurposeConfirmMobile, s.opt.Now())
+	// A mail client may take the sentence's full stop into the link.
+	token = strings.TrimRight(strings.TrimSpace(token), ".")
+	claims, err := s.opt.Links.Verify(token, link.PurposeConfirmMobile, s.opt.Now())
 	switch {
 	case errors.Is(err, link.ErrExpired):
 		return store.EndUser{}, claims, errLinkExpired
