@@ -124,7 +124,7 @@ func New(opts Options) (http.Handler, error) {
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
 	}
-	a.svc = &service.Service{Store: opts.Store, Enqueuer: opts.Enqueuer, Logger: a.log, Now: opts.Now}
+	a.svc = &service.Service{Store: opts.Store, Enqueuer: opts.Enqueuer, Logger: a.log, Now: opts.Now, StaleAfter: opts.StaleAfter}
 	seenPath := map[string]bool{}
 	for _, rt := range a.routes() {
 		if err := register(a.mux, rt.method+" "+rt.path, a.guard(rt)); err != nil {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"selfserve/connectors"
+	"selfserve/internal/service"
 	"selfserve/internal/store"
 )
 
@@ -462,7 +463,7 @@ func (a *api) startSync(w http.ResponseWriter, r *http.Request, p *principal) er
 	if !conn.Kind.IsDirectory() {
 		return conflict("wrong_kind", "connection %q is a %s connection: import its customers with POST /v1/customers/import", conn.Name, conn.Kind)
 	}
-	run, err := a.startRun(ctx, p, conn, mode, req.ConfirmRemovals, "sync.requested", a.enqueueSync)
+	run, err := a.svc.StartRun(ctx, p.asActor(), conn, service.RunSync, mode, req.ConfirmRemovals, "sync.requested")
 	if err != nil {
 		return err
 	}

@@ -1,12 +1,11 @@
 package admin
 
 import (
-	"context"
-	"errors"
 	"net/http"
 	"strings"
 
 	"selfserve/connectors"
+	"selfserve/internal/service"
 	"selfserve/internal/store"
 )
 
@@ -140,50 +139,10 @@ func (a *api) importCustomers(w http.ResponseWriter, r *http.Request, p *princip
 	if conn.Kind.IsDirectory() {
 		return conflict("wrong_kind", "connection %q is a %s directory connection: it imports end users, not customers; start it with POST /v1/connections/%d/sync", conn.Name, conn.Kind, conn.ID)
 	}
-	run, err := a.startRun(ctx, p, conn, store.ModeFull, false, "customer_import.requested", a.enqueueCustomerImport)
+	run, err := a.svc.StartRun(ctx, p.asActor(), conn, service.RunCustomerImport, store.ModeFull, false, "customer_import.requested")
 	if err != nil {
 		return err
 	}
 	writeJSON(w, http.StatusAccepted, newRunView(run, 0))
 	return nil
-}
-
-func (a *api) enqueueCustomerImport(ctx context.Context, run store.SyncRun) error {
-	return a.Enqueuer.EnqueueCustomerImport(ctx, run)
-}
-
-func (a *api) enqueueSync(ctx context.Context, run store.SyncRun) error {
-	return a.Enqueuer.EnqueueSync(ctx, run)
-}
-
-// startRun records a queued run of conn with its audit entry, then enqueues
-// it. When enqueueing fails the run is marked failed (so it does not block
-// the connection) and the caller gets a 503.
-func (a *api) startRun(ctx context.Context, p *principal, conn store.Connection, mode store.RunMode, confirm bool, action string,
-	enqueue func(context.Context, store.SyncRun) error) (store.SyncRun, error) {
-	if a.Enqueuer == nil {
-		return store.SyncRun{}, unavailable("this server has no queue configured; run the import with `selfserve import %s --inline`", conn.Name)
-	}
-	var run store.SyncRun
-	err := a.Store.InTx(ctx, func(tx *store.Store) error {
-		var err error
-		run, err = tx.CreateRun(ctx, p.tenant.ID, conn.ID, mode, "api", store.RunQueued, confirm, a.StaleAfter)
-		if err != nil {
-			return err
-		}
-		return audit(ctx, tx, p, action, "run", run.ID, nil, map[string]any{"connection_id": conn.ID, "connection": conn.Name, "mode": mode, "confirm_removals": confirm})
-	})
-	if err != nil {
-		return run, err
-	}
-	if err := enqueue(ctx, run); err != nil {
-		a.log.Error("enqueue failed", "run_id", run.ID, "connection", conn.Name, "err", err)
-		run.Status = store.RunFailed
-		run.Error = "could not be queued: " + err.Error()
-		if ferr := a.Store.FinishRun(context.WithoutCancel(ctx), &run); ferr != nil {
-			return run, errors.Join(err, ferr)
-		}
-		return run, unavailable("run %d was recorded but could not be queued (is Redis up?); it was marked failed, try again", run.ID)
-	}
-	return run, nil
 }

@@ -39,6 +39,9 @@ type Service struct {
 	Logger *slog.Logger
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// StaleAfter lets a new run replace a queued or running one without a
+	// heartbeat for that long (default DefaultStaleAfter).
+	StaleAfter time.Duration
 }
 
 func (s *Service) now() time.Time {

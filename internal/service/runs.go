@@ -1,0 +1,64 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"selfserve/internal/store"
+)
+
+// RunKind says what a run imports.
+type RunKind int
+
+// The run kinds.
+const (
+	// RunSync imports a directory connection's end users.
+	RunSync RunKind = iota
+	// RunCustomerImport imports a PSA connection's customers.
+	RunCustomerImport
+)
+
+// DefaultStaleAfter is how long a queued or running run may go without a
+// heartbeat before a new one may replace it.
+const DefaultStaleAfter = 15 * time.Minute
+
+// StartRun records a queued run of conn with its audit entry (action), then
+// enqueues it. When enqueueing fails the run is marked failed (so it does
+// not block the connection) and the caller gets a 503; without a queue it
+// is a 503 and nothing is recorded.
+func (s *Service) StartRun(ctx context.Context, a Actor, conn store.Connection, kind RunKind, mode store.RunMode, confirm bool, action string) (store.SyncRun, error) {
+	if s.Enqueuer == nil {
+		return store.SyncRun{}, Unavailable("this server has no queue configured; run the import with `selfserve import %s --inline`", conn.Name)
+	}
+	stale := s.StaleAfter
+	if stale <= 0 {
+		stale = DefaultStaleAfter
+	}
+	var run store.SyncRun
+	err := s.Store.InTx(ctx, func(tx *store.Store) error {
+		var err error
+		run, err = tx.CreateRun(ctx, a.Tenant.ID, conn.ID, mode, "api", store.RunQueued, confirm, stale)
+		if err != nil {
+			return err
+		}
+		return Audit(ctx, tx, a, action, "run", run.ID, nil, map[string]any{"connection_id": conn.ID, "connection": conn.Name, "mode": mode, "confirm_removals": confirm})
+	})
+	if err != nil {
+		return run, err
+	}
+	enqueue := s.Enqueuer.EnqueueSync
+	if kind == RunCustomerImport {
+		enqueue = s.Enqueuer.EnqueueCustomerImport
+	}
+	if err := enqueue(ctx, run); err != nil {
+		s.log().Error("enqueue failed", "run_id", run.ID, "connection", conn.Name, "err", err)
+		run.Status = store.RunFailed
+		run.Error = "could not be queued: " + err.Error()
+		if ferr := s.Store.FinishRun(context.WithoutCancel(ctx), &run); ferr != nil {
+			return run, errors.Join(err, ferr)
+		}
+		return run, Unavailable("run %d was recorded but could not be queued (is Redis up?); it was marked failed, try again", run.ID)
+	}
+	return run, nil
+}
