@@ -16,6 +16,9 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
 
+	"selfserve/connectors"
+	"selfserve/connectors/file"
+	"selfserve/internal/importer"
 	"selfserve/internal/rules"
 	"selfserve/internal/store"
 )
@@ -321,4 +324,58 @@ func TestBrowserHelpdeskAndOtherTenant(t *testing.T) {
 		t.Errorf("another tenant's customer: %d, want 404", status)
 	}
 	check(t, rival, "not-found")
+}
+
+func TestBrowserImportShowsProgressAndSummary(t *testing.T) {
+	b := setup(t, 0)
+	ctx := context.Background()
+	dir := t.TempDir()
+	var csv strings.Builder
+	csv.WriteString("username,display_name,email,mobile,enabled,password_expires_at\n")
+	for i := range 600 {
+		mobile := fmt.Sprintf("+1202555%04d", i)
+		if i == 7 {
+			mobile = "+1 555 0000001"
+		}
+		fmt.Fprintf(&csv, "imp%04d,Imported %d,imp%04d@contoso.example,%s,true,2027-01-15T09:00:00Z\n", i, i, i, mobile)
+	}
+	path := filepath.Join(dir, "people.csv")
+	must(t, os.WriteFile(path, []byte(csv.String()), 0o600))
+	conn, err := b.st.CreateConnection(ctx, store.Connection{TenantID: b.tenant.ID, CustomerID: &b.cust.ID, Name: "contoso-people", Kind: connectors.KindFile,
+		Settings: []byte(fmt.Sprintf(`{"path":%q,"page_size":50}`, path))})
+	must(t, err)
+	b.queue.importer = &importer.Importer{Store: b.st, Registry: connectors.NewRegistry(map[connectors.Kind]func() connectors.Config{
+		connectors.KindFile: func() connectors.Config { return new(file.Config) }})}
+	b.queue.delay = 1500 * time.Millisecond
+	b.addLogin(t, b.tenant, "engineer@acme.example", store.RoleEngineer, false)
+
+	tb := tab(t, browser(t))
+	b.browserSignIn(t, tb, "engineer@acme.example")
+	run(t, tb, chromedp.Navigate(fmt.Sprintf("%s/connections/%d", b.srv.URL, conn.ID)), chromedp.WaitVisible(chromedp.CSS("#import")))
+	check(t, tb, "connection")
+	run(t, tb, chromedp.Click(chromedp.CSS(`#import input[name=enable_self_serve][value="true"]`)), chromedp.Click(chromedp.CSS(`#import button[type=submit]`)),
+		chromedp.WaitVisible(chromedp.CSS("#run-progress")))
+	check(t, tb, "run-progress")
+	run(t, tb, chromedp.WaitVisible(chromedp.CSS("#run-summary")))
+	summary := get(t, tb, chromedp.Text(chromedp.CSS("#run-summary")))
+	if !strings.Contains(summary, "Finished") || !strings.Contains(summary, "row 9") || !strings.Contains(summary, "not a valid") {
+		t.Errorf("run summary: %q", summary)
+	}
+	check(t, tb, "run-summary")
+	users, err := b.st.EndUsers(ctx, b.tenant.ID, store.EndUserFilter{ConnectionID: conn.ID})
+	must(t, err)
+	on := 0
+	for _, u := range users {
+		if u.SelfServe {
+			on++
+		}
+	}
+	if len(users) != 600 || on != 600 {
+		t.Fatalf("%d end users imported, %d with Self-Serve on; want 600, 600", len(users), on)
+	}
+	// The refused mobile shows on the row.
+	run(t, tb, chromedp.Navigate(fmt.Sprintf("%s/customers/%d?q=imp0007", b.srv.URL, b.cust.ID)), chromedp.WaitVisible(chromedp.CSS("table.endusers")))
+	if row := get(t, tb, chromedp.Text(chromedp.CSS("table.endusers tbody"))); !strings.Contains(row, "+1 555 0000001") || !strings.Contains(row, "not a valid number") {
+		t.Errorf("the refused mobile is not on the row: %q", row)
+	}
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/pquerna/otp/totp"
 
 	"selfserve/connectors"
+	"selfserve/internal/importer"
 	"selfserve/internal/rules"
 	"selfserve/internal/secretbox"
 	"selfserve/internal/service"
@@ -26,13 +27,27 @@ import (
 	"selfserve/internal/store/storetest"
 )
 
-// queue is an in-memory Enqueuer recording welcome emails.
+// queue is an in-memory Enqueuer recording welcome emails; with an
+// importer it runs syncs in the background, after delay (as a worker
+// would pick them up).
 type queue struct {
-	mu      sync.Mutex
-	welcome []int64
+	mu       sync.Mutex
+	welcome  []int64
+	importer *importer.Importer
+	delay    time.Duration
 }
 
-func (q *queue) EnqueueSync(context.Context, store.SyncRun) error           { return nil }
+func (q *queue) EnqueueSync(_ context.Context, run store.SyncRun) error {
+	if q.importer == nil {
+		return nil
+	}
+	go func() {
+		time.Sleep(q.delay)
+		_, _ = q.importer.Sync(context.Background(), importer.Request{TenantID: run.TenantID, ConnectionID: run.ConnectionID, RunID: run.ID, Trigger: "test"})
+	}()
+	return nil
+}
+
 func (q *queue) EnqueueCustomerImport(context.Context, store.SyncRun) error { return nil }
 func (q *queue) EnqueueWelcome(_ context.Context, _, id int64) error {
 	q.mu.Lock()

@@ -62,3 +62,34 @@ func (s *Service) StartRun(ctx context.Context, a Actor, conn store.Connection, 
 	}
 	return run, nil
 }
+
+// connectionSwitch is what a change of a connection's switch default
+// audits.
+type connectionSwitch struct {
+	EnableSelfServe bool `json:"enable_self_serve"`
+}
+
+// SetConnectionSelfServe sets the self-serve switch the actor's tenant's
+// connection id gives the end users it creates (the import screen's
+// "Enable Self Serve"), with its audit entry. It returns the connection.
+func (s *Service) SetConnectionSelfServe(ctx context.Context, a Actor, id int64, on bool) (store.Connection, error) {
+	var after store.Connection
+	err := s.Store.InTx(ctx, func(tx *store.Store) error {
+		c, err := tx.Connection(ctx, a.Tenant.ID, id)
+		if err != nil {
+			return err
+		}
+		if c.EnableSelfServe == on {
+			after = c
+			return nil
+		}
+		c.EnableSelfServe = on
+		before, a2, err := tx.UpdateConnection(ctx, c, true)
+		if err != nil {
+			return err
+		}
+		after = a2
+		return Audit(ctx, tx, a, "connection.updated", "connection", id, connectionSwitch{before.EnableSelfServe}, connectionSwitch{after.EnableSelfServe})
+	})
+	return after, err
+}
