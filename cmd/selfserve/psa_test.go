@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"selfserve/connectors/graph/fakegraph"
 	"selfserve/connectors/itglue/fakeitglue"
 	"selfserve/internal/rules"
 )
@@ -162,5 +164,52 @@ func TestInlineRunsWaitOutThrottling(t *testing.T) {
 	if code != 1 || !strings.Contains(out, "waiting 60 s, page 1 of customers of acme-itglue") || !strings.Contains(errOut, "throttle_wait_max") ||
 		!slices.Equal(waits, []time.Duration{time.Minute}) {
 		t.Fatalf("endless throttling: code %d, waits %v\n%s%s", code, waits, out, errOut)
+	}
+}
+
+// TestInlineImportWaitsOutGraphThrottling: `import --inline` of an Entra
+// connection whose second page of users Graph throttles (with and without
+// Retry-After) waits, says so, and imports every user.
+func TestInlineImportWaitsOutGraphThrottling(t *testing.T) {
+	for _, retryAfter := range []time.Duration{5 * time.Second, 0} {
+		t.Run(retryAfter.String(), func(t *testing.T) {
+			dir := useDatabase(t)
+			srv := fakegraph.New(fakegraph.Options{Users: 30})
+			defer srv.Close()
+			ca, err := srv.WriteCAFile(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Setenv("TEST_GRAPH_SECRET", srv.ClientSecret())
+			applyPath := filepath.Join(dir, "apply.yaml")
+			if err := os.WriteFile(applyPath, []byte(fmt.Sprintf(`tenants:
+  - name: acme-msp
+    subscription: bundle
+    customers:
+      - name: Contoso
+        default_region: GB
+        connections:
+          - name: contoso-entra
+            kind: azure
+            settings: {azure_tenant_id: %q, client_id: %q, graph_url: %q, authority_url: %q, ca_file: %q, page_size: 10}
+            secrets: {client_secret: "${TEST_GRAPH_SECRET}"}
+`, srv.TenantID(), srv.ClientID(), srv.GraphURL(), srv.AuthorityURL(), ca)), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if code, out, errOut := runCLI(t, "apply", "-f", applyPath); code != 0 {
+				t.Fatalf("apply: %s%s", out, errOut)
+			}
+			srv.InjectFault(fakegraph.Fault{Path: "/v1.0/users", After: 2, Status: 429, RetryAfter: retryAfter})
+			var waits []time.Duration
+			code, out, errOut := runCLIRecordingWaits(t, &waits, "import", "contoso-entra", "--inline")
+			want := cmp.Or(retryAfter, 2*time.Second)
+			if code != 0 || !strings.Contains(out, fmt.Sprintf("Microsoft Graph asked us to slow down: waiting %d s, page 2 of users of contoso-entra\n", want/time.Second)) ||
+				!strings.Contains(out, ": succeeded (full, 3 pages") || !strings.Contains(out, "processed 30: created 30") {
+				t.Fatalf("throttled import: code %d\n%s%s", code, out, errOut)
+			}
+			if !slices.Equal(waits, []time.Duration{want}) {
+				t.Errorf("waits %v, want [%s]", waits, want)
+			}
+		})
 	}
 }
