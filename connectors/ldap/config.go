@@ -26,10 +26,17 @@
 // cannot be computed safely, the connector asks the DC for the constructed
 // attributes instead.
 //
+// Every user is classified as privileged or not (adminCount=1, or a member,
+// nested groups included, of a protected group found by its well-known SID
+// or of a group listed in privileged_groups) from the group graph each run
+// reads, without a per-user group rule: see privileged.go.
+//
 // Incremental runs (Changes) read the entries whose uSNChanged is above the
 // USN remembered by the previous run, on the same DC (same dnsHostName and
-// invocationId), with the same scope and password policies; anything else
-// makes the cursor doubtful and asks for a full run.
+// invocationId), with the same scope and password policies, and with no
+// change to the groups that decide them or privilege (a membership change
+// leaves the member's uSNChanged alone); anything else makes the cursor
+// doubtful and asks for a full run.
 //
 // For self-serve the source is also a connectors.PasswordWriter: it resets
 // passwords (unicodePwd with the password-policy-hints control) and clears
@@ -84,6 +91,8 @@ const (
 //	  exclude_ous:
 //	    - OU=Service Accounts,OU=Staff,DC=corp,DC=example,DC=com
 //	  exclude_filter: (employeeType=contractor)
+//	  privileged_groups:
+//	    - CN=Tier 0 Admins,OU=Groups,DC=corp,DC=example,DC=com
 //	  mobile_attributes: [mobile, telephoneNumber]
 //	  timeout: 30s
 //	secrets:
@@ -95,7 +104,10 @@ const (
 // governed by fine-grained password policies without the slow fallback, to
 // the objects in CN=Password Settings Container,CN=System (by default only
 // Domain Admins can read them: delegate "Read all properties" on that
-// container to the service account). A full run, and any run over several
+// container to the service account), and to the groups of the domain and
+// their members (Authenticated Users have it by default): without it, users
+// cannot be classified as privileged or not, and are imported as privileged
+// with the reason. A full run, and any run over several
 // base DNs, holds two connections to the DC (one when a second is
 // refused); other runs hold one. For self-serve write-back it also needs
 // the Reset Password right and write access to lockoutTime on those users
@@ -135,6 +147,11 @@ type Config struct {
 	// ExcludeGroups skips members of these groups, nested groups included.
 	// Default: none.
 	ExcludeGroups []string `json:"exclude_groups"`
+	// PrivilegedGroups lists further groups whose members (nested groups
+	// included) are privileged accounts, beside the protected groups found
+	// by their well-known SIDs (Domain Admins, Administrators, …: see
+	// privileged.go). Default: none.
+	PrivilegedGroups []string `json:"privileged_groups"`
 	// ExcludeFilter is a raw LDAP filter; users matching it are skipped.
 	// Default: none.
 	ExcludeFilter string `json:"exclude_filter"`
@@ -192,23 +209,24 @@ const (
 
 // settings is a validated Config with defaults filled in.
 type settings struct {
-	addr      string // host:port
-	host      string
-	transport transport
-	tlsName   string
-	roots     *x509.CertPool // nil: system roots
-	bases     []string
-	basesDN   []*goldap.DN
-	pageSize  int
-	groups    []string
-	exclGroup []string
-	exclOUs   []*goldap.DN
-	exclOUStr []string
-	exclFilt  string
-	mobile    []string
-	timeout   time.Duration
-	bindDN    connectors.Secret
-	bindPass  connectors.Secret
+	addr       string // host:port
+	host       string
+	transport  transport
+	tlsName    string
+	roots      *x509.CertPool // nil: system roots
+	bases      []string
+	basesDN    []*goldap.DN
+	pageSize   int
+	groups     []string
+	exclGroup  []string
+	privGroups []string
+	exclOUs    []*goldap.DN
+	exclOUStr  []string
+	exclFilt   string
+	mobile     []string
+	timeout    time.Duration
+	bindDN     connectors.Secret
+	bindPass   connectors.Secret
 }
 
 var attrNameRE = regexp.MustCompile(`^([A-Za-z][A-Za-z0-9-]*|[0-9]+(\.[0-9]+)+)$`)
@@ -332,6 +350,12 @@ func (c *Config) validate() (*settings, error) {
 			bad("exclude_groups: %q: %v", g, err)
 		}
 		s.exclGroup = append(s.exclGroup, strings.TrimSpace(g))
+	}
+	for _, g := range c.PrivilegedGroups {
+		if _, err := parseDN(g); err != nil {
+			bad("privileged_groups: %q is not a group DN: %v", g, err)
+		}
+		s.privGroups = append(s.privGroups, strings.TrimSpace(g))
 	}
 	for _, o := range c.ExcludeOUs {
 		dn, err := parseDN(o)

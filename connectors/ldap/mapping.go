@@ -52,6 +52,7 @@ type rawUser struct {
 	pwdLastSet      int64
 	lockoutTime     int64
 	primaryGroupID  uint32
+	adminCount      bool
 	rid             uint32
 	hasRID          bool
 	secondaryKrbTgt bool
@@ -138,6 +139,8 @@ func parseUser(e *goldap.Entry, mobileAttrs []string) (rawUser, string) {
 			u.pwdLastSet, err = parseFileTime(v)
 		case strings.EqualFold(name, attrLockoutTime):
 			u.lockoutTime, err = parseFileTime(v)
+		case strings.EqualFold(name, attrAdminCount):
+			u.adminCount = v == "1"
 		case strings.EqualFold(name, attrPrimaryGroup):
 			var n uint64
 			if n, err = strconv.ParseUint(v, 10, 32); err == nil {

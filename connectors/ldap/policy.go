@@ -91,6 +91,9 @@ type policy struct {
 	// users whose primary group it is.
 	viaPrimary map[uint32]*pso
 
+	// priv decides which users are privileged.
+	priv *privileges
+
 	// useConstructed asks the DC for the constructed attributes of every
 	// user, because the PSOs cannot be read (constructedReason says why).
 	useConstructed    bool
@@ -108,6 +111,7 @@ func (p *policy) hasPSOs() bool { return p.psoSupported && len(p.psos) > 0 }
 // group is one group of the domain, as needed to resolve nesting.
 type group struct {
 	dn        string // lower case
+	origDN    string // as the DC wrote it
 	groupType uint32
 	memberOf  []string // lower case
 	sid       []byte
@@ -127,8 +131,8 @@ func (g *group) account() bool {
 	return g.groupType&groupTypeSecurityEnable != 0 && g.groupType&groupTypeBuiltinLocal == 0
 }
 
-// readPolicy reads the domain policy, the PSOs and the groups: all of them
-// when PSOs or the scope use groups, else only those with PSOs applied.
+// readPolicy reads the domain policy, the PSOs, the groups of the domain
+// and the members of the privileged ones.
 func (s *source) readPolicy(ctx context.Context, c *conn, st dcState) (*policy, error) {
 	pol := &policy{psoSupported: st.functionality >= 3, byDN: map[string]*pso{},
 		direct: map[string]*pso{}, viaGroup: map[string]*pso{}, viaPrimary: map[uint32]*pso{}}
@@ -159,22 +163,19 @@ func (s *source) readPolicy(ctx context.Context, c *conn, st dcState) (*policy, 
 		}
 	}
 
-	// The groups: their nesting resolves PSOs and the group scope, their
-	// msDS-PSOApplied back-links reveal PSOs the bind account cannot read.
-	// Without PSOs or group scope only the back-links are needed.
-	filter := "(objectClass=group)"
-	if len(pol.psos) == 0 && len(s.cfg.groups) == 0 && len(s.cfg.exclGroup) == 0 {
-		filter = "(&(objectClass=group)(msDS-PSOApplied=*))"
-	}
-	var groups map[string]*group
-	if pol.psoSupported || len(s.cfg.groups) > 0 || len(s.cfg.exclGroup) > 0 {
-		if groups, err = s.readGroups(ctx, c, st, filter, pol); err != nil {
-			return nil, err
-		}
+	// The groups: their nesting resolves PSOs, the group scope and the
+	// privileged groups (privileged.go), their msDS-PSOApplied back-links
+	// reveal PSOs the bind account cannot read.
+	groups, err := s.readGroups(ctx, c, st, "(objectClass=group)", pol)
+	if err != nil {
+		return nil, err
 	}
 	relevant := map[string]*group{} // groups whose changes make a cursor doubtful
 	if !pol.useConstructed {
 		resolvePSOs(pol, groups, domainSID, relevant)
+	}
+	if pol.priv, err = s.readPrivileges(ctx, c, groups, domainSID, relevant); err != nil {
+		return nil, err
 	}
 	for _, dn := range append(append([]string{}, s.cfg.groups...), s.cfg.exclGroup...) {
 		if dn, err := goldap.ParseDN(dn); err == nil {
@@ -266,7 +267,7 @@ func (s *source) readGroups(ctx context.Context, c *conn, st dcState, filter str
 	err := pagedSearch(ctx, c, req, s.cfg.pageSize, func(e *goldap.Entry) {
 		gt, _ := strconv.ParseInt(e.GetAttributeValue(attrGroupType), 10, 64)
 		usn, _ := strconv.ParseInt(e.GetAttributeValue(attrUSNChanged), 10, 64)
-		g := &group{dn: strings.ToLower(e.DN), groupType: uint32(gt), sid: e.GetRawAttributeValue(attrSID), usn: usn}
+		g := &group{dn: strings.ToLower(e.DN), origDN: e.DN, groupType: uint32(gt), sid: e.GetRawAttributeValue(attrSID), usn: usn}
 		for _, a := range e.Attributes {
 			if strings.HasPrefix(strings.ToLower(a.Name), "memberof;range=") {
 				pol.constructed(fmt.Sprintf("group %s is nested in more groups than the DC returns in one answer", e.DN))

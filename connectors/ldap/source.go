@@ -308,9 +308,19 @@ func (s *source) checkScope(ctx context.Context, c *conn, st dcState) error {
 	for _, step := range []struct {
 		setting string
 		dns     []string
-	}{{"base DN", s.cfg.bases}, {"group_dns entry", s.cfg.groups}, {"exclude_groups entry", s.cfg.exclGroup}, {"exclude_ous entry", s.cfg.exclOUStr}} {
+	}{{"base DN", s.cfg.bases}, {"group_dns entry", s.cfg.groups}, {"exclude_groups entry", s.cfg.exclGroup}, {"exclude_ous entry", s.cfg.exclOUStr},
+		{"privileged_groups entry", s.cfg.privGroups}} {
 		if err := check(step.setting, step.dns); err != nil {
 			return err
+		}
+	}
+	for _, dn := range s.cfg.privGroups {
+		e, err := searchOne(ctx, c, dn, goldap.ScopeBaseObject, "(objectClass=group)", []string{"1.1"})
+		if err != nil {
+			return s.opError("checking privileged_groups entry "+strconv.Quote(dn), err)
+		}
+		if e == nil {
+			return fmt.Errorf("%w: privileged_groups entry %q on %s is not a group", connectors.ErrInvalidConfig, dn, s.cfg.addr)
 		}
 	}
 	return nil
@@ -369,7 +379,7 @@ func (c cursor) matchesRun(now cursor, pol *policy) error {
 // and how they are mapped.
 func (s *source) scopeHash() string {
 	b, _ := json.Marshal([]any{lowerAll(s.cfg.bases), lowerAll(s.cfg.groups), lowerAll(s.cfg.exclGroup),
-		lowerAll(s.cfg.exclOUStr), s.cfg.exclFilt, lowerAll(s.cfg.mobile)})
+		lowerAll(s.cfg.exclOUStr), s.cfg.exclFilt, lowerAll(s.cfg.mobile), lowerAll(s.cfg.privGroups)})
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:8])
 }
@@ -451,7 +461,8 @@ const (
 )
 
 // attributes lists what the user search asks for: only stored attributes,
-// unless the policies cannot be read.
+// unless the policies cannot be read. primaryGroupID and adminCount decide
+// privilege (privileged.go).
 func (s *source) attributes(pol *policy) []string {
 	attrs := []string{attrGUID, attrSAM, attrUPN, attrGiven, attrSN, attrDisplay, attrMail}
 	for _, m := range s.cfg.mobile {
@@ -459,12 +470,12 @@ func (s *source) attributes(pol *policy) []string {
 			attrs = append(attrs, m)
 		}
 	}
-	attrs = append(attrs, attrUAC, attrPwdLastSet, attrLockoutTime)
+	attrs = append(attrs, attrUAC, attrPwdLastSet, attrLockoutTime, attrPrimaryGroup, attrAdminCount)
 	switch {
 	case pol.useConstructed:
 		attrs = append(attrs, attrExpiryComputed, attrUACComputed)
 	case pol.hasPSOs():
-		attrs = append(attrs, attrPrimaryGroup, attrSID, attrSecondaryKrbTgt, attrPSOApplied)
+		attrs = append(attrs, attrSID, attrSecondaryKrbTgt, attrPSOApplied)
 		if len(pol.viaGroup) > 0 {
 			attrs = append(attrs, attrMemberOf)
 		}
@@ -683,6 +694,7 @@ func (r *listing) entry(b *built, e *goldap.Entry) {
 	if askDC {
 		b.askDC = append(b.askDC, raw.guid)
 	}
+	r.pol.priv.classify(&u, raw)
 	b.page.Users = append(b.page.Users, u)
 }
 
