@@ -37,8 +37,10 @@ const (
 // Config is the configuration of an Entra ID (Azure AD / Office 365)
 // connection, kind "azure". The connector signs in as an application with
 // the client credentials grant (app-only), so the app registration needs the
-// User.Read.All and Domain.Read.All application permissions with admin
-// consent, plus UserAuthenticationMethod.Read.All when fetch_auth_phone is on,
+// User.Read.All, Domain.Read.All and RoleManagement.Read.Directory (to find
+// the privileged users, directory role holders) application permissions
+// with admin consent, plus UserAuthenticationMethod.Read.All when
+// fetch_auth_phone is on,
 // and User-PasswordProfile.ReadWrite.All for self-serve password write-back
 // to cloud-only users.
 //

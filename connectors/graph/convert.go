@@ -42,7 +42,7 @@ type graphUser struct {
 
 // convertPage turns one Graph page into a UserPage, reading authentication
 // phones when configured. Removals are accepted only from delta pages.
-func (s *source) convertPage(ctx context.Context, doms domainPolicy, value []graphUser, delta bool) (connectors.UserPage, error) {
+func (s *source) convertPage(ctx context.Context, doms domainPolicy, holders roleHolders, value []graphUser, delta bool) (connectors.UserPage, error) {
 	up := connectors.UserPage{Users: make([]connectors.User, 0, len(value))}
 	for k := range value {
 		g := &value[k]
@@ -67,6 +67,7 @@ func (s *source) convertPage(ctx context.Context, doms domainPolicy, value []gra
 			}
 			u.Mobile = phone
 		}
+		holders.classify(&u)
 		up.Users = append(up.Users, u)
 	}
 	return up, nil

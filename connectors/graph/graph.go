@@ -149,6 +149,11 @@ func (s *source) Users(ctx context.Context, resume string) iter.Seq2[connectors.
 			fail(err)
 			return
 		}
+		holders, err := s.readRoleHolders(ctx)
+		if err != nil {
+			fail(err)
+			return
+		}
 		if !resuming {
 			if rs.Delta, err = s.latestDeltaLink(ctx); err != nil {
 				fail(err)
@@ -178,7 +183,7 @@ func (s *source) Users(ctx context.Context, resume string) iter.Seq2[connectors.
 				fail(err)
 				return
 			}
-			up, err := s.convertPage(ctx, doms, page.Value, false)
+			up, err := s.convertPage(ctx, doms, holders, page.Value, false)
 			if err != nil {
 				fail(err)
 				return
@@ -193,6 +198,7 @@ func (s *source) Users(ctx context.Context, resume string) iter.Seq2[connectors.
 				up.Resume = string(b)
 			} else {
 				up.Cursor = rs.Delta
+				up.Privileged = holders.set()
 			}
 			if !yield(up, nil) {
 				return
@@ -225,6 +231,11 @@ func (s *source) Changes(ctx context.Context, cursor string) iter.Seq2[connector
 			fail(err)
 			return
 		}
+		holders, err := s.readRoleHolders(ctx)
+		if err != nil {
+			fail(err)
+			return
+		}
 		var stats runStats
 		link := cursor
 		for {
@@ -233,7 +244,7 @@ func (s *source) Changes(ctx context.Context, cursor string) iter.Seq2[connector
 				fail(err)
 				return
 			}
-			up, err := s.convertPage(ctx, doms, page.Value, true)
+			up, err := s.convertPage(ctx, doms, holders, page.Value, true)
 			if err != nil {
 				fail(err)
 				return
@@ -251,6 +262,7 @@ func (s *source) Changes(ctx context.Context, cursor string) iter.Seq2[connector
 					return
 				}
 				up.Cursor = page.DeltaLink
+				up.Privileged = holders.set()
 			default:
 				fail(fmt.Errorf("%w: GET /users/delta: the page has neither @odata.nextLink nor @odata.deltaLink", connectors.ErrBadResponse))
 				return
@@ -267,7 +279,9 @@ func (s *source) Changes(ctx context.Context, cursor string) iter.Seq2[connector
 	}
 }
 
-// Ping gets a token and reads what a sync reads: the domains and one user.
+// Ping gets a token and reads what a sync reads: the domains, one user and
+// the directory role assignments (a missing RoleManagement.Read.Directory
+// is named).
 func (s *source) Ping(ctx context.Context) error {
 	if _, err := s.loadDomains(ctx); err != nil {
 		return fmt.Errorf("azure connection %s: %w", s.id, err)
@@ -280,6 +294,9 @@ func (s *source) Ping(ctx context.Context) error {
 	}
 	var page userCollection
 	if err := s.get(ctx, "GET /users", info, &page); err != nil {
+		return fmt.Errorf("azure connection %s: %w", s.id, err)
+	}
+	if err := s.pingRoles(ctx); err != nil {
 		return fmt.Errorf("azure connection %s: %w", s.id, err)
 	}
 	return nil

@@ -246,6 +246,8 @@ func permissionHint(what string) string {
 		return "fetch_auth_phone needs the UserAuthenticationMethod.Read.All application permission with admin consent"
 	case strings.Contains(what, "domains"):
 		return "grant the Domain.Read.All application permission with admin consent"
+	case strings.Contains(what, "roleManagement"):
+		return "privileged users are found by their directory roles: grant the " + rolePermission + " application permission with admin consent"
 	default:
 		return "grant the User.Read.All application permission with admin consent"
 	}

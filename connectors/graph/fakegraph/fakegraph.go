@@ -13,6 +13,8 @@
 //     DenyPasswordWrites), recorded for PasswordChanges
 //   - GET  /v1.0/users/{id}/authentication/phoneMethods
 //   - GET  /v1.0/domains, GET /v1.0/organization
+//   - GET  /v1.0/roleManagement/directory/roleDefinitions and
+//     roleAssignments (paged): see roles.go, AssignRole
 //
 // Errors use Graph's envelope {"error":{"code","message"}}. Faults (429 with
 // Retry-After, 401/403, 5xx, HTML pages, truncated bodies) are injected with
@@ -120,6 +122,9 @@ type Server struct {
 
 	passwords           []PasswordChange
 	passwordWriteDenied bool
+
+	roles   []roleAssignment // directory role assignments (roles.go)
+	roleSeq int
 }
 
 type activeFault struct {
@@ -177,6 +182,8 @@ func New(opts Options) *Server {
 	mux.HandleFunc("PATCH /v1.0/users/{id}", s.graph("patchUser", s.patchUser))
 	mux.HandleFunc("GET /v1.0/users/{id}/authentication/phoneMethods", s.graph("phoneMethods", s.phoneMethods))
 	mux.HandleFunc("GET /v1.0/domains", s.graph("domains", s.domains))
+	mux.HandleFunc("GET /v1.0/roleManagement/directory/roleDefinitions", s.graph("roleDefinitions", s.roleDefinitions))
+	mux.HandleFunc("GET /v1.0/roleManagement/directory/roleAssignments", s.graph("roleAssignments", s.roleAssignments))
 	mux.HandleFunc("GET /v1.0/organization", s.graph("organization", s.organization))
 	unknown := s.graph("other", func(w http.ResponseWriter, r *http.Request) {
 		graphError(w, http.StatusBadRequest, "BadRequest", fmt.Sprintf("Resource not found for the segment '%s'.", strings.TrimPrefix(r.URL.Path, "/v1.0/")))
