@@ -188,6 +188,7 @@ func (c *Config) Open(env connectors.Env) (connectors.Source, error) {
 		pageSize:       int32(pageSize),
 		fetchAuthPhone: c.FetchAuthPhone,
 		transport:      base,
+		cred:           cred,
 	}
 	limiter := rate.NewLimiter(rate.Limit(rps), int(math.Max(1, math.Ceil(2*rps))))
 	middlewares, err := khttp.GetDefaultMiddlewaresWithOptions(&khttp.RetryHandlerOptions{

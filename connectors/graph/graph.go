@@ -64,7 +64,8 @@
 // permission User-PasswordProfile.ReadWrite.All) and refuses users synced
 // from on-premises AD, whose passwords go to the linked AD account; Unlock
 // is unsupported (Entra ID has no lockout to clear); Policy is Entra ID's
-// documented policy. writeback.go has the details.
+// documented policy; CheckWriteAccess tells "test connection" whether the
+// app's token carries that permission. writeback.go has the details.
 //
 // Only this package imports the Graph SDK, and only the users and domains
 // request builders, never the root package (which compiles every builder of
@@ -83,6 +84,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	abs "github.com/microsoft/kiota-abstractions-go"
 	"github.com/microsoftgraph/msgraph-sdk-go/domains"
 	"github.com/microsoftgraph/msgraph-sdk-go/users"
@@ -113,6 +115,7 @@ type source struct {
 	fetchAuthPhone bool
 	adapter        abs.RequestAdapter
 	transport      *http.Transport
+	cred           azcore.TokenCredential // for CheckWriteAccess
 }
 
 // Close releases idle connections.

@@ -20,24 +20,41 @@ package graph
 // connectors.ErrUnsupported. Unlock always wraps ErrUnsupported: Entra's
 // smart lockout is service-side and no admin API clears it.
 //
+// CheckWriteAccess, for "test connection", reads the roles claim of the
+// app's access token (the application permissions granted with admin
+// consent, as Entra lists them in app-only tokens) and reports a missing
+// User-PasswordProfile.ReadWrite.All, without writing anything. The claim
+// is read, not verified: the token comes straight from the identity
+// platform over TLS and only Graph needs to trust it.
+//
 // Graph's refusal of a password by policy (400 Request_BadRequest, "The
 // specified password does not comply with password complexity
 // requirements") becomes a *connectors.PasswordRejectedError.
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	abs "github.com/microsoft/kiota-abstractions-go"
 	"github.com/microsoftgraph/msgraph-sdk-go/users"
 
 	"selfserve/connectors"
 )
 
-var _ connectors.PasswordWriter = (*source)(nil)
+var (
+	_ connectors.PasswordWriter     = (*source)(nil)
+	_ connectors.WriteAccessChecker = (*source)(nil)
+)
+
+// rolePasswordWrite is the application permission SetPassword needs.
+const rolePasswordWrite = "User-PasswordProfile.ReadWrite.All"
 
 // EntraPolicy is Entra ID's documented password policy for cloud users: 8
 // to 256 characters, three of lower case, upper case, digits and symbols;
@@ -104,6 +121,45 @@ func (s *source) SetPassword(ctx context.Context, acct connectors.Account, newPa
 // application can clear.
 func (s *source) Unlock(context.Context, connectors.Account) error {
 	return fmt.Errorf("azure connection %s: %w: Entra ID has no lockout to clear (its smart lockout ends by itself)", s.id, connectors.ErrUnsupported)
+}
+
+// CheckWriteAccess implements connectors.WriteAccessChecker: nil when the
+// app's token carries User-PasswordProfile.ReadWrite.All, else an error
+// wrapping connectors.ErrUnauthorized naming it.
+func (s *source) CheckWriteAccess(ctx context.Context) error {
+	scope := s.graphURL.Scheme + "://" + s.graphURL.Host + "/.default"
+	tok, err := s.cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{scope}})
+	if err != nil {
+		return fmt.Errorf("azure connection %s: %w", s.id, s.classifyError(ctx, "getting an access token", err))
+	}
+	roles, err := tokenRoles(tok.Token)
+	if err != nil {
+		return fmt.Errorf("azure connection %s: %w: the access token cannot be read to check the app's permissions: %v", s.id, connectors.ErrBadResponse, err)
+	}
+	if !slices.Contains(roles, rolePasswordWrite) {
+		return fmt.Errorf("azure connection %s: %w: the app lacks the %s application permission, which password write-back needs (granted: %s); add it with admin consent",
+			s.id, connectors.ErrUnauthorized, rolePasswordWrite, strings.Join(roles, ", "))
+	}
+	return nil
+}
+
+// tokenRoles returns the roles claim of a JWT access token.
+func tokenRoles(token string) ([]string, error) {
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 {
+		return nil, errors.New("not a JWT")
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(parts[1], "="))
+	if err != nil {
+		return nil, errors.New("the JWT payload is not base64url")
+	}
+	var claims struct {
+		Roles []string `json:"roles"`
+	}
+	if err := json.Unmarshal(payload, &claims); err != nil {
+		return nil, errors.New("the JWT payload is not JSON")
+	}
+	return claims.Roles, nil
 }
 
 // passwordPatchError maps Graph's 400 answer to the password PATCH.

@@ -107,3 +107,25 @@ func TestUnlockAndPolicy(t *testing.T) {
 		t.Errorf("Policy = %+v, %v", pol, err)
 	}
 }
+
+func TestCheckWriteAccess(t *testing.T) {
+	f := newFixture(t, fakegraph.Options{Users: 1})
+	ctx := context.Background()
+	checker := func() connectors.WriteAccessChecker {
+		return f.writer(t, &bytes.Buffer{}).(connectors.WriteAccessChecker)
+	}
+	if err := checker().CheckWriteAccess(ctx); err != nil {
+		t.Fatalf("CheckWriteAccess with the permission: %v", err)
+	}
+	f.srv.DenyPasswordWrites(true)
+	err := checker().CheckWriteAccess(ctx)
+	if !errors.Is(err, connectors.ErrUnauthorized) || !strings.Contains(err.Error(), fakegraph.RolePasswordWrite) ||
+		!strings.Contains(err.Error(), "User.Read.All") {
+		t.Fatalf("CheckWriteAccess without the permission = %v, want ErrUnauthorized naming it and the roles granted", err)
+	}
+	f.srv.DenyPasswordWrites(false)
+	f.cfg.ClientSecret = "wrong-secret"
+	if err := checker().CheckWriteAccess(ctx); !errors.Is(err, connectors.ErrUnauthorized) || strings.Contains(err.Error(), "wrong-secret") {
+		t.Fatalf("CheckWriteAccess with a wrong secret = %v, want ErrUnauthorized without the secret", err)
+	}
+}

@@ -23,7 +23,8 @@ package ldap
 // "Reset user passwords and force password change at next logon" plus
 // "Write lockoutTime" on the users' OU). CheckWriteAccess tells a technician
 // whether it has them, on a sample user of the scope (the first one found
-// that is not the bind account itself):
+// that is neither the bind account nor an AdminSDHolder-protected
+// administrator):
 //   - lockoutTime: the DC's own verdict, the constructed attribute
 //     allowedAttributesEffective (the attributes the bound account may
 //     write on that object);
@@ -344,10 +345,12 @@ func (s *source) bindAccountSID(ctx context.Context, c *conn, st dcState) ([]byt
 	return nil, fmt.Errorf("%w: the bind account (bind_dn) cannot be found in %s to check its rights", connectors.ErrNotFound, st.defaultNC)
 }
 
-// sampleUser returns the first user of the scope that is not the bind
-// account, with its DACL and writable attributes.
+// sampleUser returns the first user of the scope that is neither the bind
+// account nor protected by AdminSDHolder (adminCount=1: administrators keep
+// their own permissions, without the OU's delegation), with its DACL and
+// writable attributes.
 func (s *source) sampleUser(ctx context.Context, c *conn, self []byte) (*goldap.Entry, error) {
-	filter := s.filter(nil, "(!(objectSid="+escapeBytes(self)+"))")
+	filter := s.filter(nil, "(!(objectSid="+escapeBytes(self)+"))(!(adminCount=1))")
 	for _, base := range s.cfg.bases {
 		req := goldap.NewSearchRequest(base, goldap.ScopeWholeSubtree, goldap.NeverDerefAliases, 1, 0, false, filter,
 			[]string{attrAllowedEffectve, attrSecurityDesc},

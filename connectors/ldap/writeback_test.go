@@ -312,6 +312,17 @@ func TestWriteBackPolicy(t *testing.T) {
 			t.Errorf("%s: Policy = %+v, %v; want %+v", tc.name, got, err, tc.want)
 		}
 	}
+
+	// a bind account that cannot read the user's PSO gets an error, not
+	// the domain's rules in its place
+	reader := f.writer(t, f.root, f.readerUPN, f.UserPass, &bytes.Buffer{})
+	if _, err := reader.Policy(ctx, connectors.Account{ExternalID: directGUID}); !errors.Is(err, connectors.ErrUnauthorized) ||
+		!strings.Contains(err.Error(), "Password Settings Container") {
+		t.Errorf("Policy as reader = %v, want ErrUnauthorized asking for read access to the PSOs", err)
+	}
+	if got, err := reader.Policy(ctx, connectors.Account{}); err != nil || got != domain {
+		t.Errorf("domain Policy as reader = %+v, %v", got, err)
+	}
 }
 
 func TestWriteBackRights(t *testing.T) {

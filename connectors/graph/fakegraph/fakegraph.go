@@ -28,6 +28,7 @@ package fakegraph
 
 import (
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
@@ -369,11 +370,24 @@ func (s *Server) SetDomain(d Domain) {
 }
 
 // issueLocked mints an access token; the caller holds s.mu.
+// issueLocked issues an access token shaped as Entra issues them, a JWT
+// whose payload names the tenant, the app and its application permissions
+// (roles); its signature is random (nothing here verifies it).
 func (s *Server) issueLocked() string {
 	b := make([]byte, 24)
 	_, _ = rand.Read(b) // crypto/rand.Read never fails
-	tok := "fake." + hex.EncodeToString(b)
-	s.tokens[tok] = time.Now().Add(s.opts.TokenLifetime)
+	exp := time.Now().Add(s.opts.TokenLifetime)
+	roles := []string{"User.Read.All", "Domain.Read.All", "UserAuthenticationMethod.Read.All"}
+	if !s.passwordWriteDenied {
+		roles = append(roles, RolePasswordWrite)
+	}
+	payload, _ := json.Marshal(map[string]any{
+		"aud": "https://graph.microsoft.com", "tid": s.opts.TenantID, "appid": s.opts.ClientID,
+		"roles": roles, "exp": exp.Unix(), "uti": hex.EncodeToString(b[:8]),
+	})
+	enc := base64.RawURLEncoding
+	tok := enc.EncodeToString([]byte(`{"typ":"JWT","alg":"RS256"}`)) + "." + enc.EncodeToString(payload) + "." + enc.EncodeToString(b)
+	s.tokens[tok] = exp
 	return tok
 }
 

@@ -37,9 +37,14 @@ func (s *Server) PasswordChanges() []PasswordChange {
 	return append([]PasswordChange(nil), s.passwords...)
 }
 
-// DenyPasswordWrites makes PATCH of a passwordProfile answer 403
-// Authorization_RequestDenied, as Graph does when the app lacks the
-// User-PasswordProfile.ReadWrite.All permission (deny false restores it).
+// RolePasswordWrite is the application permission a PATCH of a
+// passwordProfile needs.
+const RolePasswordWrite = "User-PasswordProfile.ReadWrite.All"
+
+// DenyPasswordWrites withdraws the User-PasswordProfile.ReadWrite.All
+// permission (deny false grants it again): tokens issued from then on do
+// not carry the role, and PATCH of a passwordProfile answers 403
+// Authorization_RequestDenied, as Graph does without it.
 func (s *Server) DenyPasswordWrites(deny bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
