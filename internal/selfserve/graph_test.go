@@ -1,0 +1,134 @@
+package selfserve_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"selfserve/connectors"
+	"selfserve/connectors/graph"
+	"selfserve/connectors/graph/fakegraph"
+	"selfserve/internal/connection"
+	"selfserve/internal/importer"
+	"selfserve/internal/rules"
+	"selfserve/internal/secretbox"
+	"selfserve/internal/selfserve"
+	"selfserve/internal/store"
+)
+
+// entraHarness imports users of a fake Graph tenant through an Entra
+// connection and serves them with the real directory writers.
+// before, if set, runs before the import (to store AD end users).
+func entraHarness(t *testing.T, before func(st *store.Store, tn store.Tenant, cu store.Customer), users ...fakegraph.User) (*harness, *fakegraph.Server) {
+	t.Helper()
+	ctx := context.Background()
+	fg := fakegraph.New(fakegraph.Options{})
+	t.Cleanup(fg.Close)
+	for _, u := range users {
+		fg.AddUser(u)
+	}
+	ca, err := fg.WriteCAFile(t.TempDir())
+	must(t, err)
+	st := storeForTest(t)
+	box, err := secretbox.New(testKey)
+	must(t, err)
+	reg := connectors.NewRegistry(map[connectors.Kind]func() connectors.Config{connectors.KindAzure: func() connectors.Config { return new(graph.Config) }})
+	opener := connection.Opener{Registry: reg, Box: box}
+	tn, _, err := st.UpsertTenant(ctx, store.Tenant{Name: "acme", Subscription: rules.SubscriptionBundle, SelfServe: true, TimeZone: "UTC", SendHour: 9, ReminderDays: 10})
+	must(t, err)
+	cu, _, err := st.UpsertCustomer(ctx, store.Customer{TenantID: tn.ID, Name: "Contoso", TimeZone: "Europe/London", DefaultRegion: "GB"})
+	must(t, err)
+	settings, _ := json.Marshal(map[string]any{"azure_tenant_id": fg.TenantID(), "client_id": fg.ClientID(), "graph_url": fg.GraphURL(),
+		"authority_url": fg.AuthorityURL(), "ca_file": ca, "requests_per_second": 1000})
+	sealed, err := opener.SealSecrets(json.RawMessage(`{"client_secret":"` + fg.ClientSecret() + `"}`))
+	must(t, err)
+	conn, _, err := st.UpsertConnection(ctx, store.Connection{TenantID: tn.ID, CustomerID: &cu.ID, Name: "contoso-entra", Kind: connectors.KindAzure,
+		Settings: settings, SealedSecrets: sealed, EnableSelfServe: true}, false)
+	must(t, err)
+	if before != nil {
+		before(st, tn, cu)
+	}
+	im := &importer.Importer{Store: st, Registry: reg, Secrets: box}
+	if _, err := im.Sync(ctx, importer.Request{TenantID: tn.ID, ConnectionID: conn.ID, Full: true, Trigger: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	h := &harness{t: t, st: st, rd: miniRedis(t), outbox: t.TempDir(), log: &syncBuffer{}, ip: "203.0.113.10", tenant: tn}
+	dirs := &selfserve.ConnectionWriters{Opener: opener}
+	t.Cleanup(dirs.Close)
+	h.svc = h.service(harnessOptions{dirs: dirs, floor: -1})
+	h.srv = httptest.NewServer(h.svc.Handler())
+	t.Cleanup(h.srv.Close)
+	return h, fg
+}
+
+// TestEntraWriteBack: a cloud-only user's reset is a Graph PATCH of its
+// passwordProfile; its unlock is refused (Entra has no lockout to clear);
+// a user synced from on-premises with no AD account here is refused, and
+// Graph is never asked.
+func TestEntraWriteBack(t *testing.T) {
+	t.Parallel()
+	h, fg := entraHarness(t, nil,
+		fakegraph.User{UserPrincipalName: "carla@contoso.example", Mail: "carla@contoso.example", MobilePhone: "+44 7400 123201", AccountEnabled: true, DisplayName: "Carla Cloud"},
+		fakegraph.User{UserPrincipalName: "sam@contoso.example", Mail: "sam@contoso.example", MobilePhone: "+44 7400 123202", AccountEnabled: true, DisplayName: "Sam Synced",
+			OnPremisesSyncEnabled: true, OnPremisesImmutableID: "c2FtLWd1aWQtMDAwMDAwMA==", OnPremisesSamAccountName: "sam"},
+	)
+	grant, _ := h.grant("carla@contoso.example", "reset")
+	const pw = "Harbour-Violet-5521"
+	if p := h.post(nil, api("/password"), map[string]any{"grant": grant, "new_password": pw}); p.status != http.StatusOK {
+		t.Fatalf("cloud-only reset: %d %s", p.status, p.raw)
+	}
+	changes := fg.PasswordChanges()
+	if len(changes) != 1 || changes[0].Password != pw {
+		t.Fatalf("Graph saw %+v", changes)
+	}
+	ug, _ := h.grant("carla@contoso.example", "unlock")
+	if p := h.post(nil, api("/unlock"), map[string]any{"grant": ug}); p.status != http.StatusConflict || !strings.Contains(p.raw, "Entra ID has no lockout") {
+		t.Errorf("Entra unlock: %d %s", p.status, p.raw)
+	}
+	sg, _ := h.grant("sam@contoso.example", "reset")
+	if p := h.post(nil, api("/password"), map[string]any{"grant": sg, "new_password": pw + "x"}); p.status != http.StatusConflict || !strings.Contains(p.raw, "on-premises Active Directory") {
+		t.Errorf("synced user without an AD connection: %d %s", p.status, p.raw)
+	}
+	if n := len(fg.PasswordChanges()); n != 1 {
+		t.Errorf("Graph was asked to write a synced user's password (%d changes)", n)
+	}
+}
+
+// TestSyncedUserGoesToAD: an Entra user synced from on-premises, linked to
+// its AD account (same immutable id), is reset in AD through the AD
+// connection, never through Graph. (The AD connection here points at no
+// server, so the job fails at the directory; TestADResetAndUnlock proves
+// the AD write itself.)
+func TestSyncedUserGoesToAD(t *testing.T) {
+	t.Parallel()
+	const immutable = "c2FtLWd1aWQtMDAwMDAwMA=="
+	var adConn store.Connection
+	h, fg := entraHarness(t, func(st *store.Store, tn store.Tenant, cu store.Customer) {
+		ctx := context.Background()
+		var err error
+		adConn, _, err = st.UpsertConnection(ctx, store.Connection{TenantID: tn.ID, CustomerID: &cu.ID, Name: "contoso-ad", Kind: connectors.KindAD,
+			Settings: []byte(`{"url":"ldaps://127.0.0.1:1","base_dn":"DC=contoso,DC=example","timeout":"1s"}`), EnableSelfServe: true}, false)
+		must(t, err)
+		_, err = st.ApplyUserPage(ctx, store.PageTarget{TenantID: tn.ID, CustomerID: cu.ID, ConnectionID: adConn.ID, RunID: 1, Source: rules.SourceAD, EnableSelfServe: true},
+			[]store.UserRecord{{User: connectors.User{ExternalID: "guid-sam", Username: "sam", UPN: "sam@contoso.example", Email: "sam@contoso.example",
+				Mobile: "+447400123202", Enabled: true, ImmutableID: immutable}}}, nil)
+		must(t, err)
+	}, fakegraph.User{UserPrincipalName: "sam@contoso.example", Mail: "sam@contoso.example", MobilePhone: "+44 7400 123202", AccountEnabled: true,
+		DisplayName: "Sam Synced", OnPremisesSyncEnabled: true, OnPremisesImmutableID: immutable, OnPremisesSamAccountName: "sam"})
+	grant, _ := h.grant("sam@contoso.example", "reset")
+	p := h.post(nil, api("/password"), map[string]any{"grant": grant, "new_password": "Harbour-Violet-5521"})
+	if p.status == http.StatusOK {
+		t.Fatalf("reset against a directory that does not answer: %s", p.raw)
+	}
+	if n := len(fg.PasswordChanges()); n != 0 {
+		t.Errorf("Graph was asked to write a synced user's password (%d changes)", n)
+	}
+	jobs, err := h.st.PasswordJobs(context.Background(), h.tenant.ID, endUserID(t, h, "sam"), 0)
+	must(t, err)
+	if len(jobs) != 1 || jobs[0].Target != store.TargetAD || jobs[0].ConnectionID == nil || *jobs[0].ConnectionID != adConn.ID || jobs[0].ExternalID != "guid-sam" {
+		t.Errorf("job: %+v", jobs)
+	}
+}
