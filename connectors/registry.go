@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"sort"
 	"strings"
 )
@@ -61,41 +62,160 @@ func (r Registry) Kinds() []string {
 	return kinds
 }
 
+// Keys returns the keys of kind's Config, and whether kind is known.
+func (r Registry) Keys(kind Kind) (Keys, bool) {
+	newConfig, ok := r.configs[kind]
+	if !ok {
+		return Keys{}, false
+	}
+	return KeysOf(newConfig()), true
+}
+
 // Decode builds the Config of kind from settings and secrets, both JSON
-// objects (either may be empty). Unknown keys are errors, and a key may not be
-// both a setting and a secret.
+// objects (either may be empty). Each key must be in its place: a secret
+// under settings, a setting under secrets and an unknown key are errors
+// (*KeyError, wrapping ErrInvalidConfig), as is a value of the wrong type.
+// It checks only the shape: Check validates the values.
 func (r Registry) Decode(kind Kind, settings, secrets json.RawMessage) (Config, error) {
 	newConfig, ok := r.configs[kind]
 	if !ok {
 		return nil, fmt.Errorf("%w: unknown connector kind %q (known: %s)", ErrInvalidConfig, kind, strings.Join(r.Kinds(), ", "))
 	}
-	if err := disjointKeys(settings, secrets); err != nil {
-		return nil, err
+	s, err := objectKeys(settings)
+	if err != nil {
+		return nil, fmt.Errorf("%w: settings must be a JSON object", ErrInvalidConfig)
+	}
+	p, err := objectKeys(secrets)
+	if err != nil {
+		return nil, fmt.Errorf("%w: secrets must be a JSON object", ErrInvalidConfig)
 	}
 	cfg := newConfig()
+	if err := KeysOf(cfg).checkKeys(s, p); err != nil {
+		return nil, err
+	}
 	if err := decodeStrict(settings, cfg); err != nil {
-		return nil, fmt.Errorf("%w: settings: %w", ErrInvalidConfig, err)
+		return nil, decodeError("settings", err)
 	}
 	if err := decodeStrict(secrets, cfg); err != nil {
-		// The decoder's message may quote the offending value: keep only the
-		// field name.
-		return nil, fmt.Errorf("%w: secrets: %s", ErrInvalidConfig, redactDecodeError(err))
+		return nil, decodeError("secrets", err)
 	}
 	return cfg, nil
 }
 
-// Open decodes the connection's settings and secrets and opens its source
-// with the registry's limiters. id is the connection's process-wide unique id
-// (see Env.ID); the caller names the connection in errors.
+// Check decodes settings and secrets and validates them with the
+// connector's own checks, as Open does, without contacting the system: a
+// connection that can never work is refused before it is stored. The
+// source it opens has state of its own and is closed at once.
+func (r Registry) Check(kind Kind, settings, secrets json.RawMessage) error {
+	cfg, err := r.Decode(kind, settings, secrets)
+	if err != nil {
+		return err
+	}
+	src, err := cfg.Open(Env{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		return err
+	}
+	return src.Close()
+}
+
+// Open decodes the connection's stored settings and secrets and opens its
+// source with the registry's limiters. id is the connection's process-wide
+// unique id (see Env.ID); the caller names the connection in errors. A
+// secret found under the stored settings (written before secrets and
+// settings were told apart) is used as a secret, with a warning to move it.
 func (r Registry) Open(kind Kind, id string, settings, secrets json.RawMessage, logger *slog.Logger) (Source, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	logger = logger.With("connector", string(kind), "connection_id", id)
+	if keys, ok := r.Keys(kind); ok {
+		var moved []string
+		settings, secrets, moved = liftSecrets(keys, settings, secrets)
+		if len(moved) > 0 {
+			logger.Warn("the connection keeps secrets under its settings, in clear: send them again under secrets", "keys", moved)
+		}
+	}
 	cfg, err := r.Decode(kind, settings, secrets)
 	if err != nil {
 		return nil, err
 	}
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
+	return cfg.Open(Env{ID: id, Logger: logger, Limiters: r.limiters})
+}
+
+// liftSecrets moves the secret keys of settings into secrets (where secrets
+// does not have them already) and returns the keys moved.
+func liftSecrets(keys Keys, settings, secrets json.RawMessage) (json.RawMessage, json.RawMessage, []string) {
+	s, err := objectKeys(settings)
+	if err != nil {
+		return settings, secrets, nil
 	}
-	return cfg.Open(Env{ID: id, Logger: logger.With("connector", string(kind), "connection_id", id), Limiters: r.limiters})
+	var moved []string
+	for _, k := range keys.Secrets {
+		if _, ok := s[k]; ok {
+			moved = append(moved, k)
+		}
+	}
+	if len(moved) == 0 {
+		return settings, secrets, nil
+	}
+	p, err := objectKeys(secrets)
+	if err != nil {
+		return settings, secrets, nil
+	}
+	for _, k := range moved {
+		if _, ok := p[k]; !ok {
+			p[k] = s[k]
+		}
+		delete(s, k)
+	}
+	settings, _ = json.Marshal(s)
+	secrets, _ = json.Marshal(p)
+	return settings, secrets, moved
+}
+
+// RedactSettings returns settings with the value of every secret key of
+// kind replaced by "[redacted]": stored settings may hold a secret written
+// before secrets and settings were told apart, and must never show it.
+func (r Registry) RedactSettings(kind Kind, settings json.RawMessage) json.RawMessage {
+	keys, ok := r.Keys(kind)
+	if !ok {
+		return settings
+	}
+	s, err := objectKeys(settings)
+	if err != nil {
+		return settings
+	}
+	changed := false
+	for _, k := range keys.Secrets {
+		if _, ok := s[k]; ok {
+			s[k] = json.RawMessage(`"` + redacted + `"`)
+			changed = true
+		}
+	}
+	if !changed {
+		return settings
+	}
+	out, err := json.Marshal(s)
+	if err != nil {
+		return settings
+	}
+	return out
+}
+
+// objectKeys splits a JSON object (empty or null: no keys) into its keys.
+func objectKeys(raw json.RawMessage) (map[string]json.RawMessage, error) {
+	m := map[string]json.RawMessage{}
+	t := bytes.TrimSpace(raw)
+	if len(t) == 0 || string(t) == "null" {
+		return m, nil
+	}
+	if t[0] != '{' {
+		return nil, errors.New("not a JSON object")
+	}
+	if err := json.Unmarshal(t, &m); err != nil {
+		return nil, err
+	}
+	return m, nil
 }
 
 func decodeStrict(raw json.RawMessage, into any) error {
@@ -107,39 +227,35 @@ func decodeStrict(raw json.RawMessage, into any) error {
 	return dec.Decode(into)
 }
 
-func disjointKeys(settings, secrets json.RawMessage) error {
-	keys := func(raw json.RawMessage) (map[string]json.RawMessage, error) {
-		m := map[string]json.RawMessage{}
-		if len(bytes.TrimSpace(raw)) == 0 {
-			return m, nil
-		}
-		err := json.Unmarshal(raw, &m)
-		return m, err
+// decodeError names the key a decoding error is about. The decoder's
+// message may quote the offending value: a secret's is never kept.
+func decodeError(section string, err error) error {
+	var typeErr *json.UnmarshalTypeError
+	if errors.As(err, &typeErr) && typeErr.Field != "" {
+		return &KeyError{Section: section, Key: typeErr.Field, Problem: fmt.Sprintf("%s must be a %s", typeErr.Field, jsonTypeName(typeErr.Type.Kind()))}
 	}
-	s, err := keys(settings)
-	if err != nil {
-		return fmt.Errorf("%w: settings must be a JSON object: %w", ErrInvalidConfig, err)
+	if section == "secrets" {
+		return fmt.Errorf("%w: secrets: not a valid JSON object of strings", ErrInvalidConfig)
 	}
-	p, err := keys(secrets)
-	if err != nil {
-		return fmt.Errorf("%w: secrets must be a JSON object", ErrInvalidConfig)
-	}
-	for k := range p {
-		if _, ok := s[k]; ok {
-			return fmt.Errorf("%w: %q is given both as a setting and as a secret", ErrInvalidConfig, k)
-		}
-	}
-	return nil
+	return fmt.Errorf("%w: settings: %s", ErrInvalidConfig, strings.TrimPrefix(err.Error(), "json: "))
 }
 
-func redactDecodeError(err error) string {
-	var typeErr *json.UnmarshalTypeError
-	if errors.As(err, &typeErr) {
-		return fmt.Sprintf("field %q must be a %s", typeErr.Field, typeErr.Type)
+// jsonTypeName names a Go kind as JSON calls it.
+func jsonTypeName(k reflect.Kind) string {
+	switch k {
+	case reflect.String:
+		return "string"
+	case reflect.Bool:
+		return "boolean (true or false)"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "whole number"
+	case reflect.Float32, reflect.Float64:
+		return "number"
+	case reflect.Slice, reflect.Array:
+		return "list"
+	case reflect.Map, reflect.Struct:
+		return "object"
 	}
-	msg := err.Error()
-	if strings.HasPrefix(msg, "json: unknown field") {
-		return strings.TrimPrefix(msg, "json: ")
-	}
-	return "not a valid JSON object"
+	return k.String()
 }

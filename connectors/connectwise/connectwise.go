@@ -79,10 +79,10 @@ type Config struct {
 	// Site is the cloud region ("na", "eu", "au", "staging" → the api-
 	// host) or a site's own host or URL (https://cw.example.com). Required
 	// unless base_url is set.
-	Site string `json:"site,omitempty"`
+	Site string `json:"site,omitempty" connector:"endpoint"`
 	// BaseURL overrides the site (a test server, a proxy). A URL without a
 	// path gets /v4_6_release/apis/3.0. Default empty: the site's.
-	BaseURL string `json:"base_url,omitempty"`
+	BaseURL string `json:"base_url,omitempty" connector:"endpoint"`
 	// CompanyID is the company id technicians log in with. Required.
 	CompanyID string `json:"company_id,omitempty"`
 	// ClientID is the integration's clientId from developer.connectwise.com,

@@ -713,7 +713,7 @@ func TestRegistryDecode(t *testing.T) {
 	if l := listOK(t, src.(connectors.UserSource), ""); len(l.users) != 1 {
 		t.Errorf("users %+v", l.users)
 	}
-	if _, err := reg.Decode(connectors.KindFile, json.RawMessage(`{"path": "x.csv", "delimiter": ";"}`), nil); err == nil || !strings.Contains(err.Error(), `unknown field "delimiter"`) {
+	if _, err := reg.Decode(connectors.KindFile, json.RawMessage(`{"path": "x.csv", "delimiter": ";"}`), nil); err == nil || !strings.Contains(err.Error(), `unknown key "delimiter" (known settings: format, max_bytes, max_rows, page_size, path)`) {
 		t.Errorf("unknown setting: %v", err)
 	}
 }

@@ -66,15 +66,15 @@ type Config struct {
 	ClientSecret connectors.Secret `json:"client_secret"`
 	// GraphURL is the Microsoft Graph base URL including the version.
 	// Default "https://graph.microsoft.com/v1.0".
-	GraphURL string `json:"graph_url"`
+	GraphURL string `json:"graph_url" connector:"endpoint"`
 	// AuthorityURL is the Microsoft identity platform host; tokens come from
 	// {authority_url}/{azure_tenant_id}/oauth2/v2.0/token. Default
 	// "https://login.microsoftonline.com".
-	AuthorityURL string `json:"authority_url"`
+	AuthorityURL string `json:"authority_url" connector:"endpoint"`
 	// CAFile is a PEM file of extra CA certificates to trust for both URLs
 	// (a private cloud, a TLS-inspecting proxy, tests). Default none: the
 	// system roots only.
-	CAFile string `json:"ca_file"`
+	CAFile string `json:"ca_file" connector:"endpoint"`
 	// PageSize is the $top of user listings, 1..999. Default 999. Delta
 	// queries ignore it: Graph chooses their page size.
 	PageSize int `json:"page_size"`

@@ -670,11 +670,7 @@ func TestConfig(t *testing.T) {
 	t.Parallel()
 	reg := connectors.NewRegistry(map[connectors.Kind]func() connectors.Config{connectors.KindAzure: func() connectors.Config { return new(graph.Config) }})
 	open := func(settings, secrets string) error {
-		src, err := reg.Open(connectors.KindAzure, "c1", json.RawMessage(settings), json.RawMessage(secrets), slog.New(slog.DiscardHandler))
-		if src != nil {
-			_ = src.Close()
-		}
-		return err
+		return reg.Check(connectors.KindAzure, json.RawMessage(settings), json.RawMessage(secrets))
 	}
 	ok := `{"azure_tenant_id":"contoso.onmicrosoft.com","client_id":"0f8b5a3e-2c4d-4e6f-8a9b-1c2d3e4f5a6b"}`
 	if err := open(ok, `{"client_secret":"s3cret-value"}`); err != nil {

@@ -70,7 +70,7 @@ var (
 type Config struct {
 	// BaseURL is the Hudu instance (https://acme.huducloud.com); the API
 	// path /api/v1 is added when the URL has no path. Required.
-	BaseURL string `json:"base_url,omitempty"`
+	BaseURL string `json:"base_url,omitempty" connector:"endpoint"`
 	// APIKey is the Hudu API key, sent as x-api-key. Required.
 	APIKey connectors.Secret `json:"api_key,omitempty"`
 	// PeopleLayout is the name of the asset layout whose assets are people.

@@ -61,10 +61,10 @@ type Config struct {
 	// Region picks the API host: "us" (https://api.itglue.com), "eu"
 	// (https://api.eu.itglue.com) or "au" (https://api.au.itglue.com).
 	// Default "us".
-	Region string `json:"region,omitempty"`
+	Region string `json:"region,omitempty" connector:"endpoint"`
 	// BaseURL overrides the regional host (a test server, a proxy). Default
 	// empty: the region's host.
-	BaseURL string `json:"base_url,omitempty"`
+	BaseURL string `json:"base_url,omitempty" connector:"endpoint"`
 	// APIKey is the IT Glue API key, sent as x-api-key. Required.
 	APIKey connectors.Secret `json:"api_key,omitempty"`
 	// OrganizationTypeID, if set, imports only organizations of this type.

@@ -117,7 +117,7 @@ const (
 type Config struct {
 	// URL of the domain controller: ldaps://host[:636], or ldap://host[:389]
 	// with start_tls (or allow_insecure). Required.
-	URL string `json:"url"`
+	URL string `json:"url" connector:"endpoint"`
 	// BaseDN is the subtree whose users are imported. Required unless
 	// base_dns is set.
 	BaseDN string `json:"base_dn"`
@@ -126,15 +126,15 @@ type Config struct {
 	BaseDNs []string `json:"base_dns"`
 	// CAFile is a PEM file of the CA certificates that issued the DC's
 	// certificate. Default: the system's trusted roots.
-	CAFile string `json:"ca_file"`
+	CAFile string `json:"ca_file" connector:"endpoint"`
 	// StartTLS upgrades an ldap:// connection with StartTLS. Default false.
-	StartTLS bool `json:"start_tls"`
+	StartTLS bool `json:"start_tls" connector:"endpoint"`
 	// AllowInsecure allows ldap:// without StartTLS: the password and the
 	// directory then cross the network in clear text. Default false.
-	AllowInsecure bool `json:"allow_insecure"`
+	AllowInsecure bool `json:"allow_insecure" connector:"endpoint"`
 	// ServerName is the name expected on the DC's certificate, when the URL
 	// uses another name or an IP address. Default: the URL's host.
-	ServerName string `json:"server_name"`
+	ServerName string `json:"server_name" connector:"endpoint"`
 	// PageSize is the LDAP paged-results page size, also the number of users
 	// per page handed to the sync engine. Default 500.
 	PageSize int `json:"page_size"`

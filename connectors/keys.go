@@ -1,0 +1,126 @@
+package connectors
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"reflect"
+	"slices"
+	"strings"
+)
+
+// Keys are the JSON keys of a connector's Config, read from its struct
+// fields by KeysOf. The Config declares them where it declares the fields:
+//
+//   - a field of type Secret is a secret: it is accepted only under a
+//     connection's secrets, stored encrypted and never shown;
+//   - every other JSON field is a setting;
+//   - a setting tagged `connector:"endpoint"` decides where the connection
+//     connects or what it trusts (a URL, a host, a region, a CA file, TLS
+//     options): changing it without sending the secrets again drops the
+//     stored secrets, so that they cannot be sent somewhere new.
+type Keys struct {
+	Settings []string
+	Secrets  []string
+	Endpoint []string
+}
+
+// endpointTag is the struct tag value marking an endpoint setting.
+const endpointTag = "endpoint"
+
+var secretType = reflect.TypeFor[Secret]()
+
+// KeysOf returns the keys of cfg, a pointer to a struct, each list sorted.
+func KeysOf(cfg Config) Keys {
+	var k Keys
+	t := reflect.TypeOf(cfg)
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if !f.IsExported() || name == "-" {
+			continue
+		}
+		if name == "" {
+			name = f.Name
+		}
+		switch {
+		case f.Type == secretType:
+			k.Secrets = append(k.Secrets, name)
+		default:
+			k.Settings = append(k.Settings, name)
+			if f.Tag.Get("connector") == endpointTag {
+				k.Endpoint = append(k.Endpoint, name)
+			}
+		}
+	}
+	slices.Sort(k.Settings)
+	slices.Sort(k.Secrets)
+	slices.Sort(k.Endpoint)
+	return k
+}
+
+// KeyError is a problem with one key of a connection's settings or secrets.
+// It wraps ErrInvalidConfig and never quotes a secret's value.
+type KeyError struct {
+	// Section is "settings" or "secrets".
+	Section string
+	// Key is the offending key.
+	Key string
+	// Problem says what is wrong, for a technician.
+	Problem string
+}
+
+// Error implements error.
+func (e *KeyError) Error() string {
+	return fmt.Sprintf("%s.%s: %s", e.Section, e.Key, e.Problem)
+}
+
+// Unwrap makes a KeyError an ErrInvalidConfig.
+func (e *KeyError) Unwrap() error { return ErrInvalidConfig }
+
+// Field returns where the problem is, as "settings.key" or "secrets.key".
+func (e *KeyError) Field() string { return e.Section + "." + e.Key }
+
+// checkKeys refuses keys of settings and secrets that are not theirs: a
+// secret under settings, a setting under secrets, an unknown key.
+func (k Keys) checkKeys(settings, secrets map[string]json.RawMessage) error {
+	var errs []error
+	for _, key := range sortedKeys(settings) {
+		switch {
+		case slices.Contains(k.Settings, key):
+		case slices.Contains(k.Secrets, key):
+			errs = append(errs, &KeyError{"settings", key, fmt.Sprintf("%s is a secret: put %s under secrets, where it is stored encrypted", key, key)})
+		default:
+			errs = append(errs, &KeyError{"settings", key, fmt.Sprintf("unknown key %q (known settings: %s)", key, listOrNone(k.Settings))})
+		}
+	}
+	for _, key := range sortedKeys(secrets) {
+		switch {
+		case slices.Contains(k.Secrets, key):
+		case slices.Contains(k.Settings, key):
+			errs = append(errs, &KeyError{"secrets", key, fmt.Sprintf("%s is a setting, not a secret: put %s under settings", key, key)})
+		default:
+			errs = append(errs, &KeyError{"secrets", key, fmt.Sprintf("unknown key %q (known secrets: %s)", key, listOrNone(k.Secrets))})
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func sortedKeys(m map[string]json.RawMessage) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+func listOrNone(keys []string) string {
+	if len(keys) == 0 {
+		return "none"
+	}
+	return strings.Join(keys, ", ")
+}
