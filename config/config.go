@@ -19,6 +19,8 @@
 //	trusted_proxies: [10.0.0.0/8]            # proxies whose X-Forwarded-For is believed
 //	max_removal_share: 0.3
 //	throttle_wait_max: 10m                   # total wait of an inline run for a throttling API
+//	file_import_dir: ""                      # one folder per tenant: <dir>/<tenant name>/
+//	allowed_psa_hosts: []                    # e.g. [docs.acme-msp.example, "*.acme-msp.example"]
 //	api_url: ""                              # the CLI's remote commands; default http:// + admin_addr
 //	api_token: ""                            # an API token (ss_…) for the remote commands
 //	smtp:
@@ -101,11 +103,14 @@ type Config struct {
 	// YAML outbox, env SELFSERVE_OUTBOX, default "" (no outbox).
 	OutboxDir string `yaml:"outbox"`
 
-	// FileImportDir is the only directory whose files technicians may
-	// import through the admin API (connections of kind file); empty
-	// refuses file connections over the API, leaving them to apply files
-	// written by the operator. It keeps a technician from reading arbitrary
-	// server files through a connection's path.
+	// FileImportDir holds one folder per tenant, named as the tenant
+	// (<file_import_dir>/<tenant name>/): the only files a tenant's
+	// technicians may name through the admin API, both a file connection's
+	// path and a connection's ca_file. A relative path is read in the
+	// tenant's folder; a path outside it is refused (symlinks resolved).
+	// Empty refuses both over the API, leaving them to apply files written
+	// by the operator. It keeps a technician from reading server files, or
+	// another tenant's, through a connection's settings.
 	// YAML file_import_dir, env SELFSERVE_FILE_IMPORT_DIR, default "" (none).
 	FileImportDir string `yaml:"file_import_dir"`
 
@@ -130,6 +135,16 @@ type Config struct {
 	// YAML trusted_proxies (a list), env SELFSERVE_TRUSTED_PROXIES (comma
 	// separated), default none.
 	TrustedProxies []string `yaml:"trusted_proxies"`
+
+	// AllowedPSAHosts are the hosts, besides the vendors' own clouds (IT
+	// Glue's regional hosts, *.huducloud.com, ConnectWise's regional api-
+	// hosts), that PSA connections may send their API keys to: a
+	// self-hosted Hudu or ConnectWise, a proxy, a test server. Each entry is
+	// a host name, an IP address or *.domain (any host below domain); no
+	// scheme, port or path. The environment variable is a comma-separated
+	// list.
+	// YAML allowed_psa_hosts, env SELFSERVE_ALLOWED_PSA_HOSTS, default none.
+	AllowedPSAHosts []string `yaml:"allowed_psa_hosts"`
 
 	// MaxRemovalShare is the largest share (0..1) of a connection's known
 	// end users that one sync may remove; a run that would remove more stops
@@ -416,6 +431,7 @@ var envVars = []envVar{
 	{"SELFSERVE_SELF_SERVE_URL", "self_serve_url", func(c *Config, v string) error {
 		return errors.New("replaced by SELFSERVE_PUBLIC_URL (the public listener's external base URL); rename it")
 	}},
+	{"SELFSERVE_ALLOWED_PSA_HOSTS", "allowed_psa_hosts", func(c *Config, v string) error { c.AllowedPSAHosts = splitList(v); return nil }},
 	{"SELFSERVE_MAX_REMOVAL_SHARE", "max_removal_share", func(c *Config, v string) error {
 		f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
 		if err != nil {
@@ -451,6 +467,18 @@ var envVars = []envVar{
 	{"SELFSERVE_SMS_ACCOUNT_SID", "sms.account_sid", func(c *Config, v string) error { c.SMS.AccountSID = v; return nil }},
 	{"SELFSERVE_SMS_AUTH_TOKEN", "sms.auth_token", func(c *Config, v string) error { c.SMS.AuthToken = Secret(v); return nil }},
 	{"SELFSERVE_SMS_FROM", "sms.from", func(c *Config, v string) error { c.SMS.From = v; return nil }},
+}
+
+// splitList reads a comma-separated list, trimming each entry and
+// dropping empty ones.
+func splitList(v string) []string {
+	var out []string
+	for e := range strings.SplitSeq(v, ",") {
+		if e = strings.TrimSpace(e); e != "" {
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 // envName returns the environment variable of a YAML key.
@@ -501,6 +529,7 @@ func (c *Config) LogValue() slog.Value {
 		slog.String("public_addr", c.PublicAddr),
 		slog.String("public_url", c.PublicURL),
 		slog.Any("trusted_proxies", c.TrustedProxies),
+		slog.Any("allowed_psa_hosts", c.AllowedPSAHosts),
 		slog.Float64("max_removal_share", c.MaxRemovalShare),
 		slog.Duration("throttle_wait_max", c.ThrottleWaitMax),
 		slog.String("api_url", c.AdminURL()),

@@ -121,6 +121,7 @@ sms:
 		"SELFSERVE_OUTBOX":            "", // empty counts as unset
 		"SELFSERVE_SMS_BASE_URL":      "http://127.0.0.1:4010",
 		"SELFSERVE_UNRELATED":         "ignored",
+		"SELFSERVE_ALLOWED_PSA_HOSTS": " 127.0.0.1, *.acme-msp.example,,",
 	}))
 	if err != nil {
 		t.Fatalf("Load: %v", err)
@@ -144,6 +145,9 @@ sms:
 		if ch.got != ch.want {
 			t.Errorf("%s = %q, want %q", ch.name, ch.got, ch.want)
 		}
+	}
+	if fmt.Sprint(c.AllowedPSAHosts) != "[127.0.0.1 *.acme-msp.example]" {
+		t.Errorf("allowed_psa_hosts = %q", c.AllowedPSAHosts)
 	}
 	if c.SMTP.Port != 465 {
 		t.Errorf("smtp.port = %d, want 465 (the default of tls mode)", c.SMTP.Port)
@@ -300,6 +304,8 @@ func TestInvalidValues(t *testing.T) {
 		{"sms token without sid", map[string]string{"SELFSERVE_SMS_AUTH_TOKEN": "tok"}, "sms.auth_token", "sms.account_sid is not"},
 		{"sms plain http", map[string]string{"SELFSERVE_SMS_BASE_URL": "http://api.twilio.com"}, "sms.base_url", "plain http"},
 		{"sms base not a URL", map[string]string{"SELFSERVE_SMS_BASE_URL": "api.twilio.com"}, "sms.base_url", "not an absolute"},
+		{"allowed PSA host with scheme", map[string]string{"SELFSERVE_ALLOWED_PSA_HOSTS": "docs.acme.example, https://psa.acme.example"}, "allowed_psa_hosts", "no scheme, port or path"},
+		{"allowed PSA hosts a whole TLD", map[string]string{"SELFSERVE_ALLOWED_PSA_HOSTS": "*.com"}, "allowed_psa_hosts", "whole top-level domain"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -10,6 +10,8 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+
+	"selfserve/connectors"
 )
 
 // FieldError is one problem Validate or Load found: the field as it is
@@ -85,6 +87,11 @@ func (c *Config) Validate() error {
 	}
 	if c.ThrottleWaitMax < 0 {
 		bad("throttle_wait_max", "%s is negative; it is the total wait of an inline run for a throttling API (10m by default, 0 to never wait)", c.ThrottleWaitMax)
+	}
+	for _, h := range c.AllowedPSAHosts {
+		if err := connectors.CheckHostPattern(h); err != nil {
+			bad("allowed_psa_hosts", "%s", err)
+		}
 	}
 	if math.IsNaN(c.MaxRemovalShare) || c.MaxRemovalShare < 0 || c.MaxRemovalShare > 1 {
 		bad("max_removal_share", "%v is out of range; it is a share between 0 and 1 (0.3 allows removing up to 30%% of known users in one run)", c.MaxRemovalShare)

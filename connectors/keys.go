@@ -19,14 +19,17 @@ import (
 //     connects or what it trusts (a URL, a host, a region, a CA file, TLS
 //     options): changing it without sending the secrets again drops the
 //     stored secrets, so that they cannot be sent somewhere new.
+//   - a setting tagged `connector:"file"` names a file on the server (a CSV
+//     to import, a CA bundle): the admin API confines it to the tenant's
+//     import folder.
+//
+// A field may carry both marks: `connector:"endpoint,file"`.
 type Keys struct {
 	Settings []string
 	Secrets  []string
 	Endpoint []string
+	Files    []string
 }
-
-// endpointTag is the struct tag value marking an endpoint setting.
-const endpointTag = "endpoint"
 
 var secretType = reflect.TypeFor[Secret]()
 
@@ -51,14 +54,19 @@ func KeysOf(cfg Config) Keys {
 			k.Secrets = append(k.Secrets, name)
 		default:
 			k.Settings = append(k.Settings, name)
-			if f.Tag.Get("connector") == endpointTag {
+			marks := strings.Split(f.Tag.Get("connector"), ",")
+			if slices.Contains(marks, "endpoint") {
 				k.Endpoint = append(k.Endpoint, name)
+			}
+			if slices.Contains(marks, "file") {
+				k.Files = append(k.Files, name)
 			}
 		}
 	}
 	slices.Sort(k.Settings)
 	slices.Sort(k.Secrets)
 	slices.Sort(k.Endpoint)
+	slices.Sort(k.Files)
 	return k
 }
 

@@ -31,13 +31,13 @@ func registry() connectors.Registry {
 // TestKeysDeclared: each connector's secrets and endpoint settings are the
 // ones its Config declares.
 func TestKeysDeclared(t *testing.T) {
-	want := map[connectors.Kind]struct{ secrets, endpoint []string }{
-		connectors.KindAD:          {[]string{"bind_dn", "bind_password"}, []string{"allow_insecure", "ca_file", "server_name", "start_tls", "url"}},
-		connectors.KindAzure:       {[]string{"client_secret"}, []string{"authority_url", "ca_file", "graph_url"}},
-		connectors.KindITGlue:      {[]string{"api_key"}, []string{"base_url", "region"}},
-		connectors.KindHudu:        {[]string{"api_key"}, []string{"base_url"}},
-		connectors.KindConnectWise: {[]string{"private_key", "public_key"}, []string{"base_url", "site"}},
-		connectors.KindFile:        {nil, nil},
+	want := map[connectors.Kind]struct{ secrets, endpoint, files []string }{
+		connectors.KindAD:          {[]string{"bind_dn", "bind_password"}, []string{"allow_insecure", "ca_file", "server_name", "start_tls", "url"}, []string{"ca_file"}},
+		connectors.KindAzure:       {[]string{"client_secret"}, []string{"authority_url", "ca_file", "graph_url"}, []string{"ca_file"}},
+		connectors.KindITGlue:      {[]string{"api_key"}, []string{"base_url", "region"}, nil},
+		connectors.KindHudu:        {[]string{"api_key"}, []string{"base_url"}, nil},
+		connectors.KindConnectWise: {[]string{"private_key", "public_key"}, []string{"base_url", "site"}, nil},
+		connectors.KindFile:        {nil, nil, []string{"path"}},
 	}
 	reg := registry()
 	for kind, w := range want {
@@ -45,8 +45,8 @@ func TestKeysDeclared(t *testing.T) {
 		if !ok {
 			t.Fatalf("%s unknown", kind)
 		}
-		if !slices.Equal(k.Secrets, w.secrets) || !slices.Equal(k.Endpoint, w.endpoint) {
-			t.Errorf("%s: secrets %v endpoint %v, want %v %v", kind, k.Secrets, k.Endpoint, w.secrets, w.endpoint)
+		if !slices.Equal(k.Secrets, w.secrets) || !slices.Equal(k.Endpoint, w.endpoint) || !slices.Equal(k.Files, w.files) {
+			t.Errorf("%s: secrets %v endpoint %v files %v, want %v %v %v", kind, k.Secrets, k.Endpoint, k.Files, w.secrets, w.endpoint, w.files)
 		}
 		for _, s := range k.Secrets {
 			if slices.Contains(k.Settings, s) {

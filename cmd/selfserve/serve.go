@@ -224,7 +224,7 @@ func (c *cli) adminAPI(cfg *config.Config, st *store.Store, enqueuer *worker.Cli
 		mounts = append(mounts, admin.Mount{Pattern: p, Handler: con})
 	}
 	return admin.New(admin.Options{Store: st, Registry: c.registry(), Secrets: box, Enqueuer: enq,
-		Logger: log, OpsToken: cfg.OpsToken.Reveal(), Mounts: mounts, FileImportDir: cfg.FileImportDir})
+		Logger: log, OpsToken: cfg.OpsToken.Reveal(), Mounts: mounts, FileImportDir: cfg.FileImportDir, AllowedPSAHosts: cfg.AllowedPSAHosts})
 }
 
 // serveHTTP serves h on addr until ctx is cancelled, then shuts down

@@ -109,6 +109,26 @@ type Config struct {
 	RequestsPerMinute int `json:"requests_per_minute,omitempty"`
 }
 
+// APIHost implements connectors.VendorHosted: ConnectWise's cloud is its
+// regional api- hosts; a site's own host needs the operator's consent.
+func (c *Config) APIHost() (key, host string, vendorCloud bool) {
+	key = "site"
+	if strings.TrimSpace(c.BaseURL) != "" {
+		key = "base_url"
+	}
+	u, err := c.apiRoot()
+	if err != nil {
+		return key, "", false
+	}
+	host = strings.ToLower(u.Hostname())
+	for _, h := range siteHosts {
+		if u.Scheme == "https" && u.Port() == "" && h == "https://"+host {
+			return key, host, true
+		}
+	}
+	return key, host, false
+}
+
 // Open validates the config, fills defaults and returns the source. id names
 // the connection: sources opened with the same id share one request budget.
 func (c *Config) Open(env connectors.Env) (connectors.Source, error) {

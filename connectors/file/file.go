@@ -88,7 +88,7 @@ const (
 type Config struct {
 	// Path is the file to import. A relative path is read from the working
 	// directory of the process. Required.
-	Path string `json:"path"`
+	Path string `json:"path" connector:"file"`
 	// Format is "csv" or "json". Default: from Path's extension (.csv, .json),
 	// required when the extension says neither.
 	Format string `json:"format,omitempty"`

@@ -74,7 +74,7 @@ type Config struct {
 	// CAFile is a PEM file of extra CA certificates to trust for both URLs
 	// (a private cloud, a TLS-inspecting proxy, tests). Default none: the
 	// system roots only.
-	CAFile string `json:"ca_file" connector:"endpoint"`
+	CAFile string `json:"ca_file" connector:"endpoint,file"`
 	// PageSize is the $top of user listings, 1..999. Default 999. Delta
 	// queries ignore it: Graph chooses their page size.
 	PageSize int `json:"page_size"`

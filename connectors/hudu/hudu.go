@@ -92,6 +92,17 @@ type Config struct {
 	RequestsPerMinute int `json:"requests_per_minute,omitempty"`
 }
 
+// APIHost implements connectors.VendorHosted: Hudu's cloud instances are
+// the hosts below huducloud.com.
+func (c *Config) APIHost() (key, host string, vendorCloud bool) {
+	u, err := restclient.ParseBaseURL(c.BaseURL, "/api/v1")
+	if err != nil {
+		return "base_url", "", false
+	}
+	host = strings.ToLower(u.Hostname())
+	return "base_url", host, u.Scheme == "https" && connectors.MatchHost(host, []string{"*.huducloud.com"})
+}
+
 // Open validates the config, fills defaults and returns the source. id names
 // the connection: sources opened with the same id share one request budget.
 func (c *Config) Open(env connectors.Env) (connectors.Source, error) {

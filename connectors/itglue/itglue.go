@@ -80,6 +80,26 @@ type Config struct {
 	RequestsPerMinute int `json:"requests_per_minute,omitempty"`
 }
 
+// APIHost implements connectors.VendorHosted: IT Glue's cloud is its
+// three regional hosts.
+func (c *Config) APIHost() (key, host string, vendorCloud bool) {
+	key, raw := "region", regionHosts[strings.ToLower(strings.TrimSpace(cmp.Or(c.Region, "us")))]
+	if strings.TrimSpace(c.BaseURL) != "" {
+		key, raw = "base_url", c.BaseURL
+	}
+	u, err := restclient.ParseBaseURL(raw, "")
+	if err != nil {
+		return key, "", false
+	}
+	host = strings.ToLower(u.Hostname())
+	for _, h := range regionHosts {
+		if u.Scheme == "https" && u.Port() == "" && h == "https://"+host {
+			return key, host, true
+		}
+	}
+	return key, host, false
+}
+
 // Open validates the config, fills defaults and returns the source. id names
 // the connection: sources opened with the same id share one request budget.
 func (c *Config) Open(env connectors.Env) (connectors.Source, error) {

@@ -126,7 +126,7 @@ type Config struct {
 	BaseDNs []string `json:"base_dns"`
 	// CAFile is a PEM file of the CA certificates that issued the DC's
 	// certificate. Default: the system's trusted roots.
-	CAFile string `json:"ca_file" connector:"endpoint"`
+	CAFile string `json:"ca_file" connector:"endpoint,file"`
 	// StartTLS upgrades an ldap:// connection with StartTLS. Default false.
 	StartTLS bool `json:"start_tls" connector:"endpoint"`
 	// AllowInsecure allows ldap:// without StartTLS: the password and the

@@ -14,9 +14,12 @@
 //
 // Auth: technicians send "Authorization: Bearer ss_…" (an API token of their
 // login, stored hashed); every handler works inside that login's tenant, so
-// another tenant's object is 404, never 403. Tenant settings need the super
-// or primary role; everything on customers, connections, imports and end
-// users is open to every role. Self-serve apps send a token of their own
+// another tenant's object is 404, never 403. Tenant settings, app clients
+// and connections (create, change, test) need the super or primary role;
+// customers, syncs, imports and end users are open to every role. A
+// connection's secrets never leave the server: they are write-only, and
+// changing where a connection connects or what it trusts drops them unless
+// the same request sends them again. Self-serve apps send a token of their own
 // ("ssapp_…", one per app client); the end user's mobile confirmation is
 // authorised by a signed single-use link token (package link). Every change
 // writes its audit entry in the same transaction as the change.
@@ -76,9 +79,15 @@ type Options struct {
 	Mounts []Mount
 	// MaxBodyBytes caps request bodies (default 1 MiB): larger is 413.
 	MaxBodyBytes int64
-	// FileImportDir is the directory file connections created over the API
-	// must read from; empty refuses file connections over the API.
+	// FileImportDir holds one folder per tenant (<FileImportDir>/<tenant
+	// name>/), the only place the files named by connections made or
+	// changed over the API (a file connection's path, a ca_file) may be;
+	// empty refuses such files over the API.
 	FileImportDir string
+	// AllowedPSAHosts are the hosts beyond the vendors' clouds that PSA
+	// connections made or changed over the API may call (see
+	// connectors.CheckHost).
+	AllowedPSAHosts []string
 	// StaleAfter lets a new run replace a queued or running one without a
 	// heartbeat for that long (default 15 minutes).
 	StaleAfter time.Duration

@@ -21,6 +21,7 @@ import (
 	"selfserve/connectors/file"
 	"selfserve/connectors/itglue"
 	"selfserve/connectors/itglue/fakeitglue"
+	"selfserve/connectors/ldap"
 	"selfserve/internal/apitoken"
 	"selfserve/internal/rules"
 	"selfserve/internal/secretbox"
@@ -83,14 +84,16 @@ type tenantFixture struct {
 
 // bundle is a running API over a real store with two tenants.
 type bundle struct {
-	t       testing.TB
-	st      *store.Store
-	h       http.Handler
-	queue   *recorder
-	box     *secretbox.Box
-	itglue  *fakeitglue.Server
-	a, b    tenantFixture
-	csvPath string
+	t      testing.TB
+	st     *store.Store
+	h      http.Handler
+	queue  *recorder
+	box    *secretbox.Box
+	itglue *fakeitglue.Server
+	a, b   tenantFixture
+	// importDir is the server's SELFSERVE_FILE_IMPORT_DIR: each tenant's
+	// file connection reads <importDir>/<tenant>/accounts.csv.
+	importDir string
 }
 
 var testKey = bytes.Repeat([]byte{7}, 32)
@@ -99,6 +102,7 @@ func registry() connectors.Registry {
 	return connectors.NewRegistry(map[connectors.Kind]func() connectors.Config{
 		connectors.KindFile:   func() connectors.Config { return new(file.Config) },
 		connectors.KindITGlue: func() connectors.Config { return new(itglue.Config) },
+		connectors.KindAD:     func() connectors.Config { return new(ldap.Config) },
 	})
 }
 
@@ -110,12 +114,12 @@ func setup(t testing.TB, st *store.Store) *bundle {
 	b := &bundle{t: t, st: st, queue: &recorder{}, box: box}
 	b.itglue = fakeitglue.New(fakeitglue.Options{})
 	t.Cleanup(b.itglue.Close)
-	b.csvPath = filepath.Join(t.TempDir(), "accounts.csv")
-	must(t, os.WriteFile(b.csvPath, []byte("username,email,mobile\nzed,zed@contoso.example,07400123456\n"), 0o600))
+	b.importDir = t.TempDir()
 	b.a = b.tenant("acme")
 	b.b = b.tenant("globex")
-	h, err := New(Options{Store: st, Registry: registry(), Secrets: box, Enqueuer: b.queue, FileImportDir: filepath.Dir(b.csvPath),
-		Logger: slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))})
+	h, err := New(Options{Store: st, Registry: registry(), Secrets: box, Enqueuer: b.queue, FileImportDir: b.importDir,
+		AllowedPSAHosts: []string{"127.0.0.1"},
+		Logger:          slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))})
 	must(t, err)
 	b.h = h
 	return b
@@ -130,7 +134,9 @@ func (b *bundle) tenant(name string) tenantFixture {
 	must(t, err)
 	f.customer, _, err = st.UpsertCustomer(ctx, store.Customer{TenantID: f.tenant.ID, Name: "Contoso", TimeZone: "Europe/London", DefaultRegion: "GB"})
 	must(t, err)
-	settings, _ := json.Marshal(map[string]string{"path": b.csvPath})
+	must(t, os.Mkdir(filepath.Join(b.importDir, name), 0o700))
+	must(t, os.WriteFile(b.csvPath(name), []byte("username,email,mobile\nzed,zed@contoso.example,07400123456\n"), 0o600))
+	settings, _ := json.Marshal(map[string]string{"path": b.csvPath(name)})
 	f.conn, _, err = st.UpsertConnection(ctx, store.Connection{TenantID: f.tenant.ID, CustomerID: &f.customer.ID, Name: name + "-local", Kind: connectors.KindFile,
 		Settings: settings, EnableSelfServe: true, ScheduleSeconds: 10800}, false)
 	must(t, err)
@@ -171,6 +177,12 @@ func (b *bundle) tenant(name string) tenantFixture {
 	must(t, err)
 	f.app, f.appID = tok, app.ID
 	return f
+}
+
+// csvPath is the accounts file in the import folder of the tenant named
+// tenant.
+func (b *bundle) csvPath(tenant string) string {
+	return filepath.Join(b.importDir, tenant, "accounts.csv")
 }
 
 func must(t testing.TB, err error) {

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -230,19 +231,61 @@ func TestRealNamesAccepted(t *testing.T) {
 }
 
 // TestFileConnectionsStayInTheImportDir: a technician cannot point a file
-// connection at a server file outside the operator's import directory.
+// connection (or a ca_file) at a server file outside the tenant's own
+// import folder: not another tenant's folder, not through a symlink.
 func TestFileConnectionsStayInTheImportDir(t *testing.T) {
 	t.Parallel()
 	eachBackend(t, func(t *testing.T, b *bundle) {
-		for _, path := range []string{"/etc/passwd", filepath.Join(filepath.Dir(b.csvPath), "..", "x.csv"), "../../etc/shadow"} {
-			res := b.do("POST", "/v1/connections", b.a.tokens[store.RoleSuper], map[string]any{"name": "peek", "kind": "file", "customer_id": b.a.customer.ID, "settings": map[string]any{"path": path}})
-			if field, _ := res.errField(); res.status != 400 || field != "settings.path" {
+		acme := filepath.Join(b.importDir, "acme")
+		must(t, os.Symlink(b.csvPath("globex"), filepath.Join(acme, "link.csv")))
+		must(t, os.Symlink(filepath.Join(b.importDir, "globex"), filepath.Join(acme, "globex-dir")))
+		super := b.a.tokens[store.RoleSuper]
+		for _, path := range []string{
+			"/etc/passwd",
+			filepath.Join(b.importDir, "..", "x.csv"),
+			"../../etc/shadow",
+			"../globex/accounts.csv",
+			b.csvPath("globex"),
+			filepath.Join(b.importDir, "accounts.csv"),
+			"link.csv",
+			"globex-dir/accounts.csv",
+			"globex-dir/new.csv",
+		} {
+			before := b.snapshot(b.a)
+			res := b.do("POST", "/v1/connections", super, map[string]any{"name": "peek", "kind": "file", "customer_id": b.a.customer.ID, "settings": map[string]any{"path": path}})
+			if field, _ := res.errField(); res.status != 400 || field != "settings.path" || !strings.Contains(res.errMessage(), "import folder") {
 				t.Errorf("path %s: %d %s, want 400 naming settings.path", path, res.status, res.raw)
 			}
+			res = b.do("PATCH", fmt.Sprintf("/v1/connections/%d", b.a.conn.ID), super, map[string]any{"settings": map[string]any{"path": path}})
+			if field, _ := res.errField(); res.status != 400 || field != "settings.path" {
+				t.Errorf("PATCH path %s: %d %s, want 400 naming settings.path", path, res.status, res.raw)
+			}
+			if after := b.snapshot(b.a); after != before {
+				t.Errorf("path %s: a refused request changed the tenant", path)
+			}
 		}
-		res := b.do("POST", "/v1/connections", b.a.tokens[store.RoleSuper], map[string]any{"name": "inside", "kind": "file", "customer_id": b.a.customer.ID, "settings": map[string]any{"path": b.csvPath}})
-		if res.status >= 300 {
-			t.Errorf("a path inside the import directory: %d %s", res.status, res.raw)
+		// Inside the tenant's folder: relative paths are read there and
+		// stored absolute.
+		res := b.do("POST", "/v1/connections", super, map[string]any{"name": "inside", "kind": "file", "customer_id": b.a.customer.ID, "settings": map[string]any{"path": "accounts.csv"}})
+		if settings, _ := res.body["settings"].(map[string]any); res.status != http.StatusCreated || settings["path"] != b.csvPath("acme") {
+			t.Fatalf("a path inside the tenant's folder: %d %s", res.status, res.raw)
+		}
+		id := int64(res.body["id"].(float64))
+		if res := b.do("POST", fmt.Sprintf("/v1/connections/%d/test", id), super, nil); res.body["ok"] != true {
+			t.Errorf("test of the file connection: %s", res.raw)
+		}
+		// ca_file is confined the same way.
+		for path, ok := range map[string]bool{"../globex/accounts.csv": false, "/etc/ssl/certs/ca-certificates.crt": false, "accounts.csv": true} {
+			res := b.do("POST", "/v1/connections", super, map[string]any{"name": fmt.Sprintf("dc-%d", seq.Add(1)), "kind": "ad", "customer_id": b.a.customer.ID,
+				"settings": map[string]any{"url": "ldaps://dc1.corp.example", "base_dn": "DC=corp,DC=example", "ca_file": path},
+				"secrets":  map[string]any{"bind_dn": "svc@corp.example", "bind_password": "s3cret-value"}})
+			field, _ := res.errField()
+			switch {
+			case ok && res.status != http.StatusCreated:
+				t.Errorf("ca_file %s: %d %s", path, res.status, res.raw)
+			case !ok && (res.status != 400 || field != "settings.ca_file"):
+				t.Errorf("ca_file %s: %d %s, want 400 naming settings.ca_file", path, res.status, res.raw)
+			}
 		}
 	})
 }

@@ -6,9 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/http"
 	"path/filepath"
-	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -33,8 +34,10 @@ type connectionView struct {
 	UpdatedAt       time.Time `json:"updated_at"`
 }
 
-func newConnectionView(c store.Connection) connectionView {
-	settings := c.Settings
+// newConnectionView shows c; a secret stored under its settings (before
+// settings and secrets were told apart) shows as "[redacted]".
+func (a *api) newConnectionView(c store.Connection) connectionView {
+	settings := a.Registry.RedactSettings(c.Kind, c.Settings)
 	if len(settings) == 0 {
 		settings = json.RawMessage(`{}`)
 	}
@@ -55,7 +58,7 @@ func (a *api) listConnections(w http.ResponseWriter, r *http.Request, p *princip
 	}
 	out := make([]connectionView, len(cs))
 	for i, c := range cs {
-		out[i] = newConnectionView(c)
+		out[i] = a.newConnectionView(c)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"connections": out})
 	return nil
@@ -70,7 +73,7 @@ func (a *api) getConnection(w http.ResponseWriter, r *http.Request, p *principal
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, newConnectionView(c))
+	writeJSON(w, http.StatusOK, a.newConnectionView(c))
 	return nil
 }
 
@@ -135,7 +138,7 @@ func (a *api) createConnection(w http.ResponseWriter, r *http.Request, p *princi
 	if err != nil {
 		return err
 	}
-	if err := a.checkConfig(kind, settings, secrets); err != nil {
+	if settings, err = a.checkConfig(p, kind, settings, secrets, nil); err != nil {
 		return err
 	}
 	conn := store.Connection{TenantID: p.tenant.ID, CustomerID: req.CustomerID, Name: req.Name, Kind: kind,
@@ -149,22 +152,34 @@ func (a *api) createConnection(w http.ResponseWriter, r *http.Request, p *princi
 		if created, err = tx.CreateConnection(ctx, conn); err != nil {
 			return err
 		}
-		return audit(ctx, tx, p, "connection.created", "connection", created.ID, nil, newConnectionView(created))
+		return audit(ctx, tx, p, "connection.created", "connection", created.ID, nil, a.newConnectionView(created))
 	})
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusCreated, newConnectionView(created))
+	writeJSON(w, http.StatusCreated, a.newConnectionView(created))
 	return nil
 }
 
 type connectionPatch struct {
-	// Settings replaces the settings object.
+	// Settings replaces the settings object. Changing an endpoint setting
+	// (where the connection connects or what it trusts) drops the stored
+	// secrets unless Secrets comes with it.
 	Settings json.RawMessage `json:"settings"`
 	// Secrets replaces the secrets object ({} clears it); absent keeps it.
 	Secrets         json.RawMessage `json:"secrets"`
 	EnableSelfServe *bool           `json:"enable_self_serve"`
 	ScheduleSeconds *int            `json:"schedule_seconds"`
+}
+
+// patchedConnectionView is a connection after a PATCH.
+type patchedConnectionView struct {
+	connectionView
+	// SecretsDropped says the stored secrets were dropped because an
+	// endpoint setting changed without new secrets.
+	SecretsDropped bool `json:"secrets_dropped"`
+	// EndpointChanged lists the endpoint settings the PATCH changed.
+	EndpointChanged []string `json:"endpoint_changed,omitempty"`
 }
 
 func (a *api) patchConnection(w http.ResponseWriter, r *http.Request, p *principal) error {
@@ -190,10 +205,12 @@ func (a *api) patchConnection(w http.ResponseWriter, r *http.Request, p *princip
 		return err
 	}
 	next := cur
+	var endpointChanged []string
 	if req.Settings != nil {
 		if next.Settings, err = objectOrEmpty("settings", req.Settings); err != nil {
 			return err
 		}
+		endpointChanged = a.endpointChanges(cur.Kind, cur.Settings, next.Settings)
 	}
 	if req.EnableSelfServe != nil {
 		next.EnableSelfServe = *req.EnableSelfServe
@@ -202,14 +219,21 @@ func (a *api) patchConnection(w http.ResponseWriter, r *http.Request, p *princip
 		next.ScheduleSeconds = *req.ScheduleSeconds
 	}
 	keepSecrets := req.Secrets == nil
-	var secrets json.RawMessage
-	if keepSecrets {
-		if a.Secrets != nil {
+	// An endpoint change without new secrets drops the stored ones: they
+	// must never follow the connection somewhere new.
+	dropSecrets := keepSecrets && len(endpointChanged) > 0 && len(cur.SealedSecrets) > 0
+	secrets := json.RawMessage(`{}`)
+	switch {
+	case dropSecrets:
+		keepSecrets = false
+		next.SealedSecrets = nil
+	case keepSecrets:
+		if a.Secrets != nil && len(cur.SealedSecrets) > 0 {
 			if secrets, err = a.connections().DecryptSecrets(cur); err != nil {
 				return conflict("secrets_unreadable", "the stored secrets of connection %q cannot be read (%v); send new secrets", cur.Name, err)
 			}
 		}
-	} else {
+	default:
 		if secrets, err = objectOrEmpty("secrets", req.Secrets); err != nil {
 			return err
 		}
@@ -217,8 +241,12 @@ func (a *api) patchConnection(w http.ResponseWriter, r *http.Request, p *princip
 			return err
 		}
 	}
-	if err := a.checkConfig(cur.Kind, next.Settings, secrets); err != nil {
-		return err
+	// Only a request that changes settings or secrets has them checked: a
+	// schedule change is not refused over settings stored long ago.
+	if req.Settings != nil || req.Secrets != nil {
+		if next.Settings, err = a.checkConfig(p, cur.Kind, next.Settings, secrets, cur.Settings); err != nil {
+			return err
+		}
 	}
 	var after store.Connection
 	err = a.Store.InTx(ctx, func(tx *store.Store) error {
@@ -227,22 +255,41 @@ func (a *api) patchConnection(w http.ResponseWriter, r *http.Request, p *princip
 			return err
 		}
 		after = after0
-		bv, av := newConnectionView(before), newConnectionView(after)
+		bv, av := a.newConnectionView(before), a.newConnectionView(after)
 		secretsChanged := !keepSecrets
 		if !secretsChanged && jsonEq(bv.Settings, av.Settings) && bv.EnableSelfServe == av.EnableSelfServe && bv.ScheduleSeconds == av.ScheduleSeconds {
 			return nil // nothing changed: nothing to audit
 		}
 		type auditView struct {
-			connectionView
+			patchedConnectionView
 			SecretsReplaced bool `json:"secrets_replaced"`
 		}
-		return audit(ctx, tx, p, "connection.updated", "connection", id, bv, auditView{av, secretsChanged})
+		return audit(ctx, tx, p, "connection.updated", "connection", id, bv,
+			auditView{patchedConnectionView{av, dropSecrets, endpointChanged}, secretsChanged && !dropSecrets})
 	})
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, newConnectionView(after))
+	writeJSON(w, http.StatusOK, patchedConnectionView{a.newConnectionView(after), dropSecrets, endpointChanged})
 	return nil
+}
+
+// endpointChanges lists the endpoint settings of kind whose value differs
+// between before and after (a key added or removed counts).
+func (a *api) endpointChanges(kind connectors.Kind, before, after json.RawMessage) []string {
+	keys, _ := a.Registry.Keys(kind)
+	var b, n map[string]json.RawMessage
+	_ = json.Unmarshal(before, &b)
+	_ = json.Unmarshal(after, &n)
+	var changed []string
+	for _, k := range keys.Endpoint {
+		x, inB := b[k]
+		y, inN := n[k]
+		if inB != inN || (inB && !jsonEq(x, y)) {
+			changed = append(changed, k)
+		}
+	}
+	return changed
 }
 
 func jsonEq(a, b json.RawMessage) bool {
@@ -274,59 +321,126 @@ func objectOrEmpty(field string, raw json.RawMessage) (json.RawMessage, error) {
 	return json.RawMessage(t), nil
 }
 
-var unknownKeyRE = regexp.MustCompile(`unknown field "([^"]*)"`)
-
-// checkConfig validates settings and secrets through the connector's
-// Config decoding: unknown keys and wrong types are 400s naming the key.
-func (a *api) checkConfig(kind connectors.Kind, settings, secrets json.RawMessage) error {
-	_, err := a.Registry.Decode(kind, settings, secrets)
-	if err == nil {
-		if kind == connectors.KindFile {
-			return a.checkImportPath(settings)
-		}
-		return nil
+// checkConfig checks settings and secrets against the connector's Config
+// (every key in its place, the right types), a PSA connection's host
+// against the vendor's cloud and the operator's allowed hosts, and the
+// files the settings name against the tenant's import folder. It returns
+// the settings with those files' paths made absolute. prev is the stored
+// settings (nil on create): a file path it already holds is kept as is.
+func (a *api) checkConfig(p *principal, kind connectors.Kind, settings, secrets, prev json.RawMessage) (json.RawMessage, error) {
+	cfg, err := a.Registry.Decode(kind, settings, secrets)
+	if err != nil {
+		return nil, configError(err)
 	}
-	msg := err.Error()
-	field := "settings"
-	if strings.Contains(msg, ": secrets:") || strings.Contains(msg, "as a secret") {
-		field = "secrets"
+	if err := connectors.CheckHost(cfg, a.AllowedPSAHosts); err != nil {
+		return nil, configError(err)
 	}
-	if m := unknownKeyRE.FindStringSubmatch(msg); m != nil {
-		field += "." + m[1]
-	}
-	return badField(field, "%s", msg)
+	return a.confineFiles(p, kind, settings, prev)
 }
 
-// checkImportPath keeps file connections made over the API inside the
-// operator's FileImportDir: a technician must not read arbitrary server
-// files through a connection's path.
-func (a *api) checkImportPath(settings json.RawMessage) error {
+// configError turns a connector's config error into a 400 naming the key.
+func configError(err error) error {
+	var ke *connectors.KeyError
+	if errors.As(err, &ke) {
+		return badField(ke.Field(), "%s", err)
+	}
+	field := "settings"
+	if strings.Contains(err.Error(), "secrets") {
+		field = "secrets"
+	}
+	return badField(field, "%s", err)
+}
+
+// confineFiles keeps the files named by settings (a file connection's
+// path, a ca_file) inside the tenant's import folder,
+// <FileImportDir>/<tenant name>/: a technician must not read server files,
+// or another tenant's, through a connection. A relative path is read in
+// that folder; every path is stored absolute. A value equal to prev's is
+// kept (the operator's apply file may name files elsewhere).
+func (a *api) confineFiles(p *principal, kind connectors.Kind, settings, prev json.RawMessage) (json.RawMessage, error) {
+	keys, _ := a.Registry.Keys(kind)
+	if len(keys.Files) == 0 {
+		return settings, nil
+	}
+	var s, old map[string]json.RawMessage
+	if err := json.Unmarshal(settings, &s); err != nil {
+		return nil, badField("settings", "settings must be a JSON object")
+	}
+	_ = json.Unmarshal(prev, &old)
+	changed := false
+	for _, key := range keys.Files {
+		raw, ok := s[key]
+		if !ok || (old != nil && jsonEq(old[key], raw)) {
+			continue
+		}
+		var value string
+		if err := json.Unmarshal(raw, &value); err != nil || value == "" {
+			continue // the connector's own checks report it
+		}
+		path, err := a.confinePath(p, "settings."+key, value)
+		if err != nil {
+			return nil, err
+		}
+		s[key], _ = json.Marshal(path)
+		changed = true
+	}
+	if !changed {
+		return settings, nil
+	}
+	out, err := json.Marshal(s)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// confinePath resolves value in the tenant's import folder and refuses it
+// when it leads outside, symlinks resolved. It returns the absolute path.
+func (a *api) confinePath(p *principal, field, value string) (string, error) {
 	if a.FileImportDir == "" {
-		return badField("kind", "file connections cannot be created over the API on this server (the operator sets SELFSERVE_FILE_IMPORT_DIR, or declares them in an apply file)")
+		return "", badField(field, "%s cannot be set over the API on this server: the operator has not set SELFSERVE_FILE_IMPORT_DIR (or declares the connection in an apply file)", field)
 	}
-	var s struct {
-		Path string `json:"path"`
+	name := p.tenant.Name
+	if name == "" || name == "." || name == ".." || strings.ContainsAny(name, "/\\\x00") {
+		return "", badField(field, "tenant %q has no import folder: its name cannot be a folder name", name)
 	}
-	_ = json.Unmarshal(settings, &s)
 	root, err := filepath.Abs(a.FileImportDir)
 	if err != nil {
-		return err
+		return "", err
 	}
-	p := s.Path
-	if !filepath.IsAbs(p) {
-		p = filepath.Join(root, p)
+	dir := filepath.Join(root, name)
+	outside := badField(field, "%s may only name files in this tenant's import folder (<file_import_dir>/%s/)", field, name)
+	path := value
+	if !filepath.IsAbs(path) {
+		path = filepath.Join(dir, path)
 	}
-	p = filepath.Clean(p)
-	if resolved, err := filepath.EvalSymlinks(p); err == nil {
-		p = resolved
+	path = filepath.Clean(path)
+	if !within(dir, path) {
+		return "", outside
 	}
-	if resolvedRoot, err := filepath.EvalSymlinks(root); err == nil {
-		root = resolvedRoot
+	realDir, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		return "", badField(field, "this tenant's import folder does not exist on the server: the operator creates <file_import_dir>/%s/", name)
 	}
-	if rel, err := filepath.Rel(root, p); err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
-		return badField("settings.path", "file connections may only read files under the server's import directory")
+	real, err := filepath.EvalSymlinks(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		// Not there yet: the folder it goes in must be inside.
+		parent, perr := filepath.EvalSymlinks(filepath.Dir(path))
+		if perr != nil {
+			return "", badField(field, "%s: no such folder in this tenant's import folder", field)
+		}
+		real, err = filepath.Join(parent, filepath.Base(path)), nil
 	}
-	return nil
+	if err != nil || !within(realDir, real) {
+		return "", outside
+	}
+	return path, nil
+}
+
+// within reports whether path is dir or below it (both clean and absolute).
+func within(dir, path string) bool {
+	rel, err := filepath.Rel(dir, path)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
 }
 
 // seal encrypts a secrets object (nil for an empty one).
@@ -343,10 +457,12 @@ func (a *api) seal(secrets json.RawMessage) ([]byte, error) {
 // testResult is the outcome of a connection test.
 type testResult struct {
 	OK bool `json:"ok"`
-	// Category classifies a failure: unauthorized, invalid_config,
-	// not_found, rate_limited, unavailable, bad_response or error.
+	// Category classifies a failure: credentials_required, unauthorized,
+	// invalid_config, not_found, rate_limited or unavailable.
 	Category string `json:"category,omitempty"`
-	// Message is the connector's own words.
+	// Message says what to do. Network failures share one message: the
+	// caller does not learn whether a port was closed, a handshake failed
+	// or a host was silent (the server log has the detail).
 	Message    string `json:"message"`
 	DurationMS int64  `json:"duration_ms"`
 	// WriteBack says, for a directory that self-serve writes passwords to
@@ -383,7 +499,32 @@ func (a *api) testConnection(w http.ResponseWriter, r *http.Request, p *principa
 	return nil
 }
 
+// ping tests conn. What the connector reports before any network request
+// (its settings) is shown as it is; what comes back from the network is
+// reduced to its category and logged in full.
 func (a *api) ping(ctx context.Context, conn store.Connection) testResult {
+	var stored map[string]json.RawMessage
+	_ = json.Unmarshal(conn.Settings, &stored)
+	keys, _ := a.Registry.Keys(conn.Kind)
+	secretUnderSettings := slices.ContainsFunc(keys.Secrets, func(k string) bool { return stored[k] != nil })
+	if len(keys.Secrets) > 0 && len(conn.SealedSecrets) == 0 && !secretUnderSettings {
+		return testResult{Category: "credentials_required", Message: fmt.Sprintf(
+			"credentials required: the connection has no stored secrets (%s); send them with PATCH /v1/connections/%d",
+			strings.Join(keys.Secrets, ", "), conn.ID)}
+	}
+	secrets, err := a.connections().DecryptSecrets(conn)
+	if err != nil {
+		return testResult{Category: "invalid_config", Message: err.Error()}
+	}
+	// Decoded strictly: a secret stored under the settings long ago is
+	// reported, so that someone moves it.
+	cfg, err := a.Registry.Decode(conn.Kind, conn.Settings, secrets)
+	if err == nil {
+		err = connectors.CheckHost(cfg, a.AllowedPSAHosts)
+	}
+	if err != nil {
+		return testResult{Category: "invalid_config", Message: err.Error()}
+	}
 	src, err := a.connections().Open(conn, a.log)
 	if err != nil {
 		return testResult{Category: category(err), Message: err.Error()}
@@ -396,7 +537,14 @@ func (a *api) ping(ctx context.Context, conn store.Connection) testResult {
 	pctx, cancel := context.WithTimeout(ctx, testTimeout)
 	defer cancel()
 	if err := pinger.Ping(pctx); err != nil {
-		return testResult{Category: category(err), Message: err.Error()}
+		if conn.Kind == connectors.KindFile {
+			// A file in the tenant's own folder: its message (a missing
+			// column, a bad row) says nothing of the network.
+			return testResult{Category: category(err), Message: err.Error()}
+		}
+		res := networkResult(err)
+		a.log.Warn("connection test failed", "tenant", conn.TenantID, "connection", conn.ID, "kind", conn.Kind, "category", res.Category, "err", err)
+		return res
 	}
 	res := testResult{OK: true, Message: "connection works"}
 	if checker, ok := src.(connectors.WriteAccessChecker); ok {
@@ -406,6 +554,20 @@ func (a *api) ping(ctx context.Context, conn store.Connection) testResult {
 		}
 	}
 	return res
+}
+
+// networkResult reduces a failed test to one message per category.
+func networkResult(err error) testResult {
+	switch c := category(err); c {
+	case "unauthorized":
+		return testResult{Category: c, Message: "the server refused the credentials: check the secrets"}
+	case "not_found":
+		return testResult{Category: c, Message: "the server accepted the credentials but does not have what the settings name (a base DN, a tenant, a layout): check the settings"}
+	case "rate_limited":
+		return testResult{Category: c, Message: "the server is rate limiting requests: try again later"}
+	default:
+		return testResult{Category: "unavailable", Message: "could not reach the server, or the TLS handshake or the protocol failed: check the address, the port and the certificate (the server log has the detail)"}
+	}
 }
 
 func category(err error) string {

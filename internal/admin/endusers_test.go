@@ -300,7 +300,7 @@ func TestSyncAndImport(t *testing.T) {
 func TestConnections(t *testing.T) {
 	t.Parallel()
 	b := sqliteOnly(t)
-	tok := b.a.tokens[store.RoleEngineer]
+	tok := b.a.tokens[store.RolePrimary]
 	r := b.do("POST", "/v1/connections", tok, map[string]any{"name": "acme-itglue-2", "kind": "itglue",
 		"settings": map[string]any{"base_url": b.itglue.URL}, "secrets": map[string]any{"api_key": "wrong-key-123"}})
 	if r.status != http.StatusCreated || r.body["has_secrets"] != true || strings.Contains(string(r.raw), "wrong-key-123") {
@@ -336,7 +336,7 @@ func TestConnections(t *testing.T) {
 		field string
 	}{
 		{map[string]any{"name": "x1", "kind": "itglue", "settings": map[string]any{"regio": "us"}}, "settings.regio"},
-		{map[string]any{"name": "x2", "kind": "itglue", "settings": map[string]any{"page_size": "ten"}}, "settings"},
+		{map[string]any{"name": "x2", "kind": "itglue", "settings": map[string]any{"page_size": "ten"}}, "settings.page_size"},
 		{map[string]any{"name": "x3", "kind": "itglue", "secrets": map[string]any{"api_kee": "s3cret-value"}}, "secrets.api_kee"},
 		{map[string]any{"name": "x4", "kind": "itglue", "settings": []int{1}}, "settings"},
 		{map[string]any{"name": "x5", "kind": "ldap"}, "kind"},

@@ -1,10 +1,12 @@
 package admin
 
 import (
+	"bytes"
 	"encoding/json"
 	"net/http"
 	"time"
 
+	"selfserve/connectors"
 	"selfserve/internal/planner"
 	"selfserve/internal/store"
 )
@@ -91,6 +93,30 @@ type auditView struct {
 	At         time.Time       `json:"at"`
 }
 
+// redactConnectionAudit hides the secrets an audit entry of a connection
+// may hold under its settings (entries written before settings and secrets
+// were told apart).
+func (a *api) redactConnectionAudit(raw json.RawMessage) json.RawMessage {
+	var v map[string]json.RawMessage
+	if json.Unmarshal(raw, &v) != nil || v["settings"] == nil {
+		return raw
+	}
+	var kind connectors.Kind
+	if json.Unmarshal(v["kind"], &kind) != nil {
+		return raw
+	}
+	settings := a.Registry.RedactSettings(kind, v["settings"])
+	if bytes.Equal(settings, v["settings"]) {
+		return raw
+	}
+	v["settings"] = settings
+	out, err := json.Marshal(v)
+	if err != nil {
+		return raw
+	}
+	return out
+}
+
 func rawOrNull(s string) json.RawMessage {
 	if s == "" || !json.Valid([]byte(s)) {
 		return json.RawMessage("null")
@@ -142,6 +168,9 @@ func (a *api) auditLog(w http.ResponseWriter, r *http.Request, p *principal) err
 	for i, e := range entries {
 		out[i] = auditView{ID: e.ID, LoginID: e.LoginID, Actor: e.Actor, Action: e.Action, ObjectType: e.ObjectType, ObjectID: e.ObjectID,
 			Before: rawOrNull(e.Before), After: rawOrNull(e.After), At: e.At.UTC()}
+		if e.ObjectType == "connection" {
+			out[i].Before, out[i].After = a.redactConnectionAudit(out[i].Before), a.redactConnectionAudit(out[i].After)
+		}
 	}
 	var next *int64
 	if len(entries) == f.Limit {

@@ -174,7 +174,7 @@ func TestCrossTenant(t *testing.T) {
 			}
 		}
 		// A directory connection for another tenant's customer.
-		res := b.do("POST", "/v1/connections", b.b.tokens[store.RoleSuper], map[string]any{"name": "steal", "kind": "file", "customer_id": b.a.customer.ID, "settings": map[string]any{"path": b.csvPath}})
+		res := b.do("POST", "/v1/connections", b.b.tokens[store.RoleSuper], map[string]any{"name": "steal", "kind": "file", "customer_id": b.a.customer.ID, "settings": map[string]any{"path": b.csvPath("globex")}})
 		if field, _ := res.errField(); res.status != http.StatusNotFound || field != "customer_id" {
 			t.Errorf("connection for another tenant's customer: %d %s, want 404 naming customer_id", res.status, res.raw)
 		}

@@ -35,10 +35,10 @@ func (a *api) routes() []route {
 		{"GET", "/v1/customers/{id}/end-users", accessLogin, (*api).listEndUsers},
 
 		{"GET", "/v1/connections", accessLogin, (*api).listConnections},
-		{"POST", "/v1/connections", accessLogin, (*api).createConnection},
+		{"POST", "/v1/connections", accessSettings, (*api).createConnection},
 		{"GET", "/v1/connections/{id}", accessLogin, (*api).getConnection},
-		{"PATCH", "/v1/connections/{id}", accessLogin, (*api).patchConnection},
-		{"POST", "/v1/connections/{id}/test", accessLogin, (*api).testConnection},
+		{"PATCH", "/v1/connections/{id}", accessSettings, (*api).patchConnection},
+		{"POST", "/v1/connections/{id}/test", accessSettings, (*api).testConnection},
 		{"POST", "/v1/connections/{id}/sync", accessLogin, (*api).startSync},
 		{"GET", "/v1/connections/{id}/runs", accessLogin, (*api).listRuns},
 		{"GET", "/v1/runs/{id}", accessLogin, (*api).getRun},

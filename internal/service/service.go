@@ -104,7 +104,7 @@ func (a Actor) RequireSettings() error {
 		return nil
 	}
 	return &Error{Status: http.StatusForbidden, Code: "forbidden",
-		Message: fmt.Sprintf("the %s role may not do this: tenant settings need the super or primary role", a.Login.Role)}
+		Message: fmt.Sprintf("the %s role may not do this: tenant settings and connections need the super or primary role", a.Login.Role)}
 }
 
 // Audit records a change of the actor in the audit log, in tx (the
