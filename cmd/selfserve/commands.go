@@ -102,7 +102,11 @@ func runApply(ctx context.Context, c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	opts := apply.Options{Registry: c.registry(), Secrets: box, Actor: "cli:apply", DryRun: *dryRun}
+	cfg, err := c.config()
+	if err != nil {
+		return err
+	}
+	opts := apply.Options{Registry: c.registry(), Secrets: box, Actor: "cli:apply", DryRun: *dryRun, AllowedPSAHosts: cfg.AllowedPSAHosts}
 	changes, err := f.Apply(ctx, st, opts)
 	if err != nil {
 		return err

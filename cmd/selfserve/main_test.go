@@ -51,6 +51,12 @@ const applyFile = `tenants:
 func writeApply(t *testing.T, dir, body string) string {
 	t.Helper()
 	csv := filepath.Join(dir, "users.csv")
+	if _, err := os.Stat(csv); err != nil {
+		// apply checks that the file is there; tests write its rows later.
+		if err := os.WriteFile(csv, []byte("username\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
 	p := filepath.Join(dir, "apply.yaml")
 	if err := os.WriteFile(p, []byte(strings.ReplaceAll(body, "%CSV%", csv)), 0o600); err != nil {
 		t.Fatal(err)
@@ -78,7 +84,11 @@ func TestApplyErrorsNameKeyAndLine(t *testing.T) {
 		"bad time zone":    {strings.Replace(applyFile, "Europe/London", "Europe/Londn", 1), `apply.yaml:10: tenants[0].customers[0].timezone: "Europe/Londn" is not an IANA time zone`},
 		"duplicate name":   {strings.Replace(applyFile, "    customers:\n", "    customers:\n      - name: Contoso\n", 1), `customer "Contoso" is declared twice`},
 		"bad role":         {strings.Replace(applyFile, "role: super", "role: admin", 1), `apply.yaml:7: tenants[0].logins[0].role: "admin" is not a role`},
-		"unknown setting":  {strings.Replace(applyFile, "{path: %CSV%}", "{path: %CSV%, colour: red}", 1), `unknown field "colour"`},
+		"unknown setting":  {strings.Replace(applyFile, "{path: %CSV%}", "{path: %CSV%, colour: red}", 1), `apply.yaml:16: tenants[0].customers[0].connections[0].settings.colour: unknown key "colour" (known settings: format, max_bytes, max_rows, page_size, path)`},
+		"secret setting":   {strings.Replace(applyFile, "role: super}\n", "role: super}\n    connections:\n      - {name: docs, kind: hudu, settings: {base_url: \"https://acme.huducloud.com\", api_key: k}}\n", 1), `apply.yaml:9: tenants[0].connections[0].settings.api_key: api_key is a secret: put api_key under secrets`},
+		"not a number":     {strings.Replace(applyFile, "    self_serve: true\n", "    self_serve: true\n    send_hour: nine\n", 1), `apply.yaml:5: tenants[0].send_hour: "nine" is not a whole number`},
+		"missing file":     {strings.Replace(applyFile, "{path: %CSV%}", "{path: %CSV%.gone.csv}", 1), `apply.yaml:16: tenants[0].customers[0].connections[0].settings: not found: file `},
+		"empty file":       {"# nothing yet\n", "the file is empty"},
 		"missing env var":  {strings.Replace(applyFile, "settings: {path: %CSV%}", "settings: {path: %CSV%}\n            secrets: {api_key: \"${NOT_SET_ANYWHERE}\"}", 1), "NOT_SET_ANYWHERE, which is not set"},
 		"bad region":       {strings.Replace(applyFile, "default_region: GB", "default_region: XX", 1), `"XX" is not a two-letter region`},
 		"directory at top": {strings.Replace(applyFile, "    customers:\n", "    connections:\n      - {name: top, kind: file, settings: {path: x.csv}}\n    customers:\n", 1), "must be declared under a customer"},

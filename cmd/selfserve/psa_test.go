@@ -40,6 +40,7 @@ func TestCustomersImportAndEnrich(t *testing.T) {
 		t.Fatalf("the fake's first organization has %d contacts with a usable mobile, the test needs 2", len(emails))
 	}
 	t.Setenv("TEST_ITGLUE_KEY", fakeitglue.DefaultAPIKey)
+	t.Setenv("SELFSERVE_ALLOWED_PSA_HOSTS", "127.0.0.1") // the fake
 	csv := filepath.Join(dir, "users.csv")
 	file := fmt.Sprintf(`tenants:
   - name: acme-msp

@@ -151,7 +151,7 @@ func (c *Config) Open(env connectors.Env) (connectors.Source, error) {
 		problems = append(problems, err.Error())
 	}
 	if len(problems) > 0 {
-		return nil, fmt.Errorf("%w: azure connection %s: %s", connectors.ErrInvalidConfig, id, strings.Join(problems, "; "))
+		return nil, fmt.Errorf("%w: %s", connectors.ErrInvalidConfig, strings.Join(problems, "; "))
 	}
 
 	base := http.DefaultTransport.(*http.Transport).Clone()

@@ -237,7 +237,7 @@ func (c *Config) Open(env connectors.Env) (connectors.Source, error) {
 	id, logger := env.ID, env.Logger
 	s, err := c.validate()
 	if err != nil {
-		return nil, fmt.Errorf("ad connection %s: %w", id, err)
+		return nil, err // Registry.Open names the connection
 	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)

@@ -30,7 +30,17 @@
 //
 // Secret values may be written ${ENV_NAME}: they are read from the
 // environment when the file is applied, sealed with the encryption key, and
-// never printed.
+// never printed. A connector's secrets belong under secrets: one written
+// under settings is refused, as is an unknown key in either.
+//
+// Validate reports every problem at once, each as file:line and the key
+// path (`apply.yaml:5: tenants[0].send_hour: "nine" is not a whole
+// number`). Each connection is checked by its connector's own validation,
+// without contacting anything: a connection that could never work (plain
+// ldap:// without start_tls, a missing file, a PSA kind under a customer, a
+// PSA host neither the vendor's nor in Options.AllowedPSAHosts) is refused
+// before anything is written. File paths in an apply file are the
+// operator's: they are not confined to SELFSERVE_FILE_IMPORT_DIR.
 package apply
 
 import (
@@ -41,6 +51,7 @@ import (
 	"fmt"
 	"os"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -111,13 +122,118 @@ func Parse(name string, data []byte) (*File, error) {
 	if err := yaml.Unmarshal(data, &root); err != nil {
 		return nil, fmt.Errorf("%s: %w", name, cleanYAMLError(err))
 	}
+	if root.Kind == 0 || (root.Kind == yaml.DocumentNode && len(root.Content) == 0) {
+		return nil, fmt.Errorf("%s: the file is empty: it declares no tenants", name)
+	}
 	f.root = &root
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(f); err != nil {
+		var typeErr *yaml.TypeError
+		if errors.As(err, &typeErr) {
+			return nil, f.typeErrors(typeErr)
+		}
 		return nil, fmt.Errorf("%s: %w", name, cleanYAMLError(err))
 	}
 	return f, nil
+}
+
+// typeErrorRE reads yaml.v3's "line 3: cannot unmarshal !!str `nine` into
+// int" (long values are cut to their first 7 characters and "...").
+var typeErrorRE = regexp.MustCompile("^line ([0-9]+): cannot unmarshal (!![a-z]+)(?: `(.*)`)? into (.+)$")
+
+// typeErrors rewrites each of yaml.v3's type errors as file:line, the key
+// path and what is wrong: `apply.yaml:3: tenants[0].send_hour: "nine" is
+// not a whole number`. Unknown keys keep cleanYAMLError's wording.
+func (f *File) typeErrors(te *yaml.TypeError) error {
+	var errs []error
+	for _, msg := range te.Errors {
+		m := typeErrorRE.FindStringSubmatch(msg)
+		if m == nil {
+			errs = append(errs, fmt.Errorf("%s: %w", f.name, cleanYAMLError(errors.New(msg))))
+			continue
+		}
+		line, _ := strconv.Atoi(m[1])
+		path, node := findNode(f.root, line, m[2], m[3])
+		what := fmt.Sprintf("%q", strings.TrimSuffix(m[3], "..."))
+		switch {
+		case node != nil && node.Kind == yaml.ScalarNode:
+			what = fmt.Sprintf("%q", node.Value)
+		case m[2] == "!!map":
+			what = "a mapping"
+		case m[2] == "!!seq":
+			what = "a list"
+		}
+		where := pathString(path)
+		if where == "" {
+			where = "the file's top level"
+		}
+		errs = append(errs, fmt.Errorf("%s:%d: %s: %s is not %s", f.name, line, where, what, goTypeName(m[4])))
+	}
+	return errors.Join(errs...)
+}
+
+// goTypeName says in YAML's words what a Go type of the file expects.
+func goTypeName(t string) string {
+	switch {
+	case strings.HasPrefix(t, "[]"):
+		return "a list"
+	case strings.HasPrefix(t, "map[") || strings.HasPrefix(t, "apply."):
+		return "a mapping"
+	case strings.HasPrefix(t, "int") || strings.HasPrefix(t, "uint"):
+		return "a whole number"
+	case strings.HasPrefix(t, "float"):
+		return "a number"
+	case t == "bool":
+		return "true or false"
+	case t == "string":
+		return "a string"
+	}
+	return "a " + t
+}
+
+// findNode finds, in document order, the value node on line whose tag is
+// tag (and whose value is value, or starts with it when yaml.v3 cut it
+// short), and returns its key path.
+func findNode(root *yaml.Node, line int, tag, value string) ([]any, *yaml.Node) {
+	prefix, cut := strings.CutSuffix(value, "...")
+	matches := func(n *yaml.Node) bool {
+		if n.Line != line || n.ShortTag() != tag {
+			return false
+		}
+		if n.Kind != yaml.ScalarNode {
+			return true
+		}
+		return n.Value == value || (cut && strings.HasPrefix(n.Value, prefix))
+	}
+	var walk func(n *yaml.Node, path []any) ([]any, *yaml.Node)
+	walk = func(n *yaml.Node, path []any) ([]any, *yaml.Node) {
+		if matches(n) {
+			return path, n
+		}
+		switch n.Kind {
+		case yaml.DocumentNode:
+			for _, c := range n.Content {
+				if p, found := walk(c, path); found != nil {
+					return p, found
+				}
+			}
+		case yaml.SequenceNode:
+			for i, c := range n.Content {
+				if p, found := walk(c, at(path, i)); found != nil {
+					return p, found
+				}
+			}
+		case yaml.MappingNode:
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				if p, found := walk(n.Content[i+1], at(path, n.Content[i].Value)); found != nil {
+					return p, found
+				}
+			}
+		}
+		return nil, nil
+	}
+	return walk(root, nil)
 }
 
 var yamlTypeName = regexp.MustCompile(`field (\S+) not found in type (\S+)`)
@@ -154,6 +270,10 @@ type Options struct {
 	Actor string
 	// DryRun computes the changes in a transaction that is rolled back.
 	DryRun bool
+	// AllowedPSAHosts are the hosts beyond the vendors' clouds that PSA
+	// connections may call (config's allowed_psa_hosts; see
+	// connectors.CheckHost).
+	AllowedPSAHosts []string
 }
 
 // errDryRun rolls back a dry run's transaction.

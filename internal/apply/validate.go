@@ -2,6 +2,7 @@ package apply
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -169,6 +170,9 @@ func (v *validator) connection(p []any, c Connection, names map[string]bool, und
 	if kind.IsDirectory() && !underCustomer {
 		v.problem(at(p, "kind"), "a %s connection imports end users, so it must be declared under a customer", c.Kind)
 	}
+	if !kind.IsDirectory() && underCustomer {
+		v.problem(at(p, "kind"), "a %s connection serves the whole tenant: declare it under the tenant's connections, not a customer's", c.Kind)
+	}
 	if _, err := parseSchedule(c.Schedule); err != nil {
 		v.problem(at(p, "schedule"), "%v", err)
 	}
@@ -183,7 +187,46 @@ func (v *validator) connection(p []any, c Connection, names map[string]bool, und
 		return
 	}
 	secretsJSON, _ := json.Marshal(secrets)
-	if _, err := v.opts.Registry.Decode(kind, settingsJSON, secretsJSON); err != nil {
-		v.problem(at(p, "settings"), "%v", err)
+	// The connector's own validation, as a run would do it, without
+	// contacting the system: a connection that can never work (plain LDAP
+	// without start_tls, a missing file, a host nobody allowed) is refused
+	// now rather than at its first run.
+	err = v.opts.Registry.Check(kind, settingsJSON, secretsJSON)
+	if err == nil {
+		var cfg connectors.Config
+		if cfg, err = v.opts.Registry.Decode(kind, settingsJSON, secretsJSON); err == nil {
+			err = connectors.CheckHost(cfg, v.opts.AllowedPSAHosts)
+		}
+	}
+	if err == nil {
+		return
+	}
+	var keyErrs []*connectors.KeyError
+	collectKeyErrors(err, &keyErrs)
+	if len(keyErrs) == 0 {
+		v.problem(at(p, "settings"), "%s", strings.TrimPrefix(err.Error(), connectors.ErrInvalidConfig.Error()+": "))
+		return
+	}
+	for _, ke := range keyErrs {
+		v.problem(at(p, ke.Section, ke.Key), "%s", ke.Problem)
+	}
+}
+
+// collectKeyErrors gathers the *connectors.KeyError leaves of err (an
+// errors.Join tree).
+func collectKeyErrors(err error, out *[]*connectors.KeyError) {
+	var ke *connectors.KeyError
+	if errors.As(err, &ke) && err == error(ke) {
+		*out = append(*out, ke)
+		return
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		for _, e := range j.Unwrap() {
+			collectKeyErrors(e, out)
+		}
+		return
+	}
+	if errors.As(err, &ke) {
+		*out = append(*out, ke)
 	}
 }

@@ -1,0 +1,126 @@
+package apply_test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"selfserve/connectors"
+	"selfserve/connectors/connectwise"
+	"selfserve/connectors/file"
+	"selfserve/connectors/graph"
+	"selfserve/connectors/hudu"
+	"selfserve/connectors/itglue"
+	"selfserve/connectors/ldap"
+	"selfserve/internal/apply"
+)
+
+func registry() connectors.Registry {
+	return connectors.NewRegistry(map[connectors.Kind]func() connectors.Config{
+		connectors.KindAD:          func() connectors.Config { return new(ldap.Config) },
+		connectors.KindFile:        func() connectors.Config { return new(file.Config) },
+		connectors.KindITGlue:      func() connectors.Config { return new(itglue.Config) },
+		connectors.KindHudu:        func() connectors.Config { return new(hudu.Config) },
+		connectors.KindConnectWise: func() connectors.Config { return new(connectwise.Config) },
+		connectors.KindAzure:       func() connectors.Config { return new(graph.Config) },
+	})
+}
+
+// validate parses and validates body, returning the error text ("" when
+// the file is valid).
+func validate(t *testing.T, body string) string {
+	t.Helper()
+	f, err := apply.Parse("apply.yaml", []byte(body))
+	if err == nil {
+		err = f.Validate(apply.Options{Registry: registry(), AllowedPSAHosts: []string{"psa.acme.example"},
+			Env: func(string) (string, bool) { return "from-env", true }})
+	}
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
+const base = `tenants:
+  - name: acme
+    connections:
+%s
+    customers:
+      - name: Contoso
+        default_region: GB
+        connections:
+%s
+`
+
+// TestConnectionsCheckedByTheirConnector: apply refuses a connection that
+// can never work, with the connector's own words, naming the key and its
+// line, without contacting anything.
+func TestConnectionsCheckedByTheirConnector(t *testing.T) {
+	csv := filepath.Join(t.TempDir(), "users.csv")
+	if err := os.WriteFile(csv, []byte("username\nalice\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ad := func(settings string) string {
+		return "          - name: contoso-ad\n            kind: ad\n            settings: " + settings + "\n            secrets: {bind_dn: svc@corp.example, bind_password: \"${PW}\"}"
+	}
+	const noTop = "      []"
+	cases := []struct {
+		name, top, customer string
+		want                []string // "" = valid
+	}{
+		{"valid", "      - {name: psa, kind: itglue, settings: {region: eu}, secrets: {api_key: k}}",
+			ad(`{url: "ldaps://dc1.corp.example", base_dn: "DC=corp,DC=example"}`) + "\n          - {name: local, kind: file, settings: {path: " + csv + "}}", nil},
+		{"plain ldap", noTop, ad(`{url: "ldap://dc1.corp.example", base_dn: "DC=corp,DC=example"}`),
+			[]string{"apply.yaml:11: tenants[0].customers[0].connections[0].settings: url \"ldap://dc1.corp.example\" is plain LDAP", "start_tls"}},
+		{"missing file", noTop, "          - {name: local, kind: file, settings: {path: " + csv + ".gone.csv}}",
+			[]string{"apply.yaml:9: tenants[0].customers[0].connections[0].settings:", "does not exist"}},
+		{"PSA under a customer", noTop, "          - {name: psa, kind: hudu, settings: {base_url: \"https://acme.huducloud.com\"}, secrets: {api_key: k}}",
+			[]string{"apply.yaml:9: tenants[0].customers[0].connections[0].kind:", "serves the whole tenant"}},
+		{"secret under settings", noTop, ad(`{url: "ldaps://dc1.corp.example", base_dn: "DC=corp,DC=example",
+              bind_password: hunter2}`),
+			[]string{"apply.yaml:12: tenants[0].customers[0].connections[0].settings.bind_password: bind_password is a secret: put bind_password under secrets"}},
+		{"unknown secret", "      - {name: psa, kind: itglue, settings: {region: eu}, secrets: {api_kee: k}}", "          []",
+			[]string{"apply.yaml:4: tenants[0].connections[0].secrets.api_kee:", "known secrets: api_key"}},
+		{"host not allowed", "      - {name: psa, kind: hudu, settings: {base_url: \"https://docs.evil.example\"}, secrets: {api_key: k}}", "          []",
+			[]string{"apply.yaml:4: tenants[0].connections[0].settings.base_url:", "SELFSERVE_ALLOWED_PSA_HOSTS"}},
+		{"host allowed", "      - {name: psa, kind: connectwise, settings: {site: psa.acme.example, company_id: acme, client_id: c}, secrets: {public_key: a, private_key: b}}", "          []", nil},
+	}
+	for _, c := range cases {
+		got := validate(t, strings.Replace(strings.Replace(base, "%s", c.top, 1), "%s", c.customer, 1))
+		if c.want == nil {
+			if got != "" {
+				t.Errorf("%s: %s", c.name, got)
+			}
+			continue
+		}
+		for _, w := range c.want {
+			if !strings.Contains(got, w) {
+				t.Errorf("%s: %q does not contain %q", c.name, got, w)
+			}
+		}
+		if strings.Contains(got, "hunter2") {
+			t.Errorf("%s: the error shows a secret: %s", c.name, got)
+		}
+	}
+}
+
+// TestTypeErrorsNameTheKeyPath: a value of the wrong type names its key
+// path and line; an empty file says so.
+func TestTypeErrorsNameTheKeyPath(t *testing.T) {
+	cases := map[string]struct{ body, want string }{
+		"send hour":     {"tenants:\n  - name: acme\n    send_hour: nine\n", `apply.yaml:3: tenants[0].send_hour: "nine" is not a whole number`},
+		"self serve":    {"tenants:\n  - name: acme\n    self_serve: maybe\n", `apply.yaml:3: tenants[0].self_serve: "maybe" is not true or false`},
+		"logins a map":  {"tenants:\n  - name: acme\n    logins: {email: a@b.example}\n", `apply.yaml:3: tenants[0].logins: a mapping is not a list`},
+		"flow mapping":  {"tenants:\n  - name: acme\n    customers:\n      - {name: Contoso, connections: [{name: x, kind: file, enable_self_serve: sometimes}]}\n", `apply.yaml:4: tenants[0].customers[0].connections[0].enable_self_serve: "sometimes" is not true or false`},
+		"top level":     {"- tenants\n", "apply.yaml:1: the file's top level: a list is not a mapping"},
+		"empty":         {"", "apply.yaml: the file is empty: it declares no tenants"},
+		"only comments": {"# nothing yet\n", "apply.yaml: the file is empty: it declares no tenants"},
+	}
+	for name, c := range cases {
+		_, err := apply.Parse("apply.yaml", []byte(c.body))
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v, want %q", name, err, c.want)
+		}
+	}
+}
