@@ -127,6 +127,7 @@ func TestInlineRunsWaitOutThrottling(t *testing.T) {
 	srv := fakeitglue.New(fakeitglue.Options{Organizations: 5, ContactsPerOrganization: 1, Seed: 11})
 	defer srv.Close()
 	t.Setenv("TEST_ITGLUE_KEY", fakeitglue.DefaultAPIKey)
+	t.Setenv("SELFSERVE_ALLOWED_PSA_HOSTS", "127.0.0.1") // the fake
 	applyPath := filepath.Join(dir, "apply.yaml")
 	if err := os.WriteFile(applyPath, []byte(fmt.Sprintf(`tenants:
   - name: acme-msp
