@@ -267,7 +267,8 @@ func (h *CustomerImportHandler) ProcessTask(ctx context.Context, t *asynq.Task) 
 // allows it; for a PSA, a customer import followed by the contact
 // enrichment) and queues its task. A connection with
 // an active run is skipped quietly (its queued run is queued again, in case
-// Redis lost it).
+// Redis lost it, and so is a directory run whose process stopped: a worker
+// resumes it).
 type ScheduledSyncHandler struct {
 	Store      *store.Store
 	Client     *Client
@@ -315,8 +316,13 @@ func (h *ScheduledSyncHandler) tick(ctx context.Context, p ScheduledSyncPayload,
 	}
 	if errors.Is(err, store.ErrRunActive) {
 		active, aerr := h.Store.ActiveRun(ctx, p.TenantID, p.ConnectionID)
-		if aerr == nil && active.Status == store.RunQueued {
+		switch {
+		case aerr != nil:
+		case active.Status == store.RunQueued:
 			log.Debug("scheduled sync skipped: a run is queued; queuing it again in case it was lost", "active_run_id", active.ID)
+			return h.queue(ctx, conn, active)
+		case conn.Kind.IsDirectory() && active.Claimable(h.Store.Now()):
+			log.Info("the connection's run lost its process (no heartbeat): queuing it again to resume it", "active_run_id", active.ID, "pages", active.Pages)
 			return h.queue(ctx, conn, active)
 		}
 		log.Debug("scheduled sync skipped: a run is active", "err", err)

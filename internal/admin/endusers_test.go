@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"selfserve/internal/rules"
 	"selfserve/internal/store"
@@ -372,4 +373,41 @@ func TestPreviewAndLedger(t *testing.T) {
 	if r.status != http.StatusOK || r.body["notices"] == nil {
 		t.Errorf("ledger: %d %s", r.status, r.raw)
 	}
+}
+
+// TestSyncResumesARunWhoseProcessStopped: while the connection's run is
+// held by a live process, a sync is 409 naming its start, progress and last
+// heartbeat; once its heartbeat is store.HeartbeatTimeout old (a killed
+// worker, a task lost with Redis's data), a sync queues that run again, to
+// be resumed, instead of refusing.
+func TestSyncResumesARunWhoseProcessStopped(t *testing.T) {
+	t.Parallel()
+	eachBackend(t, func(t *testing.T, b *bundle) {
+		ctx := context.Background()
+		tok := b.a.tokens[store.RoleHelpdesk]
+		path := fmt.Sprintf("/v1/connections/%d/sync", b.a.conn.ID)
+		clock := time.Now()
+		b.st.SetClock(func() time.Time { return clock })
+		defer b.st.SetClock(time.Now)
+		run, err := b.st.CreateRun(ctx, b.a.tenant.ID, b.a.conn.ID, store.ModeFull, "api", store.RunRunning, false, time.Hour)
+		must(t, err)
+		run.Pages, run.Processed = 4, 80
+		must(t, b.st.SaveRunProgress(ctx, &run))
+
+		clock = clock.Add(5 * time.Second)
+		r := b.do("POST", path, tok, map[string]any{"mode": "full"})
+		if _, code := r.errField(); r.status != http.StatusConflict || code != "run_active" ||
+			!strings.Contains(string(r.raw), "4 pages, 80 processed; last heartbeat 5s ago") {
+			t.Fatalf("sync while the run is alive: %d %s", r.status, r.raw)
+		}
+
+		clock = clock.Add(store.HeartbeatTimeout)
+		r = b.do("POST", path, tok, map[string]any{"mode": "full"})
+		if r.status != http.StatusAccepted || r.body["id"] != float64(run.ID) || r.body["processed"] != float64(80) {
+			t.Fatalf("sync after the run's process stopped: %d %s, want run %d again", r.status, r.raw, run.ID)
+		}
+		if n := len(b.queue.syncs); n == 0 || b.queue.syncs[n-1].ID != run.ID {
+			t.Fatalf("run %d not queued again: %+v", run.ID, b.queue.syncs)
+		}
+	})
 }

@@ -63,10 +63,10 @@ type Enricher struct {
 	OnProgress func(store.PSARun)
 }
 
-// Start records a new running run of kind (store.RunKindCustomers,
-// RunKindContacts or RunKindPSA) of the tenant's connection, for a caller
-// that runs it inline right after. customerID, if not nil, narrows an
-// enrichment to that customer.
+// Start records a new run of kind (store.RunKindCustomers,
+// RunKindContacts or RunKindPSA) of the tenant's connection, queued for a
+// caller that runs it inline right after (running it claims it).
+// customerID, if not nil, narrows an enrichment to that customer.
 func (e *Enricher) Start(ctx context.Context, tenantID, connectionID int64, kind store.RunKind, customerID *int64, trigger string) (store.PSARun, error) {
 	conn, err := e.Store.Connection(ctx, tenantID, connectionID)
 	if err != nil {
@@ -75,7 +75,7 @@ func (e *Enricher) Start(ctx context.Context, tenantID, connectionID int64, kind
 	if conn.Kind.IsDirectory() {
 		return store.PSARun{}, fmt.Errorf("connection %q (%s): %w", conn.Name, conn.Kind, ErrNotPSA)
 	}
-	return e.Store.CreatePSARun(ctx, tenantID, connectionID, kind, customerID, trigger, store.RunRunning, e.staleAfter())
+	return e.Store.CreatePSARun(ctx, tenantID, connectionID, kind, customerID, trigger, store.RunQueued, e.staleAfter())
 }
 
 // ImportCustomers runs (or resumes) the run runID of the tenant's PSA
@@ -196,6 +196,9 @@ func (r *runner) finish(ctx context.Context, runErr error) (store.PSARun, error)
 	interrupted := errors.Is(runErr, context.Canceled) || errors.Is(runErr, context.DeadlineExceeded) || throttled
 	if runErr != nil && interrupted && r.e.KeepRunOnInterrupt {
 		r.log.Warn("PSA run interrupted; it resumes when retried", "reason", runErr, "resume", run.Resume)
+		if err := r.e.Store.ReleaseRun(ctx, &run.SyncRun); err != nil {
+			r.log.Warn("could not release the run; it is resumed once its heartbeat is old", "err", err)
+		}
 		return *run, r.wrap(runErr)
 	}
 	switch {

@@ -60,9 +60,14 @@ type Importer struct {
 	// MaxRemovalShare is the share of a connection's users a full run may
 	// remove without confirmation (default 0.3).
 	MaxRemovalShare float64
-	// StaleAfter is how long a run may go without a heartbeat before another
-	// run may take over (default 15 minutes).
+	// StaleAfter is how long an active run that no process can resume (one
+	// of another mode) may go without a heartbeat before a new run replaces
+	// it (default 15 minutes). A run this sync can resume is taken over as
+	// soon as its heartbeat is store.HeartbeatTimeout old.
 	StaleAfter time.Duration
+	// HeartbeatEvery is how often a running sync renews its lease (default
+	// store.HeartbeatEvery).
+	HeartbeatEvery time.Duration
 }
 
 // Request asks for one sync.
@@ -83,6 +88,10 @@ type Request struct {
 	KeepRunOnCancel bool
 	// OnProgress, if set, is called after each committed page.
 	OnProgress func(store.SyncRun)
+	// OnTakeOver, if set, is called when the sync takes over the
+	// connection's run whose process stopped (with the run as it was left),
+	// before resuming it.
+	OnTakeOver func(store.SyncRun)
 }
 
 // Result is what a finished sync reports.
@@ -123,31 +132,46 @@ func (im *Importer) Sync(ctx context.Context, req Request) (Result, error) {
 	if !req.Full && canDelta && t.conn.Cursor != "" {
 		mode = store.ModeIncremental
 	}
-	var run store.SyncRun
-	if req.RunID != 0 {
-		run, err = im.Store.StartRun(ctx, req.TenantID, req.RunID)
-		if err == nil && run.Mode == store.ModeFull {
-			mode = store.ModeFull
-		}
-	} else {
-		run, err = im.Store.CreateRun(ctx, req.TenantID, req.ConnectionID, mode, req.Trigger, store.RunRunning, req.ConfirmRemovals, im.staleAfter())
-	}
+	run, prev, err := im.claim(ctx, req, mode)
 	if err != nil {
 		return Result{}, err
 	}
+	if run.Mode == store.ModeFull {
+		mode = store.ModeFull
+	}
 	run.Mode = mode
 	log := im.logger().With("run_id", run.ID, "connection", t.conn.Name, "tenant_id", t.tenant.ID, "mode", mode)
+	if prev != nil {
+		log.Warn("taking over a run whose process stopped: resuming it", "started_at", prev.StartedAt, "pages", prev.Pages, "last_heartbeat", prev.HeartbeatAt)
+		if req.OnTakeOver != nil {
+			req.OnTakeOver(*prev)
+		}
+	}
+	// A run resumed without a position (the source cannot resume, or the
+	// run is incremental: it lists the changes since the same cursor again)
+	// reads its source from the start: its listing counts start again.
+	if run.Pages > 0 && (mode == store.ModeIncremental || run.Resume == "") {
+		log.Info("the source cannot resume where the run stopped: listing it again", "pages_before", run.Pages)
+		run.RestartListing()
+	}
 	log.Info("sync started", "resume", run.Resume != "")
 
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	stopBeat := im.heartbeat(ctx, &run, cancel, log)
 	r := &runner{im: im, t: t, run: &run, log: log, onProgress: req.OnProgress}
 	ctx = connectors.WithThrottleSubject(ctx, "users of "+t.conn.Name)
-	var pages iter.Seq2[connectors.UserPage, error]
 	if mode == store.ModeIncremental {
-		pages = delta.Changes(ctx, t.conn.Cursor)
+		err = r.consume(ctx, delta.Changes(ctx, t.conn.Cursor))
 	} else {
-		pages = users.Users(ctx, run.Resume)
+		resume := run.Resume
+		err = r.consume(ctx, users.Users(ctx, resume))
+		if resume != "" && r.committed == 0 && errors.Is(err, connectors.ErrResyncRequired) {
+			log.Warn("the source cannot resume where the run stopped: listing it again", "reason", err)
+			run.RestartListing()
+			err = r.consume(ctx, users.Users(ctx, ""))
+		}
 	}
-	err = r.consume(ctx, pages)
 	if mode == store.ModeIncremental && errors.Is(err, connectors.ErrResyncRequired) {
 		log.Warn("incremental cursor rejected: running a full sync", "reason", err)
 		run.Mode, run.Resume, run.Unidentified = store.ModeFull, "", 0
@@ -156,7 +180,74 @@ func (im *Importer) Sync(ctx context.Context, req Request) (Result, error) {
 	if err == nil && run.Mode == store.ModeFull {
 		err = r.decideRemovals(ctx, req.ConfirmRemovals || run.ConfirmRemovals)
 	}
+	stopBeat()
 	return r.finish(ctx, err, req.KeepRunOnCancel)
+}
+
+// claim returns the run this sync works on, holding its lease: the
+// request's run; else the connection's active run when no live process
+// holds it and it does what was asked (a full run, when a full one was
+// asked), taken over and returned with its state before (prev); else a new
+// run. A run held by a live process is a *store.ActiveRunError.
+func (im *Importer) claim(ctx context.Context, req Request, mode store.RunMode) (run store.SyncRun, prev *store.SyncRun, err error) {
+	if req.RunID != 0 {
+		run, err = im.Store.StartRun(ctx, req.TenantID, req.RunID)
+		return run, nil, err
+	}
+	active, err := im.Store.ActiveRun(ctx, req.TenantID, req.ConnectionID)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+	case err != nil:
+		return run, nil, err
+	case active.Claimable(im.Store.Now()) && (mode != store.ModeFull || active.Mode == store.ModeFull):
+		run, err = im.Store.StartRun(ctx, req.TenantID, active.ID)
+		if err == nil {
+			return run, &active, nil
+		}
+		if !errors.Is(err, store.ErrConflict) {
+			return run, nil, err
+		}
+		// Another process took it first: CreateRun says which.
+	}
+	run, err = im.Store.CreateRun(ctx, req.TenantID, req.ConnectionID, mode, req.Trigger, store.RunRunning, req.ConfirmRemovals, im.staleAfter())
+	return run, nil, err
+}
+
+// heartbeat renews the run's lease every HeartbeatEvery until the returned
+// function is called. When another process took the run over, it cancels
+// the run with store.ErrLeaseLost.
+func (im *Importer) heartbeat(ctx context.Context, run *store.SyncRun, cancel context.CancelCauseFunc, log *slog.Logger) (stop func()) {
+	every := im.HeartbeatEvery
+	if every <= 0 {
+		every = store.HeartbeatEvery
+	}
+	beat := *run // the lease and ids; the runner owns *run
+	done := make(chan struct{})
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		tick := time.NewTicker(every)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+			err := im.Store.BeatRun(ctx, &beat)
+			switch {
+			case errors.Is(err, store.ErrLeaseLost):
+				log.Warn("another process took the run over; stopping")
+				cancel(err)
+				return
+			case err != nil && ctx.Err() == nil:
+				log.Warn("heartbeat failed; retrying", "err", err)
+			}
+		}
+	}()
+	return func() { close(done); <-stopped }
 }
 
 func (im *Importer) target(ctx context.Context, req Request) (target, error) {
@@ -227,6 +318,8 @@ type runner struct {
 	log        *slog.Logger
 	lockouts   []store.Lockout
 	onProgress func(store.SyncRun)
+	// committed counts the pages this process committed.
+	committed int
 }
 
 // prepared is a page read from the source and normalised, ready to commit.
@@ -342,6 +435,7 @@ func (r *runner) commit(ctx context.Context, p prepared) error {
 		return fmt.Errorf("store page %d: %w", run.Pages, err)
 	}
 	*r.run = run
+	r.committed++
 	r.lockouts = append(r.lockouts, res.Lockouts...)
 	r.log.Debug("page committed", "page", run.Pages, "processed", run.Processed, "created", res.Created, "updated", res.Updated, "linked", res.Linked)
 	if r.onProgress != nil {
@@ -390,10 +484,19 @@ func (r *runner) decideRemovals(ctx context.Context, confirmed bool) error {
 
 func (r *runner) finish(ctx context.Context, runErr error, keepOnCancel bool) (Result, error) {
 	run := r.run
+	if cause := context.Cause(ctx); runErr != nil && errors.Is(cause, store.ErrLeaseLost) {
+		runErr = cause
+	}
 	ctx = context.WithoutCancel(ctx)
 	switch {
+	case errors.Is(runErr, store.ErrLeaseLost):
+		r.log.Warn("sync stopped: another process took the run over", "pages", run.Pages)
+		return Result{Run: *run, Lockouts: r.lockouts}, fmt.Errorf("sync of connection %q: %w", r.t.conn.Name, runErr)
 	case runErr != nil && keepOnCancel && errors.Is(runErr, context.Canceled):
 		r.log.Warn("sync interrupted; it resumes when retried", "pages", run.Pages)
+		if err := r.im.Store.ReleaseRun(ctx, run); err != nil {
+			r.log.Warn("could not release the run; it is resumed once its heartbeat is old", "err", err)
+		}
 		return Result{Run: *run, Lockouts: r.lockouts}, runErr
 	case runErr != nil:
 		run.Status = store.RunFailed

@@ -24,9 +24,12 @@ const (
 const DefaultStaleAfter = 15 * time.Minute
 
 // StartRun records a queued run of conn with its audit entry (action), then
-// enqueues it. When enqueueing fails the run is marked failed (so it does
-// not block the connection) and the caller gets a 503; without a queue it
-// is a 503 and nothing is recorded.
+// enqueues it. When the connection's active run is running without a live
+// process (store.SyncRun.Claimable) and does what was asked, that run is
+// queued again instead, for a worker to resume it. When enqueueing a new
+// run fails the run is marked failed (so it does not block the connection)
+// and the caller gets a 503; without a queue it is a 503 and nothing is
+// recorded.
 func (s *Service) StartRun(ctx context.Context, a Actor, conn store.Connection, kind RunKind, mode store.RunMode, confirm bool, action string) (store.SyncRun, error) {
 	if s.Enqueuer == nil {
 		return store.SyncRun{}, Unavailable("this server has no queue configured; run the import with `selfserve import %s --inline`", conn.Name)
@@ -36,9 +39,19 @@ func (s *Service) StartRun(ctx context.Context, a Actor, conn store.Connection, 
 		stale = DefaultStaleAfter
 	}
 	var run store.SyncRun
+	resumed := false
 	err := s.Store.InTx(ctx, func(tx *store.Store) error {
 		var err error
 		run, err = tx.CreateRun(ctx, a.Tenant.ID, conn.ID, mode, "api", store.RunQueued, confirm, stale)
+		var active *store.ActiveRunError
+		if errors.As(err, &active) && active.Run.Status == store.RunRunning && active.Run.Claimable(active.At) && (mode != store.ModeFull || active.Run.Mode == store.ModeFull) {
+			// Left running by a process that stopped (a killed worker, a
+			// task lost with Redis's data): queue it again; the worker
+			// resumes it from its saved position.
+			s.log().Info("resuming the connection's active run", "run_id", active.Run.ID, "connection", conn.Name)
+			run, err, resumed = active.Run, nil, true
+			action += ".resumed"
+		}
 		if err != nil {
 			return err
 		}
@@ -53,6 +66,9 @@ func (s *Service) StartRun(ctx context.Context, a Actor, conn store.Connection, 
 	}
 	if err := enqueue(ctx, run); err != nil {
 		s.log().Error("enqueue failed", "run_id", run.ID, "connection", conn.Name, "err", err)
+		if resumed {
+			return run, Unavailable("run %d could not be queued again (is Redis up?); try again", run.ID)
+		}
 		run.Status = store.RunFailed
 		run.Error = "could not be queued: " + err.Error()
 		if ferr := s.Store.FinishRun(context.WithoutCancel(ctx), &run); ferr != nil {

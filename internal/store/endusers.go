@@ -53,8 +53,10 @@ type Lockout struct {
 
 // PageResult counts what ApplyUserPage did.
 type PageResult struct {
-	Created   int
-	Updated   int
+	Created int
+	Updated int
+	// Unchanged does not count a user the same run saw already (a run that
+	// lists its source again after an interruption counts each user once).
 	Unchanged int
 	// Linked counts users joined to their hybrid counterpart (see
 	// links.go): an Entra user linked to an AD end user, or an AD user that
@@ -170,7 +172,11 @@ func (s *Store) applyUserPage(ctx context.Context, target PageTarget, recs []Use
 			}
 			if !tookOver && sameEndUser(old, merged) {
 				unchanged = append(unchanged, old.ID)
-				res.Unchanged++
+				// A run that lists its source again (it could not resume
+				// where it stopped) counted this user already.
+				if old.SeenRunID == nil || *old.SeenRunID != target.RunID {
+					res.Unchanged++
+				}
 				continue
 			}
 			if old.Privileged != merged.Privileged {

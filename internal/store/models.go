@@ -248,6 +248,9 @@ type SyncRun struct {
 	HeartbeatAt  *time.Time `db:"heartbeat_at" json:"-"`
 	FinishedAt   *time.Time `db:"finished_at" json:"finished_at"`
 	DurationMS   int64      `db:"duration_ms" json:"duration_ms"`
+	// Lease is the token of the process working on the run ("" when none
+	// holds it); see StartRun.
+	Lease string `db:"lease" json:"-"`
 }
 
 // Problems decodes the run's record-level problems.

@@ -199,7 +199,9 @@ func testLinkADFirst(t *testing.T, s *store.Store) {
 		t.Fatalf("bob's links: %+v, %v", l, err)
 	}
 
-	// The same pages again, in either order: nothing changes.
+	// The same pages again in the next runs, in either order: nothing
+	// changes.
+	h.adRun, h.entraRun = h.adRun+10, h.entraRun+10
 	checkCounts(t, "second Entra page", h.entraPage(t, s, entra...), 0, 0, 6, 0)
 	checkCounts(t, "second AD page", h.adPage(t, s,
 		h.adUser("alice", "IMM-alice", "alice@contoso.example", ""),
@@ -292,7 +294,9 @@ func testLinkEntraFirst(t *testing.T, s *store.Store) {
 		t.Fatalf("links after AD: %+v, want alice's and bob's Entra identities", links)
 	}
 
-	// Both sides again: no change, no duplicate, no lockout again.
+	// Both sides again (the next runs): no change, no duplicate, no lockout
+	// again.
+	h.adRun, h.entraRun = h.adRun+10, h.entraRun+10
 	checkCounts(t, "Entra page again", h.entraPage(t, s, entra...), 0, 0, 3, 0)
 	res = h.adPage(t, s, locked, h.adUser("bob", "IMM-bob", "", "+447700900002"), h.adUser("carol", "IMM-carol", "", ""))
 	checkCounts(t, "AD page again", res, 0, 0, 3, 0)

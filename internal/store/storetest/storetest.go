@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -31,7 +32,7 @@ func Run(t *testing.T, open func(t *testing.T) *store.Store) {
 		{"UserPageUpsert", testUserPageUpsert},
 		{"ProvenanceKeepsHumanValues", testProvenance},
 		{"Removals", testRemovals},
-		{"RunsOneActivePerConnection", testRuns},
+		{"RunsOneActivePerConnection", testRuns}, {"RunLeases", testRunLeases},
 		{"ConcurrentWriters", testConcurrentWriters},
 		{"BulkSelfServeAllOrNothing", testBulkSelfServe},
 		{"AuditLog", testAudit},
@@ -259,9 +260,15 @@ func testUserPageUpsert(t *testing.T, s *store.Store) {
 	if res.Created != 2 || res.Updated != 0 || res.Unchanged != 0 {
 		t.Fatalf("first page: %+v", res)
 	}
+	// The same page in the same run (a run listing its source again after an
+	// interruption) counts nobody twice; in the next run, both are unchanged.
 	res = applyPage(t, s, f, run.ID, recs...)
+	if res.Created != 0 || res.Updated != 0 || res.Unchanged != 0 {
+		t.Fatalf("same page again in the same run: %+v, want nothing counted", res)
+	}
+	res = applyPage(t, s, f, run.ID+1, recs...)
 	if res.Created != 0 || res.Updated != 0 || res.Unchanged != 2 {
-		t.Fatalf("same page again: %+v, want 2 unchanged", res)
+		t.Fatalf("same page in the next run: %+v, want 2 unchanged", res)
 	}
 	got := endUsers(t, s, f.tenant.ID)
 	alice := got["alice"]
@@ -276,7 +283,7 @@ func testUserPageUpsert(t *testing.T, s *store.Store) {
 	must(t, err)
 	changed := user("alice", "+447700900002")
 	changed.LockedOut = true
-	res = applyPage(t, s, f, run.ID, changed)
+	res = applyPage(t, s, f, run.ID+2, changed)
 	if res.Updated != 1 || len(res.Lockouts) != 1 || res.Lockouts[0].EndUserID != alice.ID {
 		t.Fatalf("changed page: %+v, want 1 update and alice's lockout", res)
 	}
@@ -285,7 +292,7 @@ func testUserPageUpsert(t *testing.T, s *store.Store) {
 		t.Fatalf("alice after change: %+v", alice)
 	}
 	lockedAt := *alice.LockedOutAt
-	res = applyPage(t, s, f, run.ID, changed)
+	res = applyPage(t, s, f, run.ID+3, changed)
 	if res.Unchanged != 1 || len(res.Lockouts) != 0 {
 		t.Fatalf("still locked: %+v, want unchanged and no new lockout", res)
 	}
@@ -348,6 +355,75 @@ func testRemovals(t *testing.T, s *store.Store) {
 	must(t, err)
 	if res.Removed != 1 || endUsers(t, s, f.tenant.ID)["a"].RemovedAt == nil {
 		t.Fatalf("delta removal: %+v", res)
+	}
+}
+
+// testRunLeases: a running run is held by the process that started it
+// while its heartbeat beats; a run whose heartbeat stopped for
+// HeartbeatTimeout, or whose lease was released, is taken over by the next
+// StartRun, and the old holder's writes are then refused.
+func testRunLeases(t *testing.T, s *store.Store) {
+	ctx := context.Background()
+	f := newFixture(t, s, "leases")
+	clock := time.Now()
+	s.SetClock(func() time.Time { return clock })
+	defer s.SetClock(time.Now)
+	held, err := s.CreateRun(ctx, f.tenant.ID, f.conn.ID, store.ModeFull, "cli", store.RunRunning, false, time.Hour)
+	must(t, err)
+	held.Pages, held.Processed = 3, 60
+	must(t, s.SaveRunProgress(ctx, &held))
+
+	// Held: the refusal says since when, how far and the last heartbeat.
+	clock = clock.Add(store.HeartbeatTimeout - time.Second)
+	if !held.Claimable(clock.Add(2*time.Second)) || held.Claimable(clock) {
+		t.Fatalf("claimable before/after the timeout: %v/%v", held.Claimable(clock), held.Claimable(clock.Add(2*time.Second)))
+	}
+	_, err = s.CreateRun(ctx, f.tenant.ID, f.conn.ID, store.ModeFull, "cli", store.RunRunning, false, time.Hour)
+	var active *store.ActiveRunError
+	if !errors.As(err, &active) || !errors.Is(err, store.ErrRunActive) || active.Run.ID != held.ID {
+		t.Fatalf("second run: %v, want an ActiveRunError naming run %d", err, held.ID)
+	}
+	for _, want := range []string{"running since " + held.StartedAt.UTC().Format(time.RFC3339), "3 pages, 60 processed", "last heartbeat 29s ago"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("refusal %q does not say %q", err, want)
+		}
+	}
+	if _, err := s.StartRun(ctx, f.tenant.ID, held.ID); !errors.As(err, &active) {
+		t.Fatalf("starting a held run: %v, want an ActiveRunError", err)
+	}
+	must(t, s.BeatRun(ctx, &held))
+
+	// The heartbeat stops: the next StartRun takes the run over, with its
+	// progress, and the old holder can no longer write.
+	clock = clock.Add(store.HeartbeatTimeout + time.Second)
+	taken, err := s.StartRun(ctx, f.tenant.ID, held.ID)
+	must(t, err)
+	if taken.Lease == "" || taken.Lease == held.Lease || taken.Pages != 3 || taken.Processed != 60 {
+		t.Fatalf("taken over: %+v", taken)
+	}
+	if err := s.BeatRun(ctx, &held); !errors.Is(err, store.ErrLeaseLost) {
+		t.Fatalf("old holder's heartbeat: %v, want ErrLeaseLost", err)
+	}
+	held.Pages = 99
+	if err := s.SaveRunProgress(ctx, &held); !errors.Is(err, store.ErrLeaseLost) {
+		t.Fatalf("old holder's progress: %v, want ErrLeaseLost", err)
+	}
+	held.Status = store.RunFailed
+	if err := s.FinishRun(ctx, &held); !errors.Is(err, store.ErrLeaseLost) {
+		t.Fatalf("old holder's finish: %v, want ErrLeaseLost", err)
+	}
+
+	// Released (its task went back to the queue): taken at once.
+	must(t, s.ReleaseRun(ctx, &taken))
+	again, err := s.StartRun(ctx, f.tenant.ID, held.ID)
+	must(t, err)
+	if got, _ := s.Run(ctx, f.tenant.ID, held.ID); got.Pages != 3 || got.Status != store.RunRunning {
+		t.Fatalf("run after the takeovers: %+v", got)
+	}
+	again.Status = store.RunSucceeded
+	must(t, s.FinishRun(ctx, &again))
+	if got, _ := s.Run(ctx, f.tenant.ID, held.ID); got.Status != store.RunSucceeded || got.Lease != "" {
+		t.Fatalf("finished run: %+v", got)
 	}
 }
 
