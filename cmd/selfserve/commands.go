@@ -239,7 +239,8 @@ func runImport(ctx context.Context, c *cli, args []string) error {
 	if ctx, err = c.inline(ctx); err != nil {
 		return err
 	}
-	res, err := im.Sync(ctx, importer.Request{TenantID: conn.TenantID, ConnectionID: conn.ID, Full: *full, Trigger: "cli", ConfirmRemovals: *confirm})
+	res, err := im.Sync(ctx, importer.Request{TenantID: conn.TenantID, ConnectionID: conn.ID, Full: *full, Trigger: "cli", ConfirmRemovals: *confirm,
+		OnTakeOver: func(prev store.SyncRun) { printTakeOver(c, conn.Name, prev, im.Store.Now()) }})
 	if res.Run.ID != 0 {
 		printRun(c, conn.Name, res)
 	}
@@ -250,6 +251,20 @@ func runImport(ctx context.Context, c *cli, args []string) error {
 		return errors.New(res.Run.Error)
 	}
 	return nil
+}
+
+// printTakeOver says that the import resumes a run whose process stopped.
+func printTakeOver(c *cli, name string, prev store.SyncRun, now time.Time) {
+	beat := "never"
+	if prev.HeartbeatAt != nil {
+		beat = now.Sub(*prev.HeartbeatAt).Round(time.Second).String() + " ago"
+	}
+	started := prev.CreatedAt
+	if prev.StartedAt != nil {
+		started = *prev.StartedAt
+	}
+	fmt.Fprintf(c.stdout, "resuming run %d of %s, whose process stopped (started %s, %d pages and %d records done, last heartbeat %s)\n",
+		prev.ID, name, started.UTC().Format(time.RFC3339), prev.Pages, prev.Processed, beat)
 }
 
 func printRun(c *cli, name string, res importer.Result) {

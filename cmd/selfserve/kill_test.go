@@ -1,0 +1,121 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"selfserve/internal/store"
+)
+
+// childArgs, when set, makes the test binary run the CLI with these
+// arguments (TestMain): a separate process the kill test can SIGKILL.
+const childArgs = "SELFSERVE_TEST_CLI_ARGS"
+
+func TestMain(m *testing.M) {
+	if args := os.Getenv(childArgs); args != "" {
+		os.Exit(run(context.Background(), strings.Fields(args), os.Stdout, os.Stderr))
+	}
+	os.Exit(m.Run())
+}
+
+// TestKilledInlineImportIsResumed: `import --inline --full` SIGKILLed in
+// the middle leaves its run running. The next import, while the run's
+// heartbeat is recent, is refused with the run's start, progress and last
+// heartbeat; once the heartbeat is store.HeartbeatTimeout old, the next
+// import takes the run over, says so, and resumes it from its saved
+// position: every user once, the same final counts as an uninterrupted run.
+func TestKilledInlineImportIsResumed(t *testing.T) {
+	if testing.Short() {
+		t.Skip("imports 6,000 rows in a child process, then again")
+	}
+	dir := useDatabase(t)
+	p := writeApply(t, dir, strings.Replace(applyFile, "settings: {path: %CSV%}", "settings: {path: %CSV%, page_size: 10}", 1))
+	if code, out, errOut := runCLI(t, "apply", "-f", p); code != 0 {
+		t.Fatalf("apply: %s%s", out, errOut)
+	}
+	const rows = 6000
+	var csv strings.Builder
+	csv.WriteString("username,email,enabled,locked_out,password_last_set,password_expires_at\n")
+	for i := range rows {
+		fmt.Fprintf(&csv, "user%05d,user%05d@contoso.example,true,false,2026-11-01T09:00:00Z,2026-12-20T09:00:00Z\n", i, i)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "users.csv"), []byte(csv.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	st, err := store.Open(ctx, os.Getenv("SELFSERVE_DATABASE_URL"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	tenant, err := st.TenantByName(ctx, "acme-msp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := st.ConnectionByName(ctx, tenant.ID, "contoso-local")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	child := exec.Command(os.Args[0], "-test.run=^$")
+	child.Env = append(os.Environ(), childArgs+"=import contoso-local --inline --full")
+	child.Stdout, child.Stderr = t.Output(), t.Output()
+	if err := child.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { child.Process.Kill(); child.Wait() })
+	var killed store.SyncRun
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(5 * time.Millisecond) {
+		run, err := st.ActiveRun(ctx, tenant.ID, conn.ID)
+		if err == nil && run.Pages >= 50 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the child import did not get going: %+v, %v", run, err)
+		}
+	}
+	if err := child.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	child.Wait()
+	killed, err = st.ActiveRun(ctx, tenant.ID, conn.ID)
+	if err != nil || killed.Status != store.RunRunning || killed.Pages == 0 || killed.Processed >= rows {
+		t.Fatalf("run after the kill: %+v, %v; want it running, part done", killed, err)
+	}
+	t.Logf("killed at page %d (%d rows)", killed.Pages, killed.Processed)
+
+	code, out, errOut := runCLI(t, "import", "contoso-local", "--inline", "--full")
+	for _, want := range []string{"already queued or running", fmt.Sprintf("run %d, full, running since", killed.ID), fmt.Sprintf("%d pages, %d processed", killed.Pages, killed.Processed), "last heartbeat"} {
+		if code == 0 || !strings.Contains(errOut, want) {
+			t.Fatalf("import right after the kill: code %d, %q does not say %q\n%s", code, errOut, want, out)
+		}
+	}
+
+	// As if HeartbeatTimeout had passed since the kill.
+	if _, err := st.DB().ExecContext(ctx, `UPDATE sync_runs SET heartbeat_at = ? WHERE id = ?`, killed.HeartbeatAt.Add(-store.HeartbeatTimeout-time.Second), killed.ID); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut = runCLI(t, "import", "contoso-local", "--inline", "--full")
+	if code != 0 || !strings.Contains(out, fmt.Sprintf("resuming run %d of contoso-local, whose process stopped", killed.ID)) ||
+		!strings.Contains(out, fmt.Sprintf("run %d of contoso-local: succeeded", killed.ID)) || !strings.Contains(out, fmt.Sprintf("processed %d: created %d,", rows, rows)) {
+		t.Fatalf("import after the heartbeat stopped: code %d\n%s%s", code, out, errOut)
+	}
+	var n, distinct int
+	if err := st.DB().QueryRowContext(ctx, `SELECT COUNT(*), COUNT(DISTINCT external_id) FROM end_users WHERE connection_id = ?`, conn.ID).Scan(&n, &distinct); err != nil {
+		t.Fatal(err)
+	}
+	if n != rows || distinct != rows {
+		t.Fatalf("%d end users (%d distinct), want %d", n, distinct, rows)
+	}
+	final, err := st.Run(ctx, tenant.ID, killed.ID)
+	if err != nil || final.Pages != rows/10 || final.Created != rows {
+		t.Fatalf("final run %+v, %v: want %d pages, %d created", final, err, rows/10, rows)
+	}
+}
