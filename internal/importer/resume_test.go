@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"iter"
-	"log/slog"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -23,8 +22,8 @@ import (
 // is given.
 type unresumable struct{ file.Config }
 
-func (c *unresumable) Open(id string, logger *slog.Logger) (connectors.Source, error) {
-	src, err := c.Config.Open(id, logger)
+func (c *unresumable) Open(env connectors.Env) (connectors.Source, error) {
+	src, err := c.Config.Open(env)
 	if err != nil {
 		return nil, err
 	}
@@ -52,7 +51,7 @@ func TestRestartedListingCountsEachUserOnce(t *testing.T) {
 	t.Parallel()
 	forEachBackend(t, func(t *testing.T, open func(*testing.T) *store.Store) {
 		b := setup(t, open, 2)
-		b.im.Registry[connectors.KindFile] = func() connectors.Config { return new(unresumable) }
+		b.im.Registry = connectors.NewRegistry(map[connectors.Kind]func() connectors.Config{connectors.KindFile: func() connectors.Config { return new(unresumable) }})
 		var rows []string
 		for i := range 7 {
 			rows = append(rows, row(fmt.Sprintf("user%02d", i), ""))
