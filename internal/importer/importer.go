@@ -33,6 +33,7 @@ import (
 	"log/slog"
 	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"selfserve/connectors"
 	"selfserve/internal/connection"
@@ -522,12 +523,25 @@ func (r *runner) finish(ctx context.Context, runErr error, keepOnCancel bool) (R
 	return Result{Run: *run, Lockouts: r.lockouts}, nil
 }
 
-// Normalize checks and normalises a page's users for storage: emails must be
-// bare addresses and mobiles become E.164 in region. An unusable email or
-// mobile is reported as a problem and marked so the stored value is kept; a
-// user whose external id repeats within the page is dropped and reported; a
-// user the source could not classify as privileged or not is reported (and
-// stored as privileged).
+// Limits of imported text, in bytes. A record whose key is longer is
+// refused (cut, it could collide with another, and could never name the same
+// end user again); a longer name is cut at the limit; a longer email or
+// mobile is unusable (the stored value is kept). Each is a problem of the
+// record naming the field.
+const (
+	MaxKeyBytes    = 1024 // external_id, username, upn, immutable_id
+	MaxNameBytes   = 256  // first_name, last_name, display_name, privileged_reason
+	MaxEmailBytes  = 320
+	MaxMobileBytes = 64
+	maxRefBytes    = 200 // how much of a record's reference a problem quotes
+)
+
+// Normalize checks and normalises a page's users for storage: text within
+// the limits above, emails must be bare addresses and mobiles become E.164
+// in region. An unusable email or mobile is reported as a problem and marked
+// so the stored value is kept; a user whose external id repeats within the
+// page is dropped and reported; a user the source could not classify as
+// privileged or not is reported (and stored as privileged).
 func Normalize(users []connectors.User, region string) ([]store.UserRecord, []store.Problem) {
 	recs := make([]store.UserRecord, 0, len(users))
 	var problems []store.Problem
@@ -537,22 +551,44 @@ func Normalize(users []connectors.User, region string) ([]store.UserRecord, []st
 		if ref == "" {
 			ref = u.ExternalID
 		}
+		ref = cut(ref, maxRefBytes)
+		if field, n := oversizedKey(u); field != "" {
+			problems = append(problems, store.Problem{Ref: ref, Reason: fmt.Sprintf("%s: %d bytes, more than %d: the record was skipped", field, n, MaxKeyBytes)})
+			continue
+		}
 		if seen[u.ExternalID] {
 			problems = append(problems, store.Problem{Ref: ref, Reason: fmt.Sprintf("external id %q appears twice in one page; the second was skipped", u.ExternalID)})
 			continue
 		}
 		seen[u.ExternalID] = true
+		for _, f := range []struct {
+			name  string
+			value *string
+		}{{"first_name", &u.FirstName}, {"last_name", &u.LastName}, {"display_name", &u.DisplayName}, {"privileged_reason", &u.PrivilegedReason}} {
+			if n := len(*f.value); n > MaxNameBytes {
+				*f.value = cut(*f.value, MaxNameBytes)
+				problems = append(problems, store.Problem{Ref: ref, Reason: fmt.Sprintf("%s: %d bytes, more than %d: cut to the first %d", f.name, n, MaxNameBytes, len(*f.value))})
+			}
+		}
 		if u.PrivilegeUnknown {
 			problems = append(problems, store.Problem{Ref: ref, Reason: "could not be classified as privileged or not, so treated as privileged until it can: " + u.PrivilegedReason})
 		}
 		rec := store.UserRecord{User: u}
-		if email, err := rules.NormalizeEmail(u.Email); err != nil {
+		if n := len(u.Email); n > MaxEmailBytes {
+			reason := fmt.Sprintf("%d bytes, more than %d: not used", n, MaxEmailBytes)
+			rec.EmailInvalid, rec.EmailRefused, rec.Email = true, reason, cut(u.Email, MaxEmailBytes) // kept as the refused value
+			problems = append(problems, store.Problem{Ref: ref, Reason: "email: " + reason})
+		} else if email, err := rules.NormalizeEmail(u.Email); err != nil {
 			rec.EmailInvalid, rec.EmailRefused = true, err.Error()
 			problems = append(problems, store.Problem{Ref: ref, Reason: "email: " + err.Error()})
 		} else {
 			rec.Email = email
 		}
-		if mobile, err := rules.NormalizePhone(u.Mobile, region); err != nil {
+		if n := len(u.Mobile); n > MaxMobileBytes {
+			reason := fmt.Sprintf("%d bytes, more than %d: not used", n, MaxMobileBytes)
+			rec.MobileInvalid, rec.MobileRefused, rec.Mobile = true, reason, cut(u.Mobile, MaxMobileBytes)
+			problems = append(problems, store.Problem{Ref: ref, Reason: "mobile: " + reason})
+		} else if mobile, err := rules.NormalizePhone(u.Mobile, region); err != nil {
 			rec.MobileInvalid, rec.MobileRefused = true, err.Error()
 			problems = append(problems, store.Problem{Ref: ref, Reason: "mobile: " + err.Error()})
 		} else {
@@ -561,4 +597,26 @@ func Normalize(users []connectors.User, region string) ([]store.UserRecord, []st
 		recs = append(recs, rec)
 	}
 	return recs, problems
+}
+
+// oversizedKey names the first key field of u longer than MaxKeyBytes, with
+// its length.
+func oversizedKey(u connectors.User) (string, int) {
+	for _, f := range []struct{ name, value string }{{"external_id", u.ExternalID}, {"username", u.Username}, {"upn", u.UPN}, {"immutable_id", u.ImmutableID}} {
+		if len(f.value) > MaxKeyBytes {
+			return f.name, len(f.value)
+		}
+	}
+	return "", 0
+}
+
+// cut shortens s to at most n bytes without splitting a UTF-8 sequence.
+func cut(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }

@@ -370,3 +370,42 @@ func TestInterruptedRunResumes(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// TestOversizedFieldsAreLimited: a 5 MB first name is cut to MaxNameBytes
+// with a problem naming the field; an oversized username (the file's external id) refuses its record
+// (naming the field); an oversized email is not used; the run's problems
+// stay small.
+func TestOversizedFieldsAreLimited(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, open func(*testing.T) *store.Store) {
+		b := setup(t, open, 100)
+		huge := strings.Repeat("é", 5<<20/2) // 5 MB of two-byte runes
+		b.write(t,
+			"alice,"+huge+",Doe,alice@contoso.example,,true,false,2026-11-01T09:00:00Z,2026-12-13T09:00:00Z\n",
+			strings.Repeat("b", importer.MaxKeyBytes+1)+",Bob,Doe,bob@contoso.example,,true,false,,\n",
+			"carol,Carol,Doe,"+strings.Repeat("c", importer.MaxEmailBytes)+"@contoso.example,,true,false,,\n")
+		res, err := b.sync(t, importer.Request{Full: true})
+		must(t, err)
+		us := b.users(t)
+		alice, carol := us["alice"], us["carol"]
+		if len(alice.FirstName) != importer.MaxNameBytes || !strings.HasPrefix(huge, alice.FirstName) {
+			t.Errorf("alice's first name: %d bytes stored, want the first %d", len(alice.FirstName), importer.MaxNameBytes)
+		}
+		if len(us) != 2 || carol.Email != "" {
+			t.Errorf("end users %d, carol's email %q: want alice and carol, carol without an email", len(us), carol.Email)
+		}
+		var reasons []string
+		for _, p := range res.Run.Problems() {
+			reasons = append(reasons, p.Reason)
+			if len(p.Ref)+len(p.Reason) > 1100 {
+				t.Errorf("a problem of %d bytes", len(p.Ref)+len(p.Reason))
+			}
+		}
+		all := strings.Join(reasons, "\n")
+		for _, want := range []string{"first_name: 5242880 bytes, more than 256: cut to the first 256", "external_id: 1025 bytes, more than 1024: the record was skipped", "email: 336 bytes, more than 320: not used"} {
+			if !strings.Contains(all, want) {
+				t.Errorf("problems do not say %q:\n%s", want, all)
+			}
+		}
+	})
+}

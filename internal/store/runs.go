@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"time"
+	"unicode/utf8"
 )
 
 const runColumns = `id, tenant_id, connection_id, mode, trigger, status, resume, pages, processed, created, updated, unchanged, removed, linked, invalid,
@@ -230,7 +231,23 @@ func (r *SyncRun) RestartListing() {
 	r.ProblemsJSON, r.Resume = "", ""
 }
 
-// AddProblems appends record-level problems, keeping at most MaxRunProblems.
+// maxProblemBytes caps a problem's reference and reason (a record may carry
+// megabytes in one field, which a reason may quote).
+const maxProblemBytes = 500
+
+// cutText shortens s to at most n bytes, on a UTF-8 boundary, marking the cut.
+func cutText(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
+}
+
+// AddProblems appends record-level problems, keeping at most MaxRunProblems
+// (each cut to a few hundred bytes).
 func (r *SyncRun) AddProblems(ps ...Problem) {
 	if len(ps) == 0 {
 		return
@@ -240,7 +257,10 @@ func (r *SyncRun) AddProblems(ps ...Problem) {
 	if room <= 0 {
 		return
 	}
-	cur = append(cur, ps[:min(room, len(ps))]...)
+	for _, p := range ps[:min(room, len(ps))] {
+		p.Ref, p.Reason = cutText(p.Ref, maxProblemBytes), cutText(p.Reason, maxProblemBytes)
+		cur = append(cur, p)
+	}
 	b, _ := json.Marshal(cur)
 	r.ProblemsJSON = string(b)
 }
