@@ -113,7 +113,7 @@ func Check(policy connectors.PasswordPolicy, password string, who Identity) erro
 	if minLen := max(policy.MinLength, 1); n < minLen {
 		return &RuleError{RuleMinLength, fmt.Sprintf("The password must be at least %d characters long.", minLen)}
 	}
-	if policy.Complexity && Categories(password) < 3 {
+	if policy.Complexity && categories(password) < 3 {
 		return &RuleError{RuleComplexity, "The password must contain characters of at least three of these kinds: " +
 			"upper-case letters, lower-case letters, digits, symbols (such as ! # % or ?)."}
 	}
@@ -135,11 +135,11 @@ func tooLong() error {
 // other symbols (currency signs, space) count in no category.
 const symbols = "~!@#$%^&*_-+=`|\\(){}[]:;\"'<>,.?/"
 
-// Categories counts the character categories of AD's complexity rule that
+// categories counts the character categories of AD's complexity rule that
 // password uses: upper-case letters, lower-case letters, digits 0-9, the
 // symbols ~!@#$%^&*_-+=`|\(){}[]:;"'<>,.?/, and letters without case (as
 // in Asian scripts). AD requires three of the five.
-func Categories(password string) int {
+func categories(password string) int {
 	var upper, lower, digit, symbol, other bool
 	for _, r := range password {
 		switch {

@@ -94,7 +94,7 @@ func TestCheckMessagesNameTheRule(t *testing.T) {
 	}
 }
 
-func TestCategories(t *testing.T) {
+func TestCategoryCount(t *testing.T) {
 	for pw, want := range map[string]int{
 		"":           0,
 		"abc":        1,
@@ -112,8 +112,8 @@ func TestCategories(t *testing.T) {
 		"パスワード":      1,
 		"abc~`|\\()": 2,
 	} {
-		if got := Categories(pw); got != want {
-			t.Errorf("Categories(%q) = %d, want %d", pw, got, want)
+		if got := categories(pw); got != want {
+			t.Errorf("categories(%q) = %d, want %d", pw, got, want)
 		}
 	}
 }
