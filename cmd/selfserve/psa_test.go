@@ -153,6 +153,25 @@ func TestInlineRunsWaitOutThrottling(t *testing.T) {
 		t.Errorf("waits %v, want [2s]", waits)
 	}
 
+	// Ctrl-C during a wait stops the run at once, after the pages it
+	// committed, saying so.
+	o.Faults.Throttle = map[int]string{srv.RequestCount() + 2: "60"}
+	srv.SetFaults(o.Faults)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var stdout, stderr bytes.Buffer
+	env := &cli{stdout: &stdout, stderr: &stderr, sleep: func(ctx context.Context, d time.Duration) error {
+		cancel() // the technician presses Ctrl-C
+		<-ctx.Done()
+		return ctx.Err()
+	}}
+	code = runWith(ctx, env, []string{"customers", "import", "acme-itglue"})
+	if code != 1 || !strings.Contains(stdout.String(), "waiting 60 s, page 2 of customers of acme-itglue") ||
+		!strings.Contains(stdout.String(), "failed (1 pages") || !strings.Contains(stdout.String(), "interrupted: ") ||
+		!strings.Contains(stderr.String(), "context canceled") {
+		t.Fatalf("Ctrl-C during a wait: code %d\n%s%s", code, stdout.String(), stderr.String())
+	}
+
 	// Every request throttled with a minute's Retry-After: past 90 s of
 	// waits the run fails, saying why.
 	t.Setenv("SELFSERVE_THROTTLE_WAIT_MAX", "90s")
