@@ -26,7 +26,9 @@ import (
 // full or incremental, carries the complete set of role holders
 // (UserPage.Privileged): the sync engine flags them and unflags the others.
 // Roles held through a role-assignable group (the assignment's principal is
-// the group) are not expanded to the group's members.
+// the group) are not expanded to the group's members. An Entra user linked
+// to an AD end user (hybrid, store/links.go) is that AD end user: AD's
+// verdict stands, the Entra roles of a synced account are not added.
 
 // rolePermission is the application permission role reads need.
 const rolePermission = "RoleManagement.Read.Directory"

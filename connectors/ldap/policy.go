@@ -174,7 +174,7 @@ func (s *source) readPolicy(ctx context.Context, c *conn, st dcState) (*policy, 
 	if !pol.useConstructed {
 		resolvePSOs(pol, groups, domainSID, relevant)
 	}
-	if pol.priv, err = s.readPrivileges(ctx, c, groups, domainSID, relevant); err != nil {
+	if pol.priv, err = s.readPrivileges(ctx, c, st.defaultNC, groups, domainSID, relevant); err != nil {
 		return nil, err
 	}
 	for _, dn := range append(append([]string{}, s.cfg.groups...), s.cfg.exclGroup...) {

@@ -26,8 +26,8 @@ import (
 //     (551); plus the groups the connection lists in privileged_groups.
 //   - Their closure (the groups nested in them, at any depth) comes from the
 //     memberOf of every group; the member attribute of the groups of the
-//     closure (a few, usually small: read with ranged retrieval when long)
-//     gives the accounts in them.
+//     closure (a few, usually small: one search by objectSid, and ranged
+//     retrieval for a long one) gives the accounts in them.
 //   - A user is privileged when it is a member of a group of the closure
 //     (its DN in a member list, or its primaryGroupID the RID of one), or
 //     when its adminCount is 1: AD sets it on the members of protected
@@ -117,7 +117,7 @@ func groupName(g *group) string {
 
 // readPrivileges finds the protected and configured groups in groups, adds
 // their closure to relevant and reads the members of the closure.
-func (s *source) readPrivileges(ctx context.Context, c *conn, groups map[string]*group, domainSID []byte, relevant map[string]*group) (*privileges, error) {
+func (s *source) readPrivileges(ctx context.Context, c *conn, domainNC string, groups map[string]*group, domainSID []byte, relevant map[string]*group) (*privileges, error) {
 	p := &privileges{byMember: map[string]privilegeReason{}, byPrimary: map[uint32]privilegeReason{}}
 	bySID := make(map[string]*group, len(groups))
 	for _, g := range groups {
@@ -175,12 +175,13 @@ func (s *source) readPrivileges(ctx context.Context, c *conn, groups map[string]
 			}
 		}
 	}
+	lists, err := s.readMemberLists(ctx, c, domainNC, members)
+	if err != nil {
+		return nil, err
+	}
 	administrators := sidWithRID(builtinDomainSID, ridAdministrators)
-	for _, g := range members {
-		dns, err := s.readMembers(ctx, c, g.dn)
-		if err != nil {
-			return nil, err
-		}
+	for i, g := range members {
+		dns := lists[i]
 		if len(dns) == 0 && bytes.Equal(g.sid, administrators) {
 			p.unknown = "the bind account cannot read the members of the Builtin Administrators group (S-1-5-32-544), which always has some"
 		}
@@ -191,6 +192,51 @@ func (s *source) readPrivileges(ctx context.Context, c *conn, groups map[string]
 		}
 	}
 	return p, nil
+}
+
+// readMemberLists reads the member attribute of groups, as lower-case DNs,
+// in one search by objectSid (indexed); a group whose list the DC returns in
+// ranges (more than MaxValRange members) is read again on its own.
+func (s *source) readMemberLists(ctx context.Context, c *conn, domainNC string, groups []*group) ([][]string, error) {
+	out := make([][]string, len(groups))
+	if len(groups) == 0 {
+		return out, nil
+	}
+	index := make(map[string]int, len(groups))
+	var f strings.Builder
+	f.WriteString("(|")
+	for i, g := range groups {
+		index[g.dn] = i
+		f.WriteString("(objectSid=" + escapeBytes(g.sid) + ")")
+	}
+	f.WriteString(")")
+	var ranged []int
+	req := goldap.NewSearchRequest(domainNC, goldap.ScopeWholeSubtree, goldap.NeverDerefAliases, 0, 0, false, f.String(), []string{attrMember}, nil)
+	err := pagedSearch(ctx, c, req, s.cfg.pageSize, func(e *goldap.Entry) {
+		i, ok := index[strings.ToLower(e.DN)]
+		if !ok {
+			return
+		}
+		for _, a := range e.Attributes {
+			switch name := strings.ToLower(a.Name); {
+			case name == attrMember:
+				for _, v := range a.Values {
+					out[i] = append(out[i], strings.ToLower(v))
+				}
+			case strings.HasPrefix(name, attrMember+";range="):
+				ranged = append(ranged, i)
+			}
+		}
+	}, func(bool) error { return nil })
+	if err != nil {
+		return nil, s.opError("reading the members of the privileged groups", err)
+	}
+	for _, i := range ranged {
+		if out[i], err = s.readMembers(ctx, c, groups[i].dn); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }
 
 // readMembers reads the member attribute of a group, in ranges when the DC
