@@ -270,7 +270,7 @@ func buildNode(o nodeOptions) *node {
 	n.scanner = &worker.Scanner{Store: o.st, Enqueue: n.client, Now: o.clock, Logger: o.logger, Metrics: n.metrics}
 	n.sender = &worker.Sender{Store: o.st, Channels: o.ch, PublicURL: "https://reset.msp.example", Links: testLinks, Now: o.clock, Lease: o.lease, Logger: o.logger, Metrics: n.metrics}
 	n.mux = worker.NewServeMux(worker.Deps{
-		Store: o.st, Importer: &importer.Importer{Store: o.st, Registry: o.registry, Logger: o.logger},
+		Store: o.st, Importer: &importer.Importer{MaxRemovalShare: 0.3, Store: o.st, Registry: o.registry, Logger: o.logger},
 		Client: n.client, Scanner: n.scanner, Sender: n.sender, Now: o.clock, Logger: o.logger, Metrics: n.metrics, Retry: o.retry,
 	})
 	n.worker = worker.NewWorker(worker.ServerOptions{Redis: o.redis, Logger: o.logger, Retry: o.retry, PollInterval: 20 * time.Millisecond,

@@ -69,7 +69,7 @@ func TestRemoteCommands(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	queue := &inlineQueue{im: &importer.Importer{Store: st, Registry: newRegistry()}}
+	queue := &inlineQueue{im: &importer.Importer{MaxRemovalShare: 0.3, Store: st, Registry: newRegistry()}}
 	h, err := admin.New(admin.Options{Store: st, Registry: newRegistry(), Enqueuer: queue})
 	if err != nil {
 		t.Fatal(err)

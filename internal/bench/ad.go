@@ -141,7 +141,7 @@ func adConnection(ctx context.Context, st *store.Store, info adInfo, size int) (
 }
 
 func adImporter(st *store.Store, box *secretbox.Box) *importer.Importer {
-	return &importer.Importer{Store: st, Secrets: box, Registry: connectors.NewRegistry(map[connectors.Kind]func() connectors.Config{
+	return &importer.Importer{MaxRemovalShare: 0.3, Store: st, Secrets: box, Registry: connectors.NewRegistry(map[connectors.Kind]func() connectors.Config{
 		connectors.KindAD: func() connectors.Config { return new(ldap.Config) },
 	})}
 }

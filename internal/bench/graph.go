@@ -72,7 +72,7 @@ func measureGraphImport(ctx context.Context, env *Env, azure func() connectors.C
 	if err != nil {
 		return 0, err
 	}
-	im := &importer.Importer{Store: st, Secrets: box, Registry: connectors.NewRegistry(map[connectors.Kind]func() connectors.Config{connectors.KindAzure: azure})}
+	im := &importer.Importer{MaxRemovalShare: 0.3, Store: st, Secrets: box, Registry: connectors.NewRegistry(map[connectors.Kind]func() connectors.Config{connectors.KindAzure: azure})}
 	start := time.Now()
 	res, err := im.Sync(ctx, importer.Request{TenantID: tgt.tenantID, ConnectionID: tgt.connectionID, Full: true, Trigger: "bench"})
 	elapsed := time.Since(start)

@@ -41,7 +41,7 @@ func measureStoreUpsert(ctx context.Context, env *Env, side Side, size int) (tim
 	epoch := time.Date(2026, 11, 24, 0, 0, 0, 0, time.UTC)
 	src := &SyntheticSource{N: size, PageSize: 500, Seed: env.Seed, Epoch: epoch}
 	if side == SideOurs {
-		im := &importer.Importer{Store: st, Registry: connectors.NewRegistry(map[connectors.Kind]func() connectors.Config{
+		im := &importer.Importer{MaxRemovalShare: 0.3, Store: st, Registry: connectors.NewRegistry(map[connectors.Kind]func() connectors.Config{
 			connectors.KindFile: func() connectors.Config { return &staticConfig{src} },
 		})}
 		start := time.Now()

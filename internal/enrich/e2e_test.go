@@ -51,7 +51,7 @@ func TestEndToEnd(t *testing.T) {
 		dir, _, err := b.st.UpsertConnection(ctx, store.Connection{TenantID: b.tenant.ID, CustomerID: &customer.ID, Name: "local", Kind: connectors.KindFile,
 			Settings: []byte(fmt.Sprintf(`{"path": %q}`, csv)), EnableSelfServe: true}, false)
 		must(t, err)
-		im := &importer.Importer{Store: b.st, Registry: registry()}
+		im := &importer.Importer{MaxRemovalShare: 0.3, Store: b.st, Registry: registry()}
 		res, err := im.Sync(ctx, importer.Request{TenantID: b.tenant.ID, ConnectionID: dir.ID, Trigger: "test"})
 		must(t, err)
 		if res.Run.Created != 4 {

@@ -42,24 +42,22 @@ import (
 	"selfserve/internal/store"
 )
 
-// Defaults of the engine.
-const (
-	DefaultMaxRemovalShare = 0.3
-	DefaultStaleAfter      = 15 * time.Minute
-)
+// DefaultStaleAfter is the default of Importer.StaleAfter.
+const DefaultStaleAfter = 15 * time.Minute
 
 // ErrNotDirectory: the connection's kind does not import end users.
 var ErrNotDirectory = errors.New("connection does not import end users")
 
-// Importer runs syncs. Its fields are its dependencies; the zero values of
-// the tunables mean their defaults.
+// Importer runs syncs. Its fields are its dependencies and tunables, taken
+// as given (the configuration applies defaults).
 type Importer struct {
 	Store    *store.Store
 	Registry connectors.Registry
 	Secrets  *secretbox.Box
 	Logger   *slog.Logger
-	// MaxRemovalShare is the share of a connection's users a full run may
-	// remove without confirmation (default 0.3).
+	// MaxRemovalShare is the share (0..1) of a connection's users a full run
+	// may remove without confirmation: 0 holds every removal for
+	// confirmation (config.Config.MaxRemovalShare, default 0.3).
 	MaxRemovalShare float64
 	// StaleAfter is how long an active run that no process can resume (one
 	// of another mode) may go without a heartbeat before a new run replaces
@@ -304,13 +302,6 @@ func (im *Importer) staleAfter() time.Duration {
 	return im.StaleAfter
 }
 
-func (im *Importer) maxRemovalShare() float64 {
-	if im.MaxRemovalShare <= 0 {
-		return DefaultMaxRemovalShare
-	}
-	return im.MaxRemovalShare
-}
-
 // runner is one run in progress.
 type runner struct {
 	im         *Importer
@@ -472,9 +463,9 @@ func (r *runner) decideRemovals(ctx context.Context, confirmed bool) error {
 		return nil
 	}
 	share := float64(unseen) / float64(present)
-	if share > r.im.maxRemovalShare() && !confirmed {
+	if share > r.im.MaxRemovalShare && !confirmed {
 		r.run.PendingRemovals = unseen
-		r.log.Warn("removals held for confirmation", "would_remove", unseen, "present", present, "max_share", r.im.maxRemovalShare())
+		r.log.Warn("removals held for confirmation", "would_remove", unseen, "present", present, "max_share", r.im.MaxRemovalShare)
 		return nil
 	}
 	n, err := r.im.Store.RemoveUnseen(ctx, r.t.tenant.ID, r.t.conn.ID, r.run.ID)
@@ -508,7 +499,7 @@ func (r *runner) finish(ctx context.Context, runErr error, keepOnCancel bool) (R
 	case run.PendingRemovals > 0:
 		run.Status = store.RunNeedsConfirmation
 		run.Error = fmt.Sprintf("%d end users are no longer in the source: more than %.0f%% of them, so none was removed; run again with removals confirmed to remove them",
-			run.PendingRemovals, r.im.maxRemovalShare()*100)
+			run.PendingRemovals, r.im.MaxRemovalShare*100)
 	default:
 		run.Status = store.RunSucceeded
 	}

@@ -49,7 +49,7 @@ func setup(t *testing.T, open func(*testing.T) *store.Store, pageSize int) *bund
 	b.conn, _, err = st.UpsertConnection(ctx, store.Connection{TenantID: b.tenant.ID, CustomerID: &b.customer.ID, Name: "contoso-local",
 		Kind: connectors.KindFile, Settings: []byte(settings), EnableSelfServe: true}, false)
 	must(t, err)
-	b.im = &importer.Importer{Store: st, Registry: connectors.NewRegistry(map[connectors.Kind]func() connectors.Config{connectors.KindFile: func() connectors.Config { return new(file.Config) }})}
+	b.im = &importer.Importer{MaxRemovalShare: 0.3, Store: st, Registry: connectors.NewRegistry(map[connectors.Kind]func() connectors.Config{connectors.KindFile: func() connectors.Config { return new(file.Config) }})}
 	return b
 }
 
@@ -209,6 +209,37 @@ func TestRemovalsNeedCompleteRunAndConfirmation(t *testing.T) {
 		must(t, err)
 		if res.Run.Status != store.RunNeedsConfirmation || present(b.users(t)) != 3 {
 			t.Fatalf("empty source: %+v", res.Run)
+		}
+	})
+}
+
+// A removal share of 0 (SELFSERVE_MAX_REMOVAL_SHARE=0) means no removal
+// without confirmation: not even one user of a hundred.
+func TestZeroRemovalShareHoldsEveryRemoval(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, open func(*testing.T) *store.Store) {
+		b := setup(t, open, 50)
+		b.im.MaxRemovalShare = 0
+		var rows []string
+		for i := range 100 {
+			rows = append(rows, row(fmt.Sprintf("user%03d", i), ""))
+		}
+		b.write(t, rows...)
+		_, err := b.sync(t, importer.Request{})
+		must(t, err)
+		b.write(t, rows[1:]...)
+		res, err := b.sync(t, importer.Request{Full: true})
+		must(t, err)
+		if res.Run.Status != store.RunNeedsConfirmation || res.Run.PendingRemovals != 1 || res.Run.Removed != 0 {
+			t.Fatalf("one of 100 gone with share 0: %+v, want held for confirmation", res.Run)
+		}
+		if n := present(b.users(t)); n != 100 {
+			t.Fatalf("%d users present, want 100", n)
+		}
+		res, err = b.sync(t, importer.Request{Full: true, ConfirmRemovals: true})
+		must(t, err)
+		if res.Run.Status != store.RunSucceeded || res.Run.Removed != 1 {
+			t.Fatalf("confirmed: %+v", res.Run)
 		}
 	})
 }

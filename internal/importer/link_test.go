@@ -271,7 +271,7 @@ func setupHybrid(t *testing.T, open func(*testing.T) *store.Store, n int) *hybri
 		b.adUsers = append(b.adUsers, a)
 	}
 	token := b.srv.IssueToken()
-	b.im = &importer.Importer{Store: b.st, Registry: connectors.NewRegistry(map[connectors.Kind]func() connectors.Config{
+	b.im = &importer.Importer{MaxRemovalShare: 0.3, Store: b.st, Registry: connectors.NewRegistry(map[connectors.Kind]func() connectors.Config{
 		connectors.KindAD: func() connectors.Config {
 			return &openConfig{func() connectors.Source { return &adSource{users: b.adUsers, pageSize: 25} }}
 		},
