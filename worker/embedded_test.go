@@ -132,8 +132,13 @@ func TestSyncLockoutAndWelcome(t *testing.T) {
 			bob = u
 		}
 	}
-	must(t, n.client.EnqueueWelcome(ctx, f.tenant.ID, bob.ID))
-	must(t, n.client.EnqueueWelcome(ctx, f.tenant.ID, bob.ID)) // a double click
+	queued, err := n.client.EnqueueWelcome(ctx, f.tenant.ID, bob.ID)
+	must(t, err)
+	again, err := n.client.EnqueueWelcome(ctx, f.tenant.ID, bob.ID) // a double click
+	must(t, err)
+	if !queued || again {
+		t.Fatalf("welcome queued %v, double click queued %v: want true, false", queued, again)
+	}
 	drain(t, r.Opt, 30*time.Second)
 	ns, err := st.NoticesOfEndUser(ctx, f.tenant.ID, bob.ID, 0)
 	must(t, err)

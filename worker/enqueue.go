@@ -23,8 +23,9 @@ type Enqueuer interface {
 	// EnqueueCustomerImport queues the customer import of a PSA connection
 	// for run, a run recorded as queued.
 	EnqueueCustomerImport(ctx context.Context, run store.SyncRun) error
-	// EnqueueWelcome queues a welcome email to the tenant's end user.
-	EnqueueWelcome(ctx context.Context, tenantID, endUserID int64) error
+	// EnqueueWelcome queues a welcome email to the tenant's end user;
+	// queued is false when one was already queued this minute.
+	EnqueueWelcome(ctx context.Context, tenantID, endUserID int64) (queued bool, err error)
 }
 
 var _ Enqueuer = (*Client)(nil)
@@ -86,14 +87,13 @@ func (c *Client) EnqueueCustomerImport(ctx context.Context, run store.SyncRun) e
 }
 
 // EnqueueWelcome queues a welcome email to the end user; requests within
-// the same minute are one.
-func (c *Client) EnqueueWelcome(ctx context.Context, tenantID, endUserID int64) error {
+// the same minute are one: queued is false for the repeats.
+func (c *Client) EnqueueWelcome(ctx context.Context, tenantID, endUserID int64) (queued bool, err error) {
 	t, err := NewWelcomeTask(tenantID, endUserID, c.now())
 	if err != nil {
-		return err
+		return false, err
 	}
-	_, err = c.enqueue(ctx, t)
-	return err
+	return c.enqueue(ctx, t)
 }
 
 // EnqueueLockout queues the notices of one lockout.

@@ -274,10 +274,7 @@ func (s *Sender) stillDue(nc store.NoticeContext, loc *time.Location, n store.No
 		return rules.Notice{Kind: n.Kind, Occasion: n.Occasion, DueAt: at}, ""
 	}
 	if n.Kind == rules.KindWelcome {
-		switch r := rules.NoticesReason(t, u); r {
-		case rules.ReasonNone, rules.ReasonMissingMobile:
-			// A welcome email is how a missing mobile gets confirmed.
-		default:
+		if r := rules.WelcomeReason(t, u); r != rules.ReasonNone {
 			return rules.Notice{}, string(r)
 		}
 		if n.Channel != store.ChannelEmail {

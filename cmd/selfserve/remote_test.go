@@ -45,7 +45,7 @@ func (q *inlineQueue) EnqueueCustomerImport(context.Context, store.SyncRun) erro
 	return errors.New("no customer imports in this test")
 }
 
-func (q *inlineQueue) EnqueueWelcome(context.Context, int64, int64) error { return nil }
+func (q *inlineQueue) EnqueueWelcome(context.Context, int64, int64) (bool, error) { return true, nil }
 
 // TestRemoteCommands runs `import` without --inline and `settings` against
 // a real admin API over loopback HTTP.

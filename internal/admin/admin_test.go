@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -59,14 +60,33 @@ func (q *recorder) EnqueueCustomerImport(_ context.Context, run store.SyncRun) e
 	return nil
 }
 
-func (q *recorder) EnqueueWelcome(_ context.Context, _, endUserID int64) error {
+// EnqueueWelcome queues one welcome per end user, as worker.Client does
+// within one minute (the tests' clock stands still).
+func (q *recorder) EnqueueWelcome(_ context.Context, _, endUserID int64) (bool, error) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.fail != nil {
-		return q.fail
+		return false, q.fail
+	}
+	if slices.Contains(q.welcomes, endUserID) {
+		return false, nil
 	}
 	q.welcomes = append(q.welcomes, endUserID)
-	return nil
+	return true, nil
+}
+
+// switchOn turns the self-serve switch of f's end users ids on.
+func (b *bundle) switchOn(f tenantFixture, ids ...int64) {
+	b.t.Helper()
+	_, err := b.st.SetSelfServe(context.Background(), f.tenant.ID, ids, true)
+	must(b.t, err)
+}
+
+// forgetWelcomes empties the welcomes queued, as a minute passing does.
+func (q *recorder) forgetWelcomes() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.welcomes = nil
 }
 
 // tenantFixture is one tenant's objects.

@@ -52,6 +52,9 @@ func (a *api) firstAccess(w http.ResponseWriter, r *http.Request, p *principal) 
 		if err != nil {
 			return err
 		}
+		if r := rules.InactiveReason(p.tenant.Rules(), before.Rules()); r != rules.ReasonNone {
+			return conflict("inactive", "end user %d cannot use self-serve (%s), so it cannot have accessed it", id, r)
+		}
 		newly, err := tx.MarkFirstAccess(ctx, p.tenant.ID, id, at)
 		if err != nil {
 			return err

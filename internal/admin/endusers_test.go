@@ -221,6 +221,7 @@ func TestSelfServeApp(t *testing.T) {
 	t.Parallel()
 	eachBackend(t, func(t *testing.T, b *bundle) {
 		alice := b.a.users[0]
+		b.switchOn(b.a, alice.ID)
 		path := fmt.Sprintf("/v1/app/end-users/%d/first-access", alice.ID)
 		for range 2 {
 			r := b.do("POST", path, b.a.app, map[string]any{"at": "2026-11-20T10:00:00Z"})
@@ -285,6 +286,7 @@ func TestSyncAndImport(t *testing.T) {
 		}
 		// Welcome email.
 		bob := b.a.users[1]
+		b.switchOn(b.a, bob.ID)
 		if r := b.do("POST", fmt.Sprintf("/v1/end-users/%d/welcome", bob.ID), tok, nil); r.status != http.StatusAccepted || len(b.queue.welcomes) != 1 {
 			t.Errorf("welcome: %d %s", r.status, r.raw)
 		}

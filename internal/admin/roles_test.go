@@ -114,6 +114,8 @@ func TestRoleMatrix(t *testing.T) {
 			key := routeKey(rt)
 			for _, role := range store.Roles {
 				b.finishActiveRuns(b.a)
+				b.queue.forgetWelcomes()
+				b.switchOn(b.a, b.a.users[0].ID, b.a.users[1].ID) // served: welcome and first access go through
 				c, ok := b.validCalls(b.a, role)[key]
 				if !ok {
 					t.Fatalf("route %s has no call in validCalls", key)

@@ -234,6 +234,29 @@ func NoticesReason(t Tenant, u EndUser) Reason {
 // source.
 func NoticesAllowed(t Tenant, u EndUser) bool { return NoticesReason(t, u) == ReasonNone }
 
+// WelcomeReason returns why a welcome email to u would not be sent, or
+// ReasonNone when it goes out: every reason notices are off except a missing
+// mobile, since the welcome email is how the end user confirms one. The API
+// refuses a welcome request for the same reasons the sender skips one, so a
+// request it accepts is an email sent.
+func WelcomeReason(t Tenant, u EndUser) Reason {
+	if r := NoticesReason(t, u); r != ReasonMissingMobile {
+		return r
+	}
+	// Past the missing mobile, NoticesReason checks the account itself.
+	switch {
+	case !u.Enabled:
+		return ReasonDisabled
+	case u.Removed:
+		return ReasonRemovedAtSource
+	}
+	return ReasonNone
+}
+
+// WelcomeCooldown is how long after a welcome email went out another one to
+// the same end user is refused (a double click, two technicians).
+const WelcomeCooldown = 10 * time.Minute
+
 // InactiveReason returns why self-serve (reset, unlock) is off for u, or
 // ReasonNone when u may use it: every reason notices are off, then a
 // privileged account unless the tenant lets privileged end users in with

@@ -386,3 +386,38 @@ func TestPrivilegedNoticesPlanned(t *testing.T) {
 		t.Errorf("Plan() = %+v, want one expiry reminder", got)
 	}
 }
+
+func TestWelcomeReason(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name   string
+		tenant func(*rules.Tenant)
+		user   func(*rules.EndUser)
+		want   rules.Reason
+	}{
+		{name: "served", want: rules.ReasonNone},
+		{name: "missing mobile is what the welcome fixes", user: func(u *rules.EndUser) { u.Mobile = "" }, want: rules.ReasonNone},
+		{name: "privileged still gets it", user: func(u *rules.EndUser) { u.Privileged = true }, want: rules.ReasonNone},
+		{name: "subscription", tenant: func(t *rules.Tenant) { t.Subscription = rules.SubscriptionNone }, want: rules.ReasonSubscription},
+		{name: "override off", tenant: func(t *rules.Tenant) { t.SelfServe = false }, want: rules.ReasonTenantOverride},
+		{name: "switch off", user: func(u *rules.EndUser) { u.SelfServe = false }, want: rules.ReasonSwitchOff},
+		{name: "no email", user: func(u *rules.EndUser) { u.Email = "" }, want: rules.ReasonMissingEmail},
+		{name: "disabled", user: func(u *rules.EndUser) { u.Enabled = false }, want: rules.ReasonDisabled},
+		{name: "disabled without mobile", user: func(u *rules.EndUser) { u.Enabled, u.Mobile = false, "" }, want: rules.ReasonDisabled},
+		{name: "removed without mobile", user: func(u *rules.EndUser) { u.Removed, u.Mobile = true, "" }, want: rules.ReasonRemovedAtSource},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tenant, user := servedTenant(), servedUser()
+			if tt.tenant != nil {
+				tt.tenant(&tenant)
+			}
+			if tt.user != nil {
+				tt.user(&user)
+			}
+			if got := rules.WelcomeReason(tenant, user); got != tt.want {
+				t.Errorf("WelcomeReason() = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}

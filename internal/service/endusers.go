@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"selfserve/internal/rules"
@@ -243,9 +244,11 @@ func (s *Service) SetSelfServe(ctx context.Context, a Actor, ids []int64, on boo
 }
 
 // RequestWelcome queues the welcome email of the actor's tenant's end user
-// id, with its audit entry. It is a 409 while self-serve is off or not in
-// the subscription, for an end user without email, removed or disabled, and
-// a 503 without a queue.
+// id, with its audit entry. One rule: whenever the email would not be sent
+// it is a 409 giving the reason (rules.WelcomeReason: subscription, tenant
+// override, the end user's switch, no email, disabled, removed), and so is a
+// repeat while one is on its way or within rules.WelcomeCooldown of the last
+// one (saying when that went); a 503 without a queue.
 func (s *Service) RequestWelcome(ctx context.Context, a Actor, id int64) error {
 	u, err := s.Store.EndUser(ctx, a.Tenant.ID, id)
 	if err != nil {
@@ -254,16 +257,25 @@ func (s *Service) RequestWelcome(ctx context.Context, a Actor, id int64) error {
 	if err := SelfServeAvailable(a.Tenant); err != nil {
 		return err
 	}
-	switch {
-	case !a.Tenant.SelfServe:
-		return Conflict("self_serve_off", "self-serve is turned off for the whole tenant: no welcome email goes out while it is off")
-	case u.Email == "":
+	switch r := rules.WelcomeReason(a.Tenant.Rules(), u.Rules()); r {
+	case rules.ReasonNone:
+	case rules.ReasonTenantOverride:
+		return Conflict("self_serve_off", "no welcome email: %s; none goes out while it is off", r)
+	case rules.ReasonSwitchOff:
+		return Conflict("switch_off", "no welcome email to end user %d: %s; turn its switch on first (PUT /v1/end-users/%d/self-serve)", id, r, id)
+	case rules.ReasonMissingEmail:
 		return Conflict("no_email", "end user %d has no email address: set one (PATCH /v1/end-users/%d) before sending a welcome email", id, id)
-	case u.RemovedAt != nil:
-		return Conflict("removed", "end user %d was removed from its source", id)
-	case !u.Enabled:
-		return Conflict("disabled", "end user %d's account is disabled", id)
-	case s.Enqueuer == nil:
+	case rules.ReasonRemovedAtSource:
+		return Conflict("removed", "no welcome email to end user %d: %s", id, r)
+	case rules.ReasonDisabled:
+		return Conflict("disabled", "no welcome email to end user %d: %s", id, r)
+	default:
+		return Conflict("inactive", "no welcome email to end user %d: %s", id, r)
+	}
+	if err := s.welcomeCooldown(ctx, a, u); err != nil {
+		return err
+	}
+	if s.Enqueuer == nil {
 		return Unavailable("this server has no queue configured, so it cannot send welcome emails")
 	}
 	// The audit entry and the enqueue share the transaction: if the queue
@@ -272,10 +284,33 @@ func (s *Service) RequestWelcome(ctx context.Context, a Actor, id int64) error {
 		if err := Audit(ctx, tx, a, "end_user.welcome_requested", "end_user", id, nil, map[string]any{"email": u.Email}); err != nil {
 			return err
 		}
-		if err := s.Enqueuer.EnqueueWelcome(ctx, a.Tenant.ID, id); err != nil {
+		queued, err := s.Enqueuer.EnqueueWelcome(ctx, a.Tenant.ID, id)
+		if err != nil {
 			s.log().Error("enqueue welcome failed", "end_user_id", id, "err", err)
 			return Unavailable("the welcome email could not be queued (is Redis up?); try again")
 		}
+		if !queued {
+			return Conflict("welcome_queued", "a welcome email to end user %d was asked for this minute already; it is on its way", id)
+		}
 		return nil
 	})
+}
+
+// welcomeCooldown refuses a welcome email while another to u is on its way
+// or went less than rules.WelcomeCooldown ago.
+func (s *Service) welcomeCooldown(ctx context.Context, a Actor, u store.EndUser) error {
+	notices, err := s.Store.NoticesOfEndUser(ctx, a.Tenant.ID, u.ID, 20)
+	if err != nil {
+		return err
+	}
+	for _, n := range notices {
+		if n.Kind == rules.KindWelcome && (n.Status == store.NoticePending || n.Status == store.NoticeSending) {
+			return Conflict("welcome_queued", "a welcome email to end user %d, asked for at %s, is on its way", u.ID, n.CreatedAt.UTC().Format(time.RFC3339))
+		}
+	}
+	if last := u.WelcomeSentAt; last != nil && s.now().Before(last.Add(rules.WelcomeCooldown)) {
+		return Conflict("welcome_recent", "a welcome email went to end user %d at %s; another may be sent from %s",
+			u.ID, last.UTC().Format(time.RFC3339), last.Add(rules.WelcomeCooldown).UTC().Format(time.RFC3339))
+	}
+	return nil
 }

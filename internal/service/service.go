@@ -25,8 +25,9 @@ type Enqueuer interface {
 	// EnqueueCustomerImport queues the customer import of a PSA connection
 	// for run, a run recorded as queued.
 	EnqueueCustomerImport(ctx context.Context, run store.SyncRun) error
-	// EnqueueWelcome queues the welcome email of the tenant's end user.
-	EnqueueWelcome(ctx context.Context, tenantID, endUserID int64) error
+	// EnqueueWelcome queues the welcome email of the tenant's end user;
+	// queued is false when one was already queued for it this minute.
+	EnqueueWelcome(ctx context.Context, tenantID, endUserID int64) (queued bool, err error)
 }
 
 // Service runs the operations against a store.
