@@ -131,12 +131,12 @@ func runApply(ctx context.Context, c *cli, args []string) error {
 
 func runToken(ctx context.Context, c *cli, args []string) error {
 	if len(args) == 0 || args[0] != "create" {
-		return fmt.Errorf("%w: token create --tenant NAME --email EMAIL --role ROLE [--expires 90d]", errUsage)
+		return fmt.Errorf("%w: token create --tenant NAME --email EMAIL [--role ROLE] [--expires 90d]", errUsage)
 	}
-	fs := flags(c, "token create", "--tenant NAME --email EMAIL --role ROLE [--expires DURATION]")
+	fs := flags(c, "token create", "--tenant NAME --email EMAIL [--role ROLE] [--expires DURATION]")
 	tenantName := fs.String("tenant", "", "tenant `name`")
-	email := fs.String("email", "", "the login's `email` (created if missing)")
-	role := fs.String("role", "", "`role`: super, primary, manager, engineer or helpdesk")
+	email := fs.String("email", "", "the login's `email` (created with --role if missing)")
+	role := fs.String("role", "", "`role` of a new login (super, primary, manager, engineer or helpdesk); for an existing login it must be its role: a token never changes a role (see login set-role)")
 	expires := fs.String("expires", "", "lifetime, e.g. 90d or 720h (default: never expires)")
 	if err := parse(fs, args[1:]); err != nil {
 		return err
@@ -148,7 +148,7 @@ func runToken(ctx context.Context, c *cli, args []string) error {
 	if *email == "" {
 		problems = append(problems, "--email is required")
 	}
-	if !store.Role(*role).Valid() {
+	if *role != "" && !store.Role(*role).Valid() {
 		problems = append(problems, fmt.Sprintf("--role %q: want super, primary, manager, engineer or helpdesk", *role))
 	}
 	lifetime, err := parseLifetime(*expires)
@@ -171,15 +171,25 @@ func runToken(ctx context.Context, c *cli, args []string) error {
 	if lifetime > 0 {
 		expiresAt = time.Now().Add(lifetime)
 	}
+	var login store.Login
 	err = st.InTx(ctx, func(tx *store.Store) error {
-		login, changed, err := tx.UpsertLogin(ctx, tenant.ID, *email, store.Role(*role))
-		if err != nil {
-			return err
-		}
-		if changed {
-			if err := tx.Audit(ctx, tenant.ID, nil, "cli:token", "login.upserted", "login", login.Email, nil, login); err != nil {
+		login, err = tx.LoginByEmail(ctx, tenant.ID, *email)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			if *role == "" {
+				return fmt.Errorf("%w: tenant %s has no login %s: give --role to create it", errUsage, tenant.Name, *email)
+			}
+			if login, _, err = tx.UpsertLogin(ctx, tenant.ID, *email, store.Role(*role)); err != nil {
 				return err
 			}
+			if err := tx.Audit(ctx, tenant.ID, nil, "cli:token", "login.created", "login", login.Email, nil, login); err != nil {
+				return err
+			}
+		case err != nil:
+			return err
+		case *role != "" && store.Role(*role) != login.Role:
+			return fmt.Errorf("%w: login %s is a %s, not a %s: a token never changes a role; change it with: selfserve login set-role --tenant %s --email %s --role %s",
+				errUsage, login.Email, login.Role, *role, tenant.Name, login.Email, *role)
 		}
 		tok, err := tx.CreateAPIToken(ctx, tenant.ID, login.ID, hash, prefix, expiresAt)
 		if err != nil {
@@ -191,7 +201,68 @@ func runToken(ctx context.Context, c *cli, args []string) error {
 		return err
 	}
 	fmt.Fprintln(c.stdout, token)
-	fmt.Fprintf(c.stderr, "token for %s (%s) of tenant %s: shown once, store it now\n", *email, *role, tenant.Name)
+	fmt.Fprintf(c.stderr, "token for %s (%s) of tenant %s: shown once, store it now\n", login.Email, login.Role, tenant.Name)
+	return nil
+}
+
+// loginRole is what a role change audits.
+type loginRole struct {
+	Role store.Role `json:"role"`
+}
+
+// runLoginSetRole changes a login's role: login set-role.
+func runLoginSetRole(ctx context.Context, c *cli, args []string) error {
+	fs := flags(c, "login set-role", "--tenant NAME --email EMAIL --role ROLE")
+	tenantName := fs.String("tenant", "", "tenant `name`")
+	email := fs.String("email", "", "the login's `email`")
+	role := fs.String("role", "", "the new `role`: super, primary, manager, engineer or helpdesk")
+	if err := parse(fs, args[1:]); err != nil {
+		return err
+	}
+	var problems []string
+	if *tenantName == "" {
+		problems = append(problems, "--tenant is required")
+	}
+	if *email == "" {
+		problems = append(problems, "--email is required")
+	}
+	if !store.Role(*role).Valid() {
+		problems = append(problems, fmt.Sprintf("--role %q: want super, primary, manager, engineer or helpdesk", *role))
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("%w: %s", errUsage, strings.Join(problems, "; "))
+	}
+	st, err := c.store(ctx)
+	if err != nil {
+		return err
+	}
+	tenant, err := st.TenantByName(ctx, *tenantName)
+	if err != nil {
+		return err
+	}
+	var before store.Login
+	err = st.InTx(ctx, func(tx *store.Store) error {
+		before, err = tx.LoginByEmail(ctx, tenant.ID, *email)
+		if err != nil {
+			return fmt.Errorf("login %s of tenant %s: %w", *email, tenant.Name, err)
+		}
+		if before.Role == store.Role(*role) {
+			return nil
+		}
+		after, _, err := tx.UpsertLogin(ctx, tenant.ID, before.Email, store.Role(*role))
+		if err != nil {
+			return err
+		}
+		return tx.Audit(ctx, tenant.ID, nil, "cli:login", "login.role_changed", "login", fmt.Sprint(after.ID), loginRole{before.Role}, loginRole{after.Role})
+	})
+	if err != nil {
+		return err
+	}
+	if before.Role == store.Role(*role) {
+		fmt.Fprintf(c.stdout, "login %s is already a %s: nothing to change\n", before.Email, before.Role)
+		return nil
+	}
+	fmt.Fprintf(c.stdout, "login %s: %s → %s (its tokens carry the new role)\n", before.Email, before.Role, *role)
 	return nil
 }
 

@@ -12,8 +12,11 @@ import (
 // runLogin handles `login invite`: print a single-use link that lets a
 // login set its console password.
 func runLogin(ctx context.Context, c *cli, args []string) error {
+	if len(args) > 0 && args[0] == "set-role" {
+		return runLoginSetRole(ctx, c, args)
+	}
 	if len(args) == 0 || args[0] != "invite" {
-		return fmt.Errorf("%w: login invite --tenant NAME --email EMAIL [--role ROLE]", errUsage)
+		return fmt.Errorf("%w: login invite --tenant NAME --email EMAIL [--role ROLE] | login set-role --tenant NAME --email EMAIL --role ROLE", errUsage)
 	}
 	fs := flags(c, "login invite", "--tenant NAME --email EMAIL [--role ROLE] [--url URL]")
 	tenantName := fs.String("tenant", "", "tenant `name`")

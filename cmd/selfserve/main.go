@@ -28,8 +28,8 @@ func commands() map[string]command {
 	return map[string]command{
 		"migrate":  {"apply database migrations", runMigrate},
 		"apply":    {"make tenants, logins, customers and connections match a YAML file", runApply},
-		"login":    {"invite a login to the console: print a link to set its password (login invite --tenant T --email E [--role R])", runLogin},
-		"token":    {"create an API token for a login (token create --tenant T --email E --role R)", runToken},
+		"login":    {"invite a login to the console (login invite --tenant T --email E [--role R]) or change its role, audited (login set-role --tenant T --email E --role R)", runLogin},
+		"token":    {"create an API token for a login; never changes its role (token create --tenant T --email E [--role R])", runToken},
 		"import":   {"sync a connection through the API, or in this process with --inline (import CONNECTION [--inline] [--full])", runImport},
 		"settings": {"show or change tenant settings through the API (settings self-serve on|off)", runSettings},
 		"users":    {"list end users with status, active flag and provenance", runUsers},

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"selfserve/config"
+	"selfserve/internal/store"
 )
 
 // runCLI runs the binary's entry point in-process.
@@ -181,6 +182,75 @@ func TestTokenCreate(t *testing.T) {
 	code, _, errOut = runCLI(t, "token", "create", "--tenant", "acme-msp", "--email", "x@acme-msp.example", "--role", "root")
 	if code != 2 || !strings.Contains(errOut, `--role "root"`) {
 		t.Fatalf("bad role: code %d %s", code, errOut)
+	}
+}
+
+// A token never changes a role: a mismatch is an error and the role stays;
+// login set-role changes it, audited with before and after.
+func TestTokenNeverChangesARole(t *testing.T) {
+	dir := useDatabase(t)
+	if code, out, errOut := runCLI(t, "apply", "-f", writeApply(t, dir, applyFile)); code != 0 {
+		t.Fatalf("apply: %s%s", out, errOut)
+	}
+	if code, out, errOut := runCLI(t, "token", "create", "--tenant", "acme-msp", "--email", "desk@acme-msp.example", "--role", "helpdesk"); code != 0 {
+		t.Fatalf("token for a new helpdesk login: code %d %s%s", code, out, errOut)
+	}
+	code, out, errOut := runCLI(t, "token", "create", "--tenant", "acme-msp", "--email", "desk@acme-msp.example", "--role", "super")
+	if code != 2 || out != "" || !strings.Contains(errOut, "is a helpdesk, not a super") || !strings.Contains(errOut, "login set-role") {
+		t.Fatalf("role mismatch: code %d %s%s", code, out, errOut)
+	}
+	role := func() store.Role {
+		t.Helper()
+		st, err := store.Open(context.Background(), os.Getenv("SELFSERVE_DATABASE_URL"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Close()
+		tn, err := st.TenantByName(context.Background(), "acme-msp")
+		if err != nil {
+			t.Fatal(err)
+		}
+		l, err := st.LoginByEmail(context.Background(), tn.ID, "desk@acme-msp.example")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l.Role
+	}
+	if r := role(); r != store.RoleHelpdesk {
+		t.Fatalf("role after a refused token: %s", r)
+	}
+	// Without --role, an existing login gets a token of its own role.
+	if code, out, errOut := runCLI(t, "token", "create", "--tenant", "acme-msp", "--email", "desk@acme-msp.example"); code != 0 || !strings.Contains(errOut, "(helpdesk)") {
+		t.Fatalf("token without --role: code %d %s%s", code, out, errOut)
+	}
+	if code, _, errOut := runCLI(t, "token", "create", "--tenant", "acme-msp", "--email", "new@acme-msp.example"); code != 2 || !strings.Contains(errOut, "give --role") {
+		t.Fatalf("new login without --role: code %d %s", code, errOut)
+	}
+
+	if code, out, errOut := runCLI(t, "login", "set-role", "--tenant", "acme-msp", "--email", "desk@acme-msp.example", "--role", "engineer"); code != 0 || !strings.Contains(out, "helpdesk → engineer") {
+		t.Fatalf("set-role: code %d %s%s", code, out, errOut)
+	}
+	if r := role(); r != store.RoleEngineer {
+		t.Fatalf("role after set-role: %s", r)
+	}
+	st, err := store.Open(context.Background(), os.Getenv("SELFSERVE_DATABASE_URL"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	tn, err := st.TenantByName(context.Background(), "acme-msp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	es, err := st.AuditLog(context.Background(), tn.ID, store.AuditFilter{Action: "login.role_changed", Limit: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(es) != 1 || !strings.Contains(es[0].Before, `"helpdesk"`) || !strings.Contains(es[0].After, `"engineer"`) {
+		t.Fatalf("role change audit: %+v", es)
+	}
+	if code, _, errOut := runCLI(t, "login", "set-role", "--tenant", "acme-msp", "--email", "nobody@acme-msp.example", "--role", "engineer"); code == 0 || !strings.Contains(errOut, "nobody@acme-msp.example") {
+		t.Fatalf("set-role of an unknown login: code %d %s", code, errOut)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 
@@ -22,6 +23,8 @@ const (
 	accessLogin access = iota
 	// accessSettings: logins with the super or primary role.
 	accessSettings
+	// accessSuper: logins with the super role (logins' roles).
+	accessSuper
 	// accessApp: a self-serve app client.
 	accessApp
 	// accessPublic: anyone (the OpenAPI document).
@@ -111,10 +114,14 @@ func (a *api) authenticate(r *http.Request, acc access) (*principal, error) {
 		return nil, err
 	}
 	p := &principal{tenant: tenant, login: login, tokenID: tok.ID}
-	if acc == accessSettings {
+	switch {
+	case acc == accessSettings:
 		if err := p.asActor().RequireSettings(); err != nil {
 			return nil, err
 		}
+	case acc == accessSuper && login.Role != store.RoleSuper:
+		return nil, &apiError{Status: http.StatusForbidden, Code: "forbidden",
+			Message: fmt.Sprintf("the %s role may not do this: it needs the super role", login.Role)}
 	}
 	return p, nil
 }

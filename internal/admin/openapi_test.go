@@ -157,16 +157,16 @@ func TestOpenAPIDocument(t *testing.T) {
 				}
 			}
 		}
-		want := map[access][]string{accessLogin: {"bearerToken"}, accessSettings: {"bearerToken"}, accessApp: {"appToken"}}[rt.access]
+		want := map[access][]string{accessLogin: {"bearerToken"}, accessSettings: {"bearerToken"}, accessSuper: {"bearerToken"}, accessApp: {"appToken"}}[rt.access]
 		if op.Security == nil {
 			schemes = []string{"bearerToken"} // the document's default
 		}
 		if !slices.Equal(schemes, want) {
 			t.Errorf("%s: documented security %v, want %v", key, schemes, want)
 		}
-		if rt.access == accessSettings {
+		if rt.access == accessSettings || rt.access == accessSuper {
 			if _, ok := op.Responses["403"]; !ok {
-				t.Errorf("%s: super/primary only but no 403 documented", key)
+				t.Errorf("%s: restricted to some roles but no 403 documented", key)
 			}
 		}
 	}

@@ -41,6 +41,8 @@ func (b *bundle) validCalls(f tenantFixture, role store.Role) map[string]call {
 	cu, err := b.st.CreateCustomer(ctx, store.Customer{TenantID: f.tenant.ID, Name: fmt.Sprintf("Manual %d", n)})
 	must(t, err)
 	alice, bob := f.users[0], f.users[1]
+	other, _, err := b.st.UpsertLogin(ctx, f.tenant.ID, fmt.Sprintf("temp-%d@%s.example", n, f.tenant.Name), store.RoleHelpdesk)
+	must(t, err)
 	u := func(format string, args ...any) string { return fmt.Sprintf(format, args...) }
 	return map[string]call{
 		"GET /openapi.json":                        {"GET", "/openapi.json", nil, ""},
@@ -49,6 +51,7 @@ func (b *bundle) validCalls(f tenantFixture, role store.Role) map[string]call {
 		"GET /v1/tokens":                           {"GET", "/v1/tokens", nil, ""},
 		"POST /v1/tokens":                          {"POST", "/v1/tokens", map[string]any{}, ""},
 		"DELETE /v1/tokens/{id}":                   {"DELETE", u("/v1/tokens/%d", tok.ID), nil, ""},
+		"PATCH /v1/logins/{id}":                    {"PATCH", u("/v1/logins/%d", other.ID), map[string]any{"role": "engineer"}, ""},
 		"GET /v1/app-clients":                      {"GET", "/v1/app-clients", nil, ""},
 		"POST /v1/app-clients":                     {"POST", "/v1/app-clients", map[string]any{"name": u("kiosk-%d", n)}, ""},
 		"DELETE /v1/app-clients/{id}":              {"DELETE", u("/v1/app-clients/%d", app.ID), nil, ""},
@@ -105,7 +108,8 @@ func routeKey(rt route) string { return rt.method + " " + rt.path }
 
 // TestRoleMatrix calls every route as every role: tenant settings (and the
 // app clients, which are tenant configuration) are for super and primary
-// only (403 for the others); everything else is open to every role.
+// only, logins' roles for super only (403 for the others); everything else
+// is open to every role.
 func TestRoleMatrix(t *testing.T) {
 	t.Parallel()
 	eachBackend(t, func(t *testing.T, b *bundle) {
@@ -125,7 +129,9 @@ func TestRoleMatrix(t *testing.T) {
 					token = c.token
 				}
 				res := b.do(c.method, c.path, token, c.body)
-				allowed := rt.access != accessSettings || role == store.RoleSuper || role == store.RolePrimary
+				allowed := role == store.RoleSuper ||
+					(rt.access != accessSettings && rt.access != accessSuper) ||
+					(rt.access == accessSettings && role == store.RolePrimary)
 				switch {
 				case allowed && (res.status == http.StatusForbidden || res.status == http.StatusUnauthorized || res.status >= 400):
 					t.Errorf("%s as %s: %d %s, want success", key, role, res.status, res.raw)

@@ -23,6 +23,8 @@ func (a *api) routes() []route {
 		{"POST", "/v1/tokens", accessLogin, (*api).createToken},
 		{"DELETE", "/v1/tokens/{id}", accessLogin, (*api).revokeToken},
 
+		{"PATCH", "/v1/logins/{id}", accessSuper, (*api).setLoginRole},
+
 		{"GET", "/v1/app-clients", accessSettings, (*api).listAppClients},
 		{"POST", "/v1/app-clients", accessSettings, (*api).createAppClient},
 		{"DELETE", "/v1/app-clients/{id}", accessSettings, (*api).revokeAppClient},

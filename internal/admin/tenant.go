@@ -73,7 +73,7 @@ func (a *api) listTokens(w http.ResponseWriter, r *http.Request, p *principal) e
 }
 
 type tokenRequest struct {
-	// LoginID makes the token for another login (super and primary only).
+	// LoginID makes the token for another login (super only).
 	LoginID *int64 `json:"login_id"`
 	// ExpiresAt is an RFC 3339 time; absent: the token never expires.
 	ExpiresAt *string `json:"expires_at"`
@@ -92,8 +92,8 @@ func (a *api) createToken(w http.ResponseWriter, r *http.Request, p *principal) 
 		if *req.LoginID <= 0 {
 			return badField("login_id", "login_id must be a positive integer")
 		}
-		if !p.canAdminister() {
-			return &apiError{Status: http.StatusForbidden, Code: "forbidden", Field: "login_id", Message: fmt.Sprintf("the %s role may make tokens for its own login only", p.login.Role)}
+		if p.login.Role != store.RoleSuper {
+			return &apiError{Status: http.StatusForbidden, Code: "forbidden", Field: "login_id", Message: fmt.Sprintf("the %s role may make tokens for its own login only: tokens for another login need the super role", p.login.Role)}
 		}
 		loginID = *req.LoginID
 	}
