@@ -9,8 +9,8 @@ import (
 	"selfserve/internal/store"
 )
 
-// runLogin handles `login invite`: print a single-use link that lets a
-// login set its console password.
+// runLogin handles `login invite` (print a single-use link that lets a
+// login set its console password) and `login set-role` (runLoginSetRole).
 func runLogin(ctx context.Context, c *cli, args []string) error {
 	if len(args) > 0 && args[0] == "set-role" {
 		return runLoginSetRole(ctx, c, args)

@@ -49,11 +49,11 @@ func (q *queue) EnqueueSync(_ context.Context, run store.SyncRun) error {
 }
 
 func (q *queue) EnqueueCustomerImport(context.Context, store.SyncRun) error { return nil }
-func (q *queue) EnqueueWelcome(_ context.Context, _, id int64) error {
+func (q *queue) EnqueueWelcome(_ context.Context, _, id int64) (bool, error) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.welcome = append(q.welcome, id)
-	return nil
+	return true, nil
 }
 
 // testPassword is every test login's password.
