@@ -59,7 +59,9 @@
 // (notice-<id>-email@<sender domain>), which lets mail systems fold the
 // copy; SMS repeats the same Idempotency-Key header. Nothing is ever lost: a
 // row is final only when sent, failed (with the reason) or skipped (with the
-// reason).
+// reason). When asynq gives up on a send task (the last retry failed and it
+// is archived), NoticeFinaliser, the servers' ErrorHandler, marks its rows
+// still pending or sending failed with the last error.
 //
 // # At send time
 //

@@ -22,8 +22,11 @@ type ServerOptions struct {
 	// cancelling them (they go back to their queue; default 25s).
 	ShutdownTimeout time.Duration
 	// Retry is the retry policy (zero: its defaults).
-	Retry  RetryPolicy
-	Logger *slog.Logger
+	Retry RetryPolicy
+	// ErrorHandler is told of every failed attempt (a NoticeFinaliser marks
+	// the rows of a send task asynq gives up on failed); nil: none.
+	ErrorHandler asynq.ErrorHandler
+	Logger       *slog.Logger
 	// BaseContext is the parent of every task's context (default
 	// context.Background).
 	BaseContext func() context.Context
@@ -57,6 +60,7 @@ func NewWorker(opts ServerOptions) *Worker {
 			Queues:          queues,
 			RetryDelayFunc:  opts.Retry.Delay,
 			IsFailure:       opts.Retry.IsFailure,
+			ErrorHandler:    opts.ErrorHandler,
 			ShutdownTimeout: shutdown,
 			Logger:          asynqLogger{logger.With("component", "asynq", "server", name)},
 			LogLevel:        asynq.WarnLevel,

@@ -120,7 +120,8 @@ func (c *cli) runRoles(ctx context.Context, o roleOptions) error {
 		}
 		stops = append(stops, n.close)
 		enqueuer = n.client
-		w := worker.NewWorker(worker.ServerOptions{Redis: rd.Opt, SyncConcurrency: o.syncN, NotifyConcurrency: o.notifyN, Logger: log})
+		w := worker.NewWorker(worker.ServerOptions{Redis: rd.Opt, SyncConcurrency: o.syncN, NotifyConcurrency: o.notifyN, Logger: log,
+			ErrorHandler: &worker.NoticeFinaliser{Store: st, Logger: log}})
 		if err := w.Start(n.mux); err != nil {
 			return err
 		}
@@ -342,7 +343,8 @@ func (c *cli) startDemoSender(ctx context.Context) (*demoSender, error) {
 		rd.Close()
 		return nil, err
 	}
-	d.w = worker.NewWorker(worker.ServerOptions{Redis: rd.Opt, NotifyConcurrency: 4, SyncConcurrency: 1, Logger: c.log(), PollInterval: 50 * time.Millisecond})
+	d.w = worker.NewWorker(worker.ServerOptions{Redis: rd.Opt, NotifyConcurrency: 4, SyncConcurrency: 1, Logger: c.log(), PollInterval: 50 * time.Millisecond,
+		ErrorHandler: &worker.NoticeFinaliser{Store: c.st, Logger: c.log()}})
 	if err := d.w.Start(d.n.mux); err != nil {
 		d.n.close()
 		rd.Close()
