@@ -150,3 +150,50 @@ func parseTime(s string) (time.Time, string) {
 	}
 	return time.Time{}, "is not an RFC 3339 time such as 2026-12-01T09:00:00Z"
 }
+
+// misspeltColumn returns the known column an unknown column name is most
+// likely a misspelling of ("emial" → "email", "mobil" → "mobile"): the
+// closest by edit distance (insertions, deletions, substitutions and swaps
+// of neighbours), if it is at most a third of the known name's length away
+// (and at most 2). Other unknown columns (department, office…) are not
+// near any known one and are ignored.
+func misspeltColumn(name string) (string, bool) {
+	best, bestDist := "", -1
+	for _, known := range fieldNames {
+		d := editDistance(name, known)
+		if d == 0 {
+			return "", false
+		}
+		if bestDist < 0 || d < bestDist {
+			best, bestDist = known, d
+		}
+	}
+	limit := min(2, max(1, len(best)/3))
+	return best, bestDist <= limit
+}
+
+// editDistance is the optimal string alignment distance between a and b
+// (byte-wise: column names are ASCII).
+func editDistance(a, b string) int {
+	prev2 := make([]int, len(b)+1)
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
+				cur[j] = min(cur[j], prev2[j-2]+1)
+			}
+		}
+		prev2, prev, cur = prev, cur, prev2
+	}
+	return prev[len(b)]
+}

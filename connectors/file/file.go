@@ -16,8 +16,10 @@
 // # Columns
 //
 // The CSV has a header row; columns come in any order, header names are
-// trimmed and case-insensitive (spaces and hyphens count as underscores), and
-// unknown columns are ignored. The delimiter is a comma, or a semicolon or tab
+// trimmed and case-insensitive (spaces and hyphens count as underscores). An
+// unknown column that is a likely misspelling of a known one ("emial",
+// "mobil") fails the listing naming both; other unknown columns (department,
+// office) are ignored. The delimiter is a comma, or a semicolon or tab
 // when the header row has no comma. The JSON form is an array of objects with
 // the same keys; booleans may be JSON booleans or strings, text may be JSON
 // strings or numbers, null counts as empty.

@@ -220,7 +220,7 @@ func TestColumnOrderAndUnknownColumns(t *testing.T) {
 	a := "username,email,mobile,enabled,password_expires_at\n" +
 		"alice,alice@example.com,+12025550101,true,2026-12-01T09:00:00Z\n" +
 		"bob,bob@example.com,,false,\n"
-	b := "\"Password Expires At\",Cost Centre,  MOBILE ,Enabled,notes,e-mail,EMAIL,  UserName  \n" +
+	b := "\"Password Expires At\",Cost Centre,  MOBILE ,Enabled,notes,e-mail address,EMAIL,  UserName  \n" +
 		"2026-12-01T09:00:00Z,4711,+12025550101,true,\"free text, with a comma\",x,alice@example.com,alice\n" +
 		",4712,,false,,y,bob@example.com,bob\n"
 	la := listOK(t, openSource(t, Config{Path: writeFile(t, "a.csv", []byte(a))}), "")
@@ -232,6 +232,41 @@ func TestColumnOrderAndUnknownColumns(t *testing.T) {
 		if !reflect.DeepEqual(la.users[i], lb.users[i]) {
 			t.Errorf("row %d differs with the columns reordered:\n%+v\n%+v", i+2, la.users[i], lb.users[i])
 		}
+	}
+}
+
+// A misspelt column would import every user without that value and say
+// nothing: it fails the listing, naming the column and the closest known one.
+func TestMisspeltColumns(t *testing.T) {
+	t.Parallel()
+	for header, want := range map[string]string{
+		"username,emial,mobile":       `unknown column "emial" (column 2): did you mean "email"?`,
+		"username,email,mobil":        `unknown column "mobil" (column 3): did you mean "mobile"?`,
+		"username,First Nme":          `unknown column "first_nme" (column 2): did you mean "first_name"?`,
+		"username,e-mail":             `unknown column "e_mail" (column 2): did you mean "email"?`,
+		"username,pasword_expires_at": `unknown column "pasword_expires_at" (column 2): did you mean "password_expires_at"?`,
+	} {
+		path := writeFile(t, "m.csv", []byte(header+"\nalice,a,b\n"))
+		src, err := (&Config{Path: path}).Open(connectors.Env{ID: "c1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got error
+		for _, err := range src.(connectors.UserSource).Users(context.Background(), "") {
+			if err != nil {
+				got = err
+				break
+			}
+		}
+		_ = src.Close()
+		if !errors.Is(got, connectors.ErrInvalidConfig) || !strings.Contains(got.Error(), want) {
+			t.Errorf("%s: %v, want %s", header, got, want)
+		}
+	}
+	// Columns not near any known one are still ignored.
+	l := listOK(t, openSource(t, Config{Path: writeFile(t, "x.csv", []byte("username,department,office,cost_centre,id\nalice,IT,HQ,1,7\n"))}), "")
+	if len(l.users) != 1 || len(l.invalid) != 0 {
+		t.Errorf("extra columns: %+v %v", l.users, l.invalid)
 	}
 }
 

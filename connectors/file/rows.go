@@ -102,11 +102,16 @@ func newCSVRows(r io.Reader, path string) (*csvRows, error) {
 	c := &csvRows{cr: cr, path: path, cols: make([]field, len(header)), n: 1}
 	where := map[field]int{}
 	found := make([]string, 0, len(header))
+	var misspelt error
 	for i, h := range header {
 		name := normalizeName(h)
 		found = append(found, strconv.Quote(name))
 		f, ok := lookupField(name)
 		if !ok {
+			if known, near := misspeltColumn(name); near && misspelt == nil {
+				misspelt = fmt.Errorf("%w: %s: the header row (line %d) has the unknown column %q (column %d): did you mean %q? (columns: %s)",
+					connectors.ErrInvalidConfig, path, line, name, i+1, known, strings.Join(fieldNames[:], ", "))
+			}
 			c.cols[i] = -1
 			continue
 		}
@@ -122,6 +127,9 @@ func newCSVRows(r io.Reader, path string) (*csvRows, error) {
 	if _, ok := where[fUsername]; !ok {
 		return nil, fmt.Errorf("%w: %s has no %q column; the header row (line %d) has %d column(s): %s",
 			connectors.ErrInvalidConfig, path, fieldNames[fUsername], line, len(header), strings.Join(found, ", "))
+	}
+	if misspelt != nil {
+		return nil, misspelt
 	}
 	return c, nil
 }
