@@ -68,6 +68,11 @@ func runDemo(ctx context.Context, c *cli, args []string) error {
 	if *once {
 		return nil
 	}
+	stopAdmin, err := c.demoAdmin(ctx, *dir, sender)
+	if err != nil {
+		return err
+	}
+	defer stopAdmin()
 	stopPublic, err := c.demoPublic(ctx, sender)
 	if err != nil {
 		return err
@@ -369,13 +374,17 @@ func laterOfNowAndSendHour(now time.Time, t store.Tenant, cu store.Customer) tim
 // codes and notices to the outbox and, since the demo's end users come from
 // files, recording their password changes there too.
 func (c *cli) demoPublic(ctx context.Context, sender *demoSender) (func(), error) {
-	svc, closeSvc, err := c.publicService(c.cfg, c.st, sender.rd, sender.n.client, c.log(), c.cfg.OutboxDir)
+	ln, err := listenPublic(c.cfg)
 	if err != nil {
 		return nil, err
 	}
-	ln, err := listenPublic(c.cfg)
+	if c.cfg.PublicURL == "http://"+c.cfg.PublicAddr {
+		// The demo's own default: say where it really listens (port 0).
+		c.cfg.PublicURL = "http://" + ln.Addr().String()
+	}
+	svc, closeSvc, err := c.publicService(c.cfg, c.st, sender.rd, sender.n.client, c.log(), c.cfg.OutboxDir)
 	if err != nil {
-		closeSvc()
+		ln.Close()
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(ctx)
