@@ -48,7 +48,9 @@ func TestDemoServes(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var out, errOut syncBuffer
 	done := make(chan int, 1)
-	go func() { done <- run(ctx, []string{"demo", "--dir", dir, "--examples", "../../examples"}, &out, &errOut) }()
+	go func() {
+		done <- run(ctx, []string{"demo", "--dir", dir, "--examples", "../../examples"}, &out, &errOut)
+	}()
 	defer func() {
 		cancel()
 		if code := <-done; code != 0 {
