@@ -38,6 +38,8 @@ func scenarios() []bench.Scenario {
 		bench.Scan(),
 		bench.Notices(),
 		bench.Blocklist(),
+		bench.ChallengeVerify(),
+		bench.UnlockStorm(),
 	}
 }
 

@@ -16,6 +16,8 @@ import (
 
 	goldap "github.com/go-ldap/ldap/v3"
 
+	"golang.org/x/text/encoding/unicode"
+
 	"selfserve/connectors"
 	"selfserve/connectors/ldap"
 	"selfserve/internal/connection"
@@ -102,8 +104,28 @@ func samba(t *testing.T) adInfo {
 	return info
 }
 
-// bind reports whether upn binds with password over LDAPS.
-func (info adInfo) bind(t *testing.T, upn, password string) bool {
+// resetAsAdmin sets upn's password as the domain's administrator (the
+// tests' starting point: an earlier run may have changed it).
+func (info adInfo) resetAsAdmin(t *testing.T, upn, password string) {
+	t.Helper()
+	c := info.dial(t)
+	defer c.Close()
+	must(t, c.Bind(info.BindDN, info.BindPass))
+	res, err := c.Search(goldap.NewSearchRequest(info.BaseDN, goldap.ScopeWholeSubtree, goldap.NeverDerefAliases, 1, 0, false,
+		"(userPrincipalName="+goldap.EscapeFilter(upn)+")", []string{"1.1"}, nil))
+	must(t, err)
+	if len(res.Entries) != 1 {
+		t.Fatalf("%d entries for %s", len(res.Entries), upn)
+	}
+	utf16 := unicode.UTF16(unicode.LittleEndian, unicode.IgnoreBOM).NewEncoder()
+	quoted, err := utf16.String(`"` + password + `"`)
+	must(t, err)
+	req := goldap.NewModifyRequest(res.Entries[0].DN, nil)
+	req.Replace("unicodePwd", []string{quoted})
+	must(t, c.Modify(req))
+}
+
+func (info adInfo) dial(t *testing.T) *goldap.Conn {
 	t.Helper()
 	pem, err := os.ReadFile(info.CACert)
 	must(t, err)
@@ -111,6 +133,13 @@ func (info adInfo) bind(t *testing.T, upn, password string) bool {
 	pool.AppendCertsFromPEM(pem)
 	c, err := goldap.DialURL(info.LDAPSURL, goldap.DialWithTLSConfig(&tls.Config{RootCAs: pool}))
 	must(t, err)
+	return c
+}
+
+// bind reports whether upn binds with password over LDAPS.
+func (info adInfo) bind(t *testing.T, upn, password string) bool {
+	t.Helper()
+	c := info.dial(t)
 	defer c.Close()
 	return c.Bind(upn, password) == nil
 }
@@ -176,6 +205,7 @@ func TestADResetAndUnlock(t *testing.T) {
 	upn := func(i int) string { return fmt.Sprintf("user%05d@%s", i, lower(info.Realm)) }
 
 	// Reset user00030.
+	info.resetAsAdmin(t, upn(30), info.UserPass)
 	grant, _ := h.grant(upn(30), "reset")
 	if p := h.post(nil, api("/password"), map[string]any{"grant": grant, "new_password": "Abc1!"}); p.status != 422 || p.errCode() != "password_policy" {
 		t.Errorf("short password: %d %s", p.status, p.raw)
