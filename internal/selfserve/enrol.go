@@ -119,8 +119,9 @@ func (s *Service) StartEnrolment(ctx context.Context, tenantName, token, mobile,
 	return s.newChallenge(ctx, t, u, true, "", store.PurposeEnrol, e164, claims.Nonce)
 }
 
-// completeEnrolment stores the proved mobile, once per link.
-func (s *Service) completeEnrolment(ctx context.Context, t store.Tenant, c store.Challenge, ip string) error {
+// completeEnrolment stores the proved mobile, once per link, in st's
+// transaction.
+func (s *Service) completeEnrolment(ctx context.Context, st *store.Store, t store.Tenant, c store.Challenge, ip string) error {
 	if c.EndUserID == nil || c.Mobile == "" || c.LinkNonce == "" {
 		return errDeadChallenge
 	}
@@ -130,7 +131,7 @@ func (s *Service) completeEnrolment(ctx context.Context, t store.Tenant, c store
 		Status       rules.Status     `json:"status"`
 		ClientIP     string           `json:"client_ip"`
 	}
-	err := s.opt.Store.InTx(ctx, func(tx *store.Store) error {
+	err := st.InTx(ctx, func(tx *store.Store) error {
 		if err := tx.UseLinkToken(ctx, t.ID, *c.EndUserID, c.LinkNonce, s.opt.Now()); err != nil {
 			return err
 		}

@@ -479,62 +479,27 @@ func (s *Service) Verify(ctx context.Context, tenantName, challengeID, channel, 
 		return Verified{}, &Error{Status: 400, Code: "wrong_code", Field: "code", AttemptsLeft: &left,
 			Message: fmt.Sprintf("that code is not right; %d attempts left", left)}
 	}
-	c, err = s.opt.Store.VerifyChallengeFactor(ctx, t.ID, c.ID, channel, now)
-	if errors.Is(err, store.ErrChallengeDead) {
-		return Verified{}, errDeadChallenge
-	}
-	if err != nil {
-		return Verified{}, err
-	}
-	var remaining []string
-	for _, f := range c.FactorList() {
-		if !c.Verified(f) {
-			remaining = append(remaining, f)
-		}
-	}
-	if len(remaining) > 0 {
-		return Verified{Remaining: remaining}, nil
-	}
-	if c.Purpose == store.PurposeEnrol {
-		if err := s.completeEnrolment(ctx, t, c, ip); err != nil {
-			return Verified{}, err
-		}
-		return Verified{Enrolled: true}, nil
-	}
-	return s.issueGrant(ctx, t, c, ip)
-}
-
-// issueGrant ends a verified challenge with a grant and records the end
-// user's first access.
-func (s *Service) issueGrant(ctx context.Context, t store.Tenant, c store.Challenge, ip string) (Verified, error) {
-	grant := newGrant()
-	hash, _ := grantHash(grant)
-	now := s.opt.Now()
-	expires := now.Add(GrantTTL).UTC().Truncate(time.Second)
-	err := s.opt.Store.InTx(ctx, func(tx *store.Store) error {
-		if err := tx.IssueGrant(ctx, t.ID, c.ID, hash, expires); err != nil {
-			return err
-		}
-		before, err := tx.EndUser(ctx, t.ID, *c.EndUserID)
+	// The code, the grant and the first access commit together.
+	var out Verified
+	err = s.opt.Store.InTx(ctx, func(tx *store.Store) error {
+		c, err := tx.VerifyChallengeFactor(ctx, t.ID, c.ID, channel, now)
 		if err != nil {
 			return err
 		}
-		newly, err := tx.MarkFirstAccess(ctx, t.ID, before.ID, now)
-		if err != nil || !newly {
-			return err
+		for _, f := range c.FactorList() {
+			if !c.Verified(f) {
+				out.Remaining = append(out.Remaining, f)
+			}
 		}
-		type accessView struct {
-			FirstAccessAt *time.Time   `json:"first_access_at"`
-			Status        rules.Status `json:"status"`
-			ClientIP      string       `json:"client_ip"`
+		switch {
+		case len(out.Remaining) > 0:
+			return nil
+		case c.Purpose == store.PurposeEnrol:
+			out.Enrolled = true
+			return s.completeEnrolment(ctx, tx, t, c, ip)
 		}
-		after, err := tx.EndUser(ctx, t.ID, before.ID)
-		if err != nil {
-			return err
-		}
-		return tx.Audit(ctx, t.ID, nil, endUserActor(before.ID), "end_user.first_access", "end_user", fmt.Sprint(before.ID),
-			accessView{before.FirstAccessAt, rules.StatusOf(before.Rules()), ip},
-			accessView{after.FirstAccessAt, rules.StatusOf(after.Rules()), ip})
+		out, err = s.issueGrant(ctx, tx, t, c, ip)
+		return err
 	})
 	if errors.Is(err, store.ErrChallengeDead) {
 		return Verified{}, errDeadChallenge
@@ -542,11 +507,46 @@ func (s *Service) issueGrant(ctx context.Context, t store.Tenant, c store.Challe
 	if err != nil {
 		return Verified{}, err
 	}
-	v := Verified{Grant: grant, ExpiresAt: &expires}
-	if p, err := s.endUserPolicy(ctx, t, *c.EndUserID); err == nil {
-		v.Policy = &p
+	if out.Grant != "" && c.Purpose == store.PurposeReset {
+		// The policy the new password must meet, shown before it is typed.
+		if p, err := s.endUserPolicy(ctx, t, *c.EndUserID); err == nil {
+			out.Policy = &p
+		}
 	}
-	return v, nil
+	return out, nil
+}
+
+// issueGrant ends a verified challenge with a grant and records the end
+// user's first access, in tx.
+func (s *Service) issueGrant(ctx context.Context, tx *store.Store, t store.Tenant, c store.Challenge, ip string) (Verified, error) {
+	grant := newGrant()
+	hash, _ := grantHash(grant)
+	now := s.opt.Now()
+	expires := now.Add(GrantTTL).UTC().Truncate(time.Second)
+	if err := tx.IssueGrant(ctx, t.ID, c.ID, hash, expires); err != nil {
+		return Verified{}, err
+	}
+	before, err := tx.EndUser(ctx, t.ID, *c.EndUserID)
+	if err != nil {
+		return Verified{}, err
+	}
+	v := Verified{Grant: grant, ExpiresAt: &expires}
+	newly, err := tx.MarkFirstAccess(ctx, t.ID, before.ID, now)
+	if err != nil || !newly {
+		return v, err
+	}
+	type accessView struct {
+		FirstAccessAt *time.Time   `json:"first_access_at"`
+		Status        rules.Status `json:"status"`
+		ClientIP      string       `json:"client_ip"`
+	}
+	after, err := tx.EndUser(ctx, t.ID, before.ID)
+	if err != nil {
+		return v, err
+	}
+	return v, tx.Audit(ctx, t.ID, nil, endUserActor(before.ID), "end_user.first_access", "end_user", fmt.Sprint(before.ID),
+		accessView{before.FirstAccessAt, rules.StatusOf(before.Rules()), ip},
+		accessView{after.FirstAccessAt, rules.StatusOf(after.Rules()), ip})
 }
 
 func endUserActor(id int64) string { return fmt.Sprintf("end_user:%d", id) }
