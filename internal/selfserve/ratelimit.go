@@ -45,26 +45,49 @@ type limiter struct {
 	rd redis.UniversalClient
 }
 
-// countScript increments the counter and returns it with the window's
-// remaining milliseconds.
+// countScript counts one event under each key in turn (the first event of
+// a window sets its expiry) and stops at the first key over its limit,
+// returning its index (1-based; 0: all within) and the window's remaining
+// milliseconds. ARGV holds limit and window (ms) per key.
 var countScript = redis.NewScript(`
-local n = redis.call('INCR', KEYS[1])
-if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
-local ttl = redis.call('PTTL', KEYS[1])
-if ttl < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[1]); ttl = tonumber(ARGV[1]) end
-return {n, ttl}`)
+for i, key in ipairs(KEYS) do
+  local limit, window = tonumber(ARGV[2*i-1]), tonumber(ARGV[2*i])
+  local n = redis.call('INCR', key)
+  if n == 1 then redis.call('PEXPIRE', key, window) end
+  if n > limit then
+    local ttl = redis.call('PTTL', key)
+    if ttl < 0 then redis.call('PEXPIRE', key, window); ttl = window end
+    return {i, ttl}
+  end
+end
+return {0, 0}`)
 
-// allow counts one event under key and reports whether it is within limit,
-// and if not, when the window ends.
-func (l limiter) allow(ctx context.Context, key string, limit int, window time.Duration) (bool, time.Duration, error) {
-	res, err := countScript.Run(ctx, l.rd, []string{key}, window.Milliseconds()).Int64Slice()
+// limit is one counter: its key, how many events a window allows, and the
+// window.
+type limit struct {
+	key    string
+	max    int
+	window time.Duration
+}
+
+// allow counts one event against each limit, in one round trip, and
+// reports whether all are within, and if not, when the exceeded window
+// ends. Limits after an exceeded one are not counted.
+func (l limiter) allow(ctx context.Context, limits []limit) (bool, time.Duration, error) {
+	keys := make([]string, len(limits))
+	args := make([]any, 0, 2*len(limits))
+	for i, x := range limits {
+		keys[i] = x.key
+		args = append(args, x.max, x.window.Milliseconds())
+	}
+	res, err := countScript.Run(ctx, l.rd, keys, args...).Int64Slice()
 	if err != nil {
 		return false, 0, fmt.Errorf("rate limit: %w", err)
 	}
 	if len(res) != 2 {
 		return false, 0, fmt.Errorf("rate limit: unexpected reply %v", res)
 	}
-	if int(res[0]) > limit {
+	if res[0] != 0 {
 		return false, time.Duration(res[1]) * time.Millisecond, nil
 	}
 	return true, 0, nil

@@ -293,10 +293,10 @@ func checkLogin(login string) error {
 // rateLimit counts a challenge against the client address and the login.
 func (s *Service) rateLimit(ctx context.Context, tenantID int64, login, ip string) error {
 	l := s.opt.Limits
-	ok, after, err := s.limit.allow(ctx, limitKey("ip", 0, ip), l.PerIP, l.IPWindow)
-	if err == nil && ok {
-		ok, after, err = s.limit.allow(ctx, limitKey("login", tenantID, strings.ToLower(login)), l.PerLogin, l.LoginWindow)
-	}
+	ok, after, err := s.limit.allow(ctx, []limit{
+		{limitKey("ip", 0, ip), l.PerIP, l.IPWindow},
+		{limitKey("login", tenantID, strings.ToLower(login)), l.PerLogin, l.LoginWindow},
+	})
 	if err != nil {
 		return err
 	}
@@ -362,7 +362,10 @@ func (s *Service) newChallenge(ctx context.Context, t store.Tenant, u store.EndU
 	if active {
 		c.EndUserID = &u.ID
 	}
-	if err := s.opt.Store.CreateChallenge(ctx, c); err != nil {
+	// A challenge lost in a crash costs the end user one more ask: its
+	// commit does not wait for the disk.
+	err := s.opt.Store.EphemeralTx(ctx, func(tx *store.Store) error { return tx.CreateChallenge(ctx, c) })
+	if err != nil {
 		return ChallengeStarted{}, err
 	}
 	for _, m := range msgs {
@@ -426,6 +429,8 @@ type Verified struct {
 	Policy    *Policy    `json:"policy,omitempty"`
 	Remaining []string   `json:"remaining,omitempty"`
 	Enrolled  bool       `json:"enrolled,omitempty"`
+	// user is the verified end user (for the policy).
+	user store.EndUser
 }
 
 // Verify checks the code sent to channel for the challenge. A wrong code
@@ -479,9 +484,16 @@ func (s *Service) Verify(ctx context.Context, tenantName, challengeID, channel, 
 		return Verified{}, &Error{Status: 400, Code: "wrong_code", Field: "code", AttemptsLeft: &left,
 			Message: fmt.Sprintf("that code is not right; %d attempts left", left)}
 	}
-	// The code, the grant and the first access commit together.
+	// The code, the grant and the first access commit together, without
+	// waiting for the disk: a crash can only lose a grant, and the end
+	// user verifies again (resets and unlocks themselves commit durably).
+	// An enrolment stores the mobile: that commit waits for the disk.
 	var out Verified
-	err = s.opt.Store.InTx(ctx, func(tx *store.Store) error {
+	inTx := s.opt.Store.EphemeralTx
+	if c.Purpose == store.PurposeEnrol {
+		inTx = s.opt.Store.InTx
+	}
+	err = inTx(ctx, func(tx *store.Store) error {
 		c, err := tx.VerifyChallengeFactor(ctx, t.ID, c.ID, channel, now)
 		if err != nil {
 			return err
@@ -509,7 +521,8 @@ func (s *Service) Verify(ctx context.Context, tenantName, challengeID, channel, 
 	}
 	if out.Grant != "" && c.Purpose == store.PurposeReset {
 		// The policy the new password must meet, shown before it is typed.
-		if p, err := s.endUserPolicy(ctx, t, *c.EndUserID); err == nil {
+		if r, err := s.routeOf(ctx, t, out.user); err == nil {
+			p := policyOf(t, s.accountPolicy(ctx, r))
 			out.Policy = &p
 		}
 	}
@@ -530,7 +543,10 @@ func (s *Service) issueGrant(ctx context.Context, tx *store.Store, t store.Tenan
 	if err != nil {
 		return Verified{}, err
 	}
-	v := Verified{Grant: grant, ExpiresAt: &expires}
+	v := Verified{Grant: grant, ExpiresAt: &expires, user: before}
+	if before.FirstAccessAt != nil {
+		return v, nil
+	}
 	newly, err := tx.MarkFirstAccess(ctx, t.ID, before.ID, now)
 	if err != nil || !newly {
 		return v, err

@@ -361,3 +361,19 @@ func (s *Store) LinkTokenUsed(ctx context.Context, nonce string) (bool, error) {
 	}
 	return n > 0, nil
 }
+
+// EphemeralTx runs fn in a transaction whose commit does not wait for the
+// disk on PostgreSQL (synchronous_commit off; SQLite is unchanged): for
+// writes whose loss in a crash is harmless, such as a challenge or its
+// verification (the end user asks again). Atomicity and isolation are
+// those of any transaction.
+func (s *Store) EphemeralTx(ctx context.Context, fn func(tx *Store) error) error {
+	return s.InTx(ctx, func(tx *Store) error {
+		if tx.dialect == Postgres {
+			if _, err := tx.exec(ctx, `SET LOCAL synchronous_commit TO off`); err != nil {
+				return fmt.Errorf("relax the commit: %w", err)
+			}
+		}
+		return fn(tx)
+	})
+}
