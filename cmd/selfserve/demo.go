@@ -1,12 +1,14 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -157,9 +159,15 @@ func (c *cli) demoApply(ctx context.Context, examples, dataDir string) error {
 	if err != nil {
 		return err
 	}
-	shift := time.Now().UTC().Truncate(24 * time.Hour).Sub(sampleDay)
+	now := time.Now()
 	for ti := range f.Tenants {
 		for ci := range f.Tenants[ti].Customers {
+			zone := cmp.Or(f.Tenants[ti].Customers[ci].TimeZone, f.Tenants[ti].TimeZone, "UTC")
+			loc, err := time.LoadLocation(zone)
+			if err != nil {
+				return fmt.Errorf("%s: customer %s: time zone %q: %w", name, f.Tenants[ti].Customers[ci].Name, zone, err)
+			}
+			move := sampleMover(now, loc)
 			for ki, conn := range f.Tenants[ti].Customers[ci].Connections {
 				path, _ := conn.Settings["path"].(string)
 				if conn.Kind != "file" || path == "" {
@@ -170,7 +178,7 @@ func (c *cli) demoApply(ctx context.Context, examples, dataDir string) error {
 				if err != nil {
 					return err
 				}
-				if err := shiftSample(src, dst, shift); err != nil {
+				if err := shiftSample(src, dst, move); err != nil {
 					return err
 				}
 				f.Tenants[ti].Customers[ci].Connections[ki].Settings["path"] = dst
@@ -197,18 +205,42 @@ func (c *cli) demoApply(ctx context.Context, examples, dataDir string) error {
 	return nil
 }
 
-// shiftSample copies a CSV or JSON sample file, moving its instants by shift.
-func shiftSample(src, dst string, shift time.Duration) error {
+// sampleMover returns how the sample's instants move for a customer in loc
+// at the instant now: by the days between the sample day and the customer's
+// own today (not UTC's: at 00:59 UTC a New York customer is still on the
+// previous day), keeping their wall-clock time there; and an instant that
+// must lie in the past (a lockout, a password change) but would lie ahead
+// of now is brought back to now, or to the customer's midnight if that is
+// later (still today there).
+func sampleMover(now time.Time, loc *time.Location) func(col string, t time.Time) time.Time {
+	y, m, d := now.In(loc).Date()
+	today := time.Date(y, m, d, 0, 0, 0, 0, loc)
+	days := int(math.Round(time.Date(y, m, d, 0, 0, 0, 0, time.UTC).Sub(sampleDay).Hours() / 24))
+	return func(col string, t time.Time) time.Time {
+		moved := t.In(loc).AddDate(0, 0, days)
+		if col != "password_expires_at" && moved.After(now) {
+			moved = now.Add(-time.Minute)
+			if moved.Before(today) {
+				moved = today
+			}
+		}
+		return moved.UTC()
+	}
+}
+
+// shiftSample copies a CSV or JSON sample file, moving its instants with
+// shift (see sampleMover).
+func shiftSample(src, dst string, shift func(col string, t time.Time) time.Time) error {
 	data, err := os.ReadFile(src)
 	if err != nil {
 		return err
 	}
-	move := func(v string) string {
+	move := func(col, v string) string {
 		t, err := time.Parse(time.RFC3339, strings.TrimSpace(v))
 		if err != nil {
 			return v // not an instant (empty, or the sample's deliberate mistakes)
 		}
-		return t.Add(shift).Format(time.RFC3339)
+		return shift(col, t).Format(time.RFC3339)
 	}
 	var out []byte
 	if strings.HasSuffix(src, ".json") {
@@ -219,7 +251,7 @@ func shiftSample(src, dst string, shift time.Duration) error {
 		for _, r := range rows {
 			for _, col := range dateColumns {
 				if s, ok := r[col].(string); ok {
-					r[col] = move(s)
+					r[col] = move(col, s)
 				}
 			}
 		}
@@ -239,7 +271,7 @@ func shiftSample(src, dst string, shift time.Duration) error {
 					if strings.EqualFold(strings.TrimSpace(h), col) {
 						for _, rec := range records[1:] {
 							if ci < len(rec) {
-								rec[ci] = move(rec[ci])
+								rec[ci] = move(col, rec[ci])
 							}
 						}
 					}
