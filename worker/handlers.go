@@ -84,6 +84,7 @@ func NewServeMux(d Deps) *asynq.ServeMux {
 	mux.Handle(TypeCustomerImport, &CustomerImportHandler{Store: d.Store, Customers: d.Customers, StaleAfter: d.StaleAfter, Logger: d.Logger, Metrics: d.Metrics})
 	mux.Handle(TypeScheduledSync, &ScheduledSyncHandler{Store: d.Store, Client: d.Client, StaleAfter: d.StaleAfter, Logger: d.Logger})
 	mux.Handle(TypeScan, &ScanHandler{Scanner: d.Scanner, Logger: d.Logger})
+	mux.Handle(TypeRequeue, &RequeueHandler{Scanner: d.Scanner, Logger: d.Logger})
 	mux.Handle(TypeDispatch, &DispatchHandler{Client: d.Client})
 	mux.Handle(TypeSend, &SendHandler{Sender: d.Sender, Client: d.Client, Retry: d.Retry, Logger: d.Logger})
 	mux.Handle(TypeLockout, &LockoutHandler{Store: d.Store, Client: d.Client, Channels: d.Channels, Now: d.Now, Logger: d.Logger})
@@ -359,6 +360,27 @@ func (h *ScanHandler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 		return err
 	}
 	log.Info("expiry scan done", "result", res)
+	return nil
+}
+
+// RequeueHandler queues the stranded ledger rows again (Scanner.Requeue).
+type RequeueHandler struct {
+	Scanner *Scanner
+	Logger  *slog.Logger
+}
+
+// ProcessTask implements asynq.Handler.
+func (h *RequeueHandler) ProcessTask(ctx context.Context, t *asynq.Task) error {
+	n, err := h.Scanner.Requeue(ctx)
+	if err != nil {
+		if finalAttempt(ctx) {
+			return fmt.Errorf("%w: %w", err, asynq.RevokeTask)
+		}
+		return err
+	}
+	if n > 0 {
+		taskLogger(ctx, h.Logger).Info("stranded notices queued again", "notices", n)
+	}
 	return nil
 }
 

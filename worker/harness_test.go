@@ -238,6 +238,8 @@ type nodeOptions struct {
 	lease    time.Duration
 	registry connectors.Registry
 	retry    worker.RetryPolicy
+	// base is the parent of the tasks' contexts (nil: background).
+	base func() context.Context
 }
 
 func testRetry() worker.RetryPolicy {
@@ -274,7 +276,8 @@ func buildNode(o nodeOptions) *node {
 		Client: n.client, Scanner: n.scanner, Sender: n.sender, Now: o.clock, Logger: o.logger, Metrics: n.metrics, Retry: o.retry,
 	})
 	n.worker = worker.NewWorker(worker.ServerOptions{Redis: o.redis, Logger: o.logger, Retry: o.retry, PollInterval: 20 * time.Millisecond,
-		ShutdownTimeout: 5 * time.Second, NotifyConcurrency: 8, SyncConcurrency: 2, ErrorHandler: &worker.NoticeFinaliser{Store: o.st, Logger: o.logger}})
+		ShutdownTimeout: 5 * time.Second, NotifyConcurrency: 8, SyncConcurrency: 2, ErrorHandler: &worker.NoticeFinaliser{Store: o.st, Logger: o.logger},
+		BaseContext: o.base})
 	return n
 }
 

@@ -39,7 +39,8 @@ type Scanner struct {
 	// 24h): lockouts normally arrive through the sync's lockout tasks, the
 	// scan catches any that were missed.
 	LockoutLookback time.Duration
-	// StrandedAfter re-queues rows left pending that long (default 15m).
+	// StrandedAfter re-queues rows left pending that long (default
+	// DefaultStrandedAfter), at each scan and every RequeueCronspec.
 	StrandedAfter time.Duration
 	// Writers is how many connections write a large batch of ledger rows
 	// side by side on PostgreSQL (default 2; SQLite has one writer).
@@ -50,16 +51,16 @@ type Scanner struct {
 
 // ScanResult is what one scan did, with the time each phase took.
 type ScanResult struct {
-	At         time.Time
-	Candidates int
-	Due        int // notices due (before channels)
-	Created    int // ledger rows created
-	Requeued   int // stranded rows queued again
-	Tasks      int // dispatch tasks queued
-	Query      time.Duration
-	Plan       time.Duration
-	Ledger     time.Duration
-	Enqueue    time.Duration
+	At         time.Time     `json:"at"`
+	Candidates int           `json:"candidates"`
+	Due        int           `json:"due"`      // notices due (before channels)
+	Created    int           `json:"created"`  // ledger rows created
+	Requeued   int           `json:"requeued"` // stranded rows queued again
+	Tasks      int           `json:"tasks"`    // dispatch tasks queued
+	Query      time.Duration `json:"-"`
+	Plan       time.Duration `json:"-"`
+	Ledger     time.Duration `json:"-"`
+	Enqueue    time.Duration `json:"-"`
 }
 
 // LogValue implements slog.LogValuer.
@@ -169,16 +170,12 @@ func (s *Scanner) Scan(ctx context.Context) (ScanResult, error) {
 
 	start = time.Now()
 	refs := refsOf(created)
-	strandedAfter := s.StrandedAfter
-	if strandedAfter <= 0 {
-		strandedAfter = 15 * time.Minute
-	}
-	stranded, err := s.Store.StrandedNotices(ctx, time.Now().Add(-strandedAfter), SendLease, 0)
+	stranded, err := s.stranded(ctx)
 	if err != nil {
 		return res, fmt.Errorf("expiry scan: %w", err)
 	}
 	res.Requeued = len(stranded)
-	refs = append(refs, refsOf(stranded)...)
+	refs = append(refs, stranded...)
 	res.Tasks, err = s.Enqueue.EnqueueDispatch(ctx, refs)
 	res.Enqueue = time.Since(start)
 	if err != nil {
@@ -188,6 +185,36 @@ func (s *Scanner) Scan(ctx context.Context) (ScanResult, error) {
 		s.Metrics.scanned(res)
 	}
 	return res, nil
+}
+
+// DefaultStrandedAfter is how long a ledger row may stay pending before the
+// scan or the requeue task queues it again.
+const DefaultStrandedAfter = 10 * time.Minute
+
+// stranded lists the ledger rows pending for StrandedAfter (or sending past
+// their lease).
+func (s *Scanner) stranded(ctx context.Context) ([]NoticeRef, error) {
+	after := s.StrandedAfter
+	if after <= 0 {
+		after = DefaultStrandedAfter
+	}
+	rows, err := s.Store.StrandedNotices(ctx, time.Now().Add(-after), SendLease, 0)
+	return refsOf(rows), err
+}
+
+// Requeue queues again the ledger rows left pending for StrandedAfter (or
+// sending past their lease): their tasks were lost (Redis lost its data) or
+// are late. A row queued twice is sent once (the ledger's claims). It
+// returns the rows queued.
+func (s *Scanner) Requeue(ctx context.Context) (int, error) {
+	refs, err := s.stranded(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("requeue stranded notices: %w", err)
+	}
+	if _, err := s.Enqueue.EnqueueDispatch(ctx, refs); err != nil {
+		return 0, fmt.Errorf("requeue %d stranded notices: %w", len(refs), err)
+	}
+	return len(refs), nil
 }
 
 // write creates the ledger rows, in parallel slices on PostgreSQL: the

@@ -15,9 +15,15 @@ import (
 // ScanCronspec is when the expiry scan runs: every hour on the hour (UTC).
 const ScanCronspec = "0 * * * *"
 
+// RequeueCronspec is when the ledger rows left pending are queued again
+// (TypeRequeue): every five minutes, so that after Redis lost its queues the
+// notices go out within minutes, not at the next hourly scan.
+const RequeueCronspec = "*/5 * * * *"
+
 // Schedules feeds asynq's PeriodicTaskManager from the store: one entry per
 // connection with a schedule (its schedule_seconds, default 3 hours; 0 means
-// none), and the hourly expiry scan.
+// none), the hourly expiry scan and the requeue of stranded notices every
+// five minutes.
 //
 // Every replica computes the same entries: cronspecs are aligned to the UTC
 // wall clock, not to when a replica started. An interval is rounded down to
@@ -52,12 +58,14 @@ func (s *Schedules) GetConfigs() ([]*asynq.PeriodicTaskConfig, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read connection schedules: %w", err)
 	}
-	scanSpec := ScanCronspec
+	scanSpec, requeueSpec := ScanCronspec, RequeueCronspec
 	if s.Every > 0 {
 		scanSpec = "@every " + s.Every.String()
+		requeueSpec = scanSpec
 	}
 	scan, scanOpts := NewScanTask()
-	configs := []*asynq.PeriodicTaskConfig{{Cronspec: scanSpec, Task: scan, Opts: scanOpts}}
+	requeue, requeueOpts := NewRequeueTask()
+	configs := []*asynq.PeriodicTaskConfig{{Cronspec: scanSpec, Task: scan, Opts: scanOpts}, {Cronspec: requeueSpec, Task: requeue, Opts: requeueOpts}}
 	for _, c := range conns {
 		if c.Schedule() <= 0 || (!c.Kind.IsDirectory() && !s.CustomerImports) {
 			continue

@@ -44,6 +44,10 @@ const (
 	TypeCustomerImport = "psa:customers"
 	// TypeScan is the expiry scan (empty payload).
 	TypeScan = "scan:expiry"
+	// TypeRequeue queues the ledger rows left pending or sending again
+	// (empty payload): after Redis lost its queues, they go out within
+	// minutes instead of at the next hourly scan.
+	TypeRequeue = "scan:stranded"
 	// TypeDispatch fans a batch of ledger rows out into send tasks
 	// (DispatchPayload).
 	TypeDispatch = "notice:dispatch"
@@ -201,6 +205,14 @@ func tickRetention(interval time.Duration) time.Duration {
 func NewScanTask() (*asynq.Task, []asynq.Option) {
 	return asynq.NewTask(TypeScan, []byte("{}")), []asynq.Option{asynq.Queue(QueueScan), asynq.TaskID(TypeScan),
 		asynq.MaxRetry(scanMaxRetry), asynq.Timeout(scanTimeout), asynq.Retention(scanRetention)}
+}
+
+// NewRequeueTask queues the stranded ledger rows again. Its fixed task id
+// "scan:stranded" with a retention of a minute lets each occurrence (every
+// five minutes) enqueue once whatever the number of scheduler replicas.
+func NewRequeueTask() (*asynq.Task, []asynq.Option) {
+	return asynq.NewTask(TypeRequeue, []byte("{}")), []asynq.Option{asynq.Queue(QueueScan), asynq.TaskID(TypeRequeue),
+		asynq.MaxRetry(scanMaxRetry), asynq.Timeout(scanTimeout), asynq.Retention(time.Minute)}
 }
 
 // NewDispatchTask fans refs out into send tasks; queue is QueueCritical for

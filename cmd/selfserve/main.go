@@ -34,6 +34,7 @@ func commands() map[string]command {
 		"settings": {"show or change tenant settings through the API (settings self-serve on|off)", runSettings},
 		"users":    {"list end users with status, active flag and provenance", runUsers},
 		"preview":  {"show the notices that would be sent at an instant, sending nothing", runPreview},
+		"scan":     {"run the expiry scan now: record and queue the notices due, queue again those left pending (needs the workers' Redis)", runScan},
 		"demo":     {"run the product on the embedded default with the sample data", runDemo},
 
 		"serve":     {"run every role in one process: worker, scheduler and the ops endpoints on the admin address", runServe},

@@ -113,6 +113,7 @@ func (c *cli) runRoles(ctx context.Context, o roleOptions) error {
 	}()
 
 	var enqueuer *worker.Client
+	var scan func(context.Context) (any, error)
 	if o.worker {
 		n, err := c.workerNode(ctx, cfg, rd.Opt, log, metrics, time.Now)
 		if err != nil {
@@ -120,6 +121,7 @@ func (c *cli) runRoles(ctx context.Context, o roleOptions) error {
 		}
 		stops = append(stops, n.close)
 		enqueuer = n.client
+		scan = func(ctx context.Context) (any, error) { return n.scanner.Scan(ctx) }
 		w := worker.NewWorker(worker.ServerOptions{Redis: rd.Opt, SyncConcurrency: o.syncN, NotifyConcurrency: o.notifyN, Logger: log,
 			ErrorHandler: &worker.NoticeFinaliser{Store: st, Logger: log}})
 		if err := w.Start(n.mux); err != nil {
@@ -160,7 +162,7 @@ func (c *cli) runRoles(ctx context.Context, o roleOptions) error {
 	if o.name == "serve" {
 		mon = rd.Opt
 	}
-	h := ops.New(ops.Options{Store: st, Redis: rd, Gatherer: reg, RedisConnOpt: mon, OpsToken: cfg.OpsToken.Reveal(), Logger: log})
+	h := ops.New(ops.Options{Store: st, Schema: st, Redis: rd, Gatherer: reg, RedisConnOpt: mon, OpsToken: cfg.OpsToken.Reveal(), Scan: scan, Logger: log})
 	stops = append(stops, func() { h.Close() })
 	if o.name != "serve" {
 		return serveHTTP(ctx, addr, h, log)
@@ -197,8 +199,46 @@ func (c *cli) runRoles(ctx context.Context, o roleOptions) error {
 	return err
 }
 
+// runScan runs the expiry scan in this process against the configured
+// database and Redis, which the workers send from: for ops, after Redis lost
+// its queues, instead of waiting for the hourly scan.
+func runScan(ctx context.Context, c *cli, args []string) error {
+	fs := flags(c, "scan", "")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	cfg, err := c.config()
+	if err != nil {
+		return err
+	}
+	rd, err := worker.OpenRedis(cfg.RedisURL.Reveal())
+	if err != nil {
+		return err
+	}
+	defer rd.Close()
+	if rd.Embedded() {
+		return fmt.Errorf("%w: SELFSERVE_REDIS_URL=embedded is private to each process, so no worker would send what this scan queues: set SELFSERVE_REDIS_URL to the workers' Redis, or ask the running server (POST /v1/ops/scan with the ops token)", errUsage)
+	}
+	if err := rd.Ping(ctx); err != nil {
+		return err
+	}
+	n, err := c.workerNode(ctx, cfg, rd.Opt, c.log(), worker.NewMetrics(nil), time.Now)
+	if err != nil {
+		return err
+	}
+	defer n.close()
+	res, err := n.scanner.Scan(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stdout, "expiry scan at %s: %d candidates, %d notices due, %d ledger rows created, %d left pending queued again (%d dispatch tasks)\n",
+		res.At.UTC().Format(time.RFC3339), res.Candidates, res.Due, res.Created, res.Requeued, res.Tasks)
+	return nil
+}
+
 // adminAPI is the admin HTTP API with the ops endpoints mounted beside it:
-// /healthz and /readyz open, /metrics and /monitoring/ behind the ops token.
+// /healthz and /readyz open, /metrics, /monitoring/ and POST /v1/ops/scan
+// behind the ops token.
 func (c *cli) adminAPI(cfg *config.Config, st *store.Store, enqueuer *worker.Client, h *ops.Handler, log *slog.Logger) (http.Handler, error) {
 	box, err := c.secrets()
 	if err != nil {
@@ -211,6 +251,9 @@ func (c *cli) adminAPI(cfg *config.Config, st *store.Store, enqueuer *worker.Cli
 	}
 	if mon := h.Monitoring(); mon != nil {
 		mounts = append(mounts, admin.Mount{Pattern: ops.MonitoringPath + "/", Handler: h.RequireToken(mon)})
+	}
+	if scan := h.ScanNow(); scan != nil {
+		mounts = append(mounts, admin.Mount{Pattern: ops.ScanPath, Handler: h.RequireToken(scan)})
 	}
 	var enq service.Enqueuer // a nil *worker.Client must stay a nil interface
 	if enqueuer != nil {

@@ -1,8 +1,10 @@
 // Package ops is the operators' side of the admin listener: liveness
-// (/healthz), readiness (/readyz: the store and Redis answer), Prometheus
-// metrics (/metrics) and asynqmon, the queue dashboard (/monitoring/).
+// (/healthz), readiness (/readyz: the store and Redis answer, the schema is
+// migrated), Prometheus
+// metrics (/metrics), asynqmon, the queue dashboard (/monitoring/), and a
+// scan on demand (POST /v1/ops/scan).
 //
-// /metrics and /monitoring/ need the ops token: "Authorization: Bearer
+// /metrics, /monitoring/ and /v1/ops/scan need the ops token: "Authorization: Bearer
 // <token>" (or, so that a browser can open the dashboard, HTTP basic auth
 // with the token as password and any user name), compared in constant
 // time. With no ops token configured they are closed (404). /healthz and
@@ -28,9 +30,17 @@ import (
 // MonitoringPath is where asynqmon is mounted.
 const MonitoringPath = "/monitoring"
 
+// ScanPath runs the expiry scan now (Options.Scan), behind the ops token.
+const ScanPath = "POST /v1/ops/scan"
+
 // Pinger is something readiness checks.
 type Pinger interface {
 	Ping(ctx context.Context) error
+}
+
+// SchemaChecker checks that a database holds this build's migrations.
+type SchemaChecker interface {
+	CheckSchema(ctx context.Context) error
 }
 
 // Options are the handler's dependencies.
@@ -38,6 +48,9 @@ type Options struct {
 	// Store and Redis are pinged by /readyz (a nil one is not checked).
 	Store Pinger
 	Redis Pinger
+	// Schema, when set, is checked by /readyz too: the database must hold
+	// every migration of this build.
+	Schema SchemaChecker
 	// Gatherer serves /metrics (nil: prometheus.DefaultGatherer).
 	Gatherer prometheus.Gatherer
 	// RedisConnOpt connects asynqmon; nil leaves /monitoring/ out.
@@ -47,6 +60,9 @@ type Options struct {
 	MonitoringReadOnly bool
 	// OpsToken opens /metrics and /monitoring/; empty keeps them closed.
 	OpsToken string
+	// Scan runs the expiry scan now and returns what it did (as JSON), for
+	// POST /v1/ops/scan behind the ops token; nil leaves the route out.
+	Scan func(ctx context.Context) (any, error)
 	// ReadyTimeout bounds each readiness ping (default 2s).
 	ReadyTimeout time.Duration
 	Logger       *slog.Logger
@@ -73,6 +89,9 @@ func New(opts Options) *Handler {
 	h.mux.Handle("GET /healthz", h.Health())
 	h.mux.Handle("GET /readyz", h.Ready())
 	h.mux.Handle("GET /metrics", h.RequireToken(h.Metrics()))
+	if scan := h.ScanNow(); scan != nil {
+		h.mux.Handle(ScanPath, h.RequireToken(scan))
+	}
 	if h.mon != nil {
 		h.mux.Handle(MonitoringPath+"/", h.RequireToken(h.mon))
 		h.mux.Handle("GET "+MonitoringPath, http.RedirectHandler(MonitoringPath+"/", http.StatusMovedPermanently))
@@ -98,8 +117,9 @@ func (h *Handler) Health() http.Handler {
 	})
 }
 
-// Ready answers 200 when the store and Redis answer, 503 otherwise (the
-// reasons are logged, not shown).
+// Ready answers 200 when the store and Redis answer and the schema holds
+// this build's migrations, 503 otherwise (the reasons are logged, not
+// shown).
 func (h *Handler) Ready() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		timeout := h.opts.ReadyTimeout
@@ -121,7 +141,36 @@ func (h *Handler) Ready() http.Handler {
 			}
 			checks[name] = "ok"
 		}
+		if h.opts.Schema != nil && checks["store"] != "unavailable" {
+			ctx, cancel := context.WithTimeout(r.Context(), timeout)
+			err := h.opts.Schema.CheckSchema(ctx)
+			cancel()
+			checks["schema"] = "ok"
+			if err != nil {
+				status, checks["schema"] = http.StatusServiceUnavailable, "not migrated"
+				h.log.Warn("not ready", "check", "schema", "err", err)
+			}
+		}
 		writeJSON(w, status, checks)
+	})
+}
+
+// ScanNow runs the expiry scan and answers 200 with its result, or 503 when
+// it failed (the reason is logged); nil without Options.Scan (no token
+// check: wrap it with RequireToken, or mount it where the token is checked).
+func (h *Handler) ScanNow() http.Handler {
+	if h.opts.Scan == nil {
+		return nil
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		res, err := h.opts.Scan(r.Context())
+		if err != nil {
+			h.log.Error("scan requested by ops failed", "err", err)
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "the scan failed; the server log has the details"})
+			return
+		}
+		h.log.Info("scan requested by ops done", "result", res)
+		writeJSON(w, http.StatusOK, map[string]any{"scan": res})
 	})
 }
 

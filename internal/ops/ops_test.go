@@ -108,3 +108,62 @@ func TestOpsClosedWithoutToken(t *testing.T) {
 		t.Fatalf("/healthz %d", code)
 	}
 }
+
+type schema struct{ err error }
+
+func (s *schema) CheckSchema(context.Context) error { return s.err }
+
+// TestReadyChecksTheSchema: /readyz is 503 while the database lacks a
+// migration of this build, even though it answers.
+func TestReadyChecksTheSchema(t *testing.T) {
+	t.Parallel()
+	sc := &schema{}
+	h := ops.New(ops.Options{Store: &pinger{}, Schema: sc})
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	if code, body := get(t, srv, "/readyz"); code != 200 || !strings.Contains(body, `"schema":"ok"`) {
+		t.Fatalf("/readyz migrated: %d %s", code, body)
+	}
+	sc.err = errors.New("migrations 6 are not applied")
+	if code, body := get(t, srv, "/readyz"); code != 503 || !strings.Contains(body, `"schema":"not migrated"`) || !strings.Contains(body, `"store":"ok"`) {
+		t.Fatalf("/readyz behind: %d %s", code, body)
+	}
+}
+
+// TestScanNowNeedsTheOpsToken: POST /v1/ops/scan runs the scan and answers
+// its result, with the ops token only.
+func TestScanNowNeedsTheOpsToken(t *testing.T) {
+	t.Parallel()
+	scans := 0
+	h := ops.New(ops.Options{OpsToken: "0123456789abcdef-ops", Scan: func(context.Context) (any, error) {
+		scans++
+		return map[string]int{"created": 4}, nil
+	}})
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	post := func(token string) (int, string) {
+		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/v1/ops/scan", nil)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, _ := post(""); code != 401 || scans != 0 {
+		t.Fatalf("without the token: %d, %d scans", code, scans)
+	}
+	if code, _ := post("wrong"); code != 401 || scans != 0 {
+		t.Fatalf("wrong token: %d, %d scans", code, scans)
+	}
+	if code, body := post("0123456789abcdef-ops"); code != 200 || !strings.Contains(body, `"created":4`) || scans != 1 {
+		t.Fatalf("with the token: %d %s, %d scans", code, body, scans)
+	}
+	if code, _ := get(t, srv, "/v1/ops/scan", "Authorization", "Bearer 0123456789abcdef-ops"); code != 405 || scans != 1 {
+		t.Fatalf("GET: %d", code)
+	}
+}

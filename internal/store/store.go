@@ -214,6 +214,37 @@ func (s *Store) Migrate(ctx context.Context) (applied []int, err error) {
 	return applied, nil
 }
 
+// ErrSchemaBehind: a migration of this build is not applied to the
+// database (run `selfserve migrate`).
+var ErrSchemaBehind = errors.New("the database schema is behind this build")
+
+// CheckSchema checks that every migration of this build is applied
+// (readiness): it is ErrSchemaBehind naming the missing versions otherwise.
+func (s *Store) CheckSchema(ctx context.Context) error {
+	files, err := s.migrationFiles()
+	if err != nil {
+		return err
+	}
+	var applied []int
+	if err := sqlx.SelectContext(ctx, s.db, &applied, `SELECT version FROM schema_migrations`); err != nil {
+		return fmt.Errorf("%w: no migrations table (%v): run selfserve migrate", ErrSchemaBehind, err)
+	}
+	have := make(map[int]bool, len(applied))
+	for _, v := range applied {
+		have[v] = true
+	}
+	var missing []string
+	for _, f := range files {
+		if !have[f.version] {
+			missing = append(missing, strconv.Itoa(f.version))
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("%w: migrations %s are not applied: run selfserve migrate", ErrSchemaBehind, strings.Join(missing, ", "))
+	}
+	return nil
+}
+
 type migration struct {
 	version int
 	name    string

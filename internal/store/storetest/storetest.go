@@ -114,6 +114,15 @@ func testMigrate(t *testing.T, s *store.Store) {
 	if len(applied) != 0 {
 		t.Fatalf("second Migrate applied %v, want nothing", applied)
 	}
+	// Readiness: every migration of this build is applied; one missing
+	// (a database an older build migrated) is named.
+	must(t, s.CheckSchema(context.Background()))
+	if _, err := s.DB().Exec(`DELETE FROM schema_migrations WHERE version = 6`); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CheckSchema(context.Background()); !errors.Is(err, store.ErrSchemaBehind) || !strings.Contains(err.Error(), "migrations 6 are not applied") {
+		t.Fatalf("CheckSchema without migration 6: %v", err)
+	}
 }
 
 func testTenantUpsert(t *testing.T, s *store.Store) {

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/alicebob/miniredis/v2"
+
 	"selfserve/internal/store"
 )
 
@@ -117,5 +119,37 @@ func TestKilledInlineImportIsResumed(t *testing.T) {
 	final, err := st.Run(ctx, tenant.ID, killed.ID)
 	if err != nil || final.Pages != rows/10 || final.Created != rows {
 		t.Fatalf("final run %+v, %v: want %d pages, %d created", final, err, rows/10, rows)
+	}
+}
+
+// TestScanCommand: `selfserve scan` runs the expiry scan now against the
+// workers' Redis (what is due depends on the hour: the test checks the
+// scan ran, not what it found due); with the embedded Redis (private to each
+// process) it refuses and says what to do instead.
+func TestScanCommand(t *testing.T) {
+	dir := useDatabase(t)
+	t.Setenv("SELFSERVE_OUTBOX", filepath.Join(dir, "outbox"))
+	p := writeApply(t, dir, applyFile)
+	if code, out, errOut := runCLI(t, "apply", "-f", p); code != 0 {
+		t.Fatalf("apply: %s%s", out, errOut)
+	}
+	expires := time.Now().Add(3 * 24 * time.Hour).UTC().Format(time.RFC3339)
+	csv := "username,email,mobile,enabled,locked_out,password_last_set,password_expires_at\n" +
+		"alice,alice@contoso.example,07400 123401,true,false,2026-11-01T09:00:00Z," + expires + "\n"
+	if err := os.WriteFile(filepath.Join(dir, "users.csv"), []byte(csv), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, errOut := runCLI(t, "import", "contoso-local", "--inline"); code != 0 {
+		t.Fatalf("import: %s%s", out, errOut)
+	}
+	t.Setenv("SELFSERVE_REDIS_URL", "embedded")
+	if code, _, errOut := runCLI(t, "scan"); code != 2 || !strings.Contains(errOut, "POST /v1/ops/scan") {
+		t.Fatalf("scan on the embedded Redis: code %d %s", code, errOut)
+	}
+	mr := miniredis.RunT(t)
+	t.Setenv("SELFSERVE_REDIS_URL", "redis://"+mr.Addr()+"/0")
+	code, out, errOut := runCLI(t, "scan")
+	if code != 0 || !strings.Contains(out, "expiry scan at ") || !strings.Contains(out, "1 candidates") {
+		t.Fatalf("scan: code %d\n%s%s", code, out, errOut)
 	}
 }
