@@ -40,6 +40,8 @@ func scenarios() []bench.Scenario {
 		bench.Blocklist(),
 		bench.ChallengeVerify(),
 		bench.UnlockStorm(),
+		bench.ConsolePage(),
+		bench.ConsoleSearch(),
 	}
 }
 
