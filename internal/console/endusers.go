@@ -180,25 +180,27 @@ func (c *Console) names(ctx context.Context, t store.Tenant, cu store.Customer) 
 }
 
 // rows builds the page rows of users.
-func (c *Console) rows(ctx context.Context, t store.Tenant, names report.Names, users []store.EndUser) ([]row, error) {
-	ids := make([]int64, len(users))
-	for i, u := range users {
-		ids[i] = u.ID
-	}
-	refusals, err := c.st.Refusals(ctx, t.ID, ids)
-	if err != nil {
-		return nil, err
-	}
+func (c *Console) rows(t store.Tenant, names report.Names, users []store.PageRow) []row {
 	reason := lockReason(t)
 	out := make([]row, len(users))
 	for i, u := range users {
-		rw := row{EndUser: report.NewEndUser(u, names), Refused: map[string]*store.Refusal{}, LockReason: reason}
-		for _, rf := range refusals[u.ID] {
-			rw.Refused[rf.Field] = &rf
+		rw := row{EndUser: report.NewEndUser(u.EndUser, names), Refused: map[string]*store.Refusal{}, LockReason: reason}
+		if u.RefusedEmail != nil {
+			rw.Refused["email"] = &store.Refusal{Field: "email", Value: *u.RefusedEmail, Reason: deref(u.RefusedEmailReason)}
+		}
+		if u.RefusedMobile != nil {
+			rw.Refused["mobile"] = &store.Refusal{Field: "mobile", Value: *u.RefusedMobile, Reason: deref(u.RefusedMobileReason)}
 		}
 		out[i] = rw
 	}
-	return out, nil
+	return out
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
 }
 
 func pathID(r *http.Request) (int64, error) {
@@ -235,20 +237,15 @@ func (c *Console) endUsersPage(w http.ResponseWriter, r *http.Request, s *sessio
 	if err != nil {
 		return err
 	}
-	if len(users) == 0 && q.Offset > 0 && total > 0 {
+	if len(users) == 0 && q.Offset > 0 {
 		f.Offset, q.Offset = 0, 0
 		if users, total, err = c.st.EndUserPage(ctx, t.ID, q); err != nil {
 			return err
 		}
 	}
-	names, err := c.names(ctx, t, cu)
-	if err != nil {
-		return err
-	}
-	rows, err := c.rows(ctx, t, names, users)
-	if err != nil {
-		return err
-	}
+	// The page shows no connection names: none are loaded.
+	names := report.Names{Tenant: t, Customers: map[int64]store.Customer{cu.ID: cu}}
+	rows := c.rows(t, names, users)
 	base := fmt.Sprintf("/customers/%d", cu.ID)
 	v := endUsersView{Customer: cu, Rows: rows, Total: total, Filter: f, Self: base + "?" + f.values(true).Encode(),
 		Hidden: f.values(false), Sorts: map[string]string{}, SwitchLocked: lockReason(t) != "", LockReason: lockReason(t),
@@ -469,11 +466,20 @@ func (c *Console) cell(ctx context.Context, s *session, id int64) (row, error) {
 	if err != nil {
 		return row{}, err
 	}
-	rows, err := c.rows(ctx, t, names, []store.EndUser{u})
+	refusals, err := c.st.Refusals(ctx, t.ID, []int64{u.ID})
 	if err != nil {
 		return row{}, err
 	}
-	return rows[0], nil
+	pr := store.PageRow{EndUser: u}
+	for _, rf := range refusals[u.ID] {
+		switch rf.Field {
+		case "email":
+			pr.RefusedEmail, pr.RefusedEmailReason = &rf.Value, &rf.Reason
+		case "mobile":
+			pr.RefusedMobile, pr.RefusedMobileReason = &rf.Value, &rf.Reason
+		}
+	}
+	return c.rows(t, names, []store.PageRow{pr})[0], nil
 }
 
 func (c *Console) editCell(w http.ResponseWriter, r *http.Request, s *session) error {

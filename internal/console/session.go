@@ -124,13 +124,14 @@ func (c *Console) loadSession(r *http.Request) (*session, error) {
 		return nil, errNoSession
 	}
 	ctx := r.Context()
-	row, err := c.st.Session(ctx, id)
+	si, err := c.st.SessionWithLogin(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, errNoSession
 	}
 	if err != nil {
 		return nil, err
 	}
+	row, login, tenant := si.Session, si.Login, si.Tenant
 	if subtle.ConstantTimeCompare(row.SecretHash, hashSecret(secret)) != 1 {
 		return nil, errNoSession
 	}
@@ -139,20 +140,9 @@ func (c *Console) loadSession(r *http.Request) (*session, error) {
 		_ = c.st.EndSession(ctx, id)
 		return nil, errNoSession
 	}
-	login, err := c.st.Login(ctx, row.TenantID, row.LoginID)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, errNoSession
-	}
-	if err != nil {
-		return nil, err
-	}
 	if login.DisabledAt != nil {
 		_ = c.st.EndLoginSessions(ctx, login.TenantID, login.ID)
 		return nil, errNoSession
-	}
-	tenant, err := c.st.Tenant(ctx, row.TenantID)
-	if err != nil {
-		return nil, err
 	}
 	if now.Sub(row.LastSeenAt) > time.Minute {
 		if err := c.st.TouchSession(ctx, id, now); err != nil {

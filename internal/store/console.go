@@ -268,6 +268,37 @@ func (s *Store) Session(ctx context.Context, id string) (Session, error) {
 	return ss, nil
 }
 
+// SignedIn is a session with its login and tenant.
+type SignedIn struct {
+	Session
+	Login  Login  `db:"l"`
+	Tenant Tenant `db:"t"`
+}
+
+// prefixed lists columns of table alias a as "a.column" (sqlx's names for
+// nested structs).
+func prefixed(a, columns string) string {
+	var out []string
+	for _, c := range strings.Split(columns, ",") {
+		c = strings.TrimSpace(c)
+		out = append(out, fmt.Sprintf(`%s.%s AS "%s.%s"`, a, c, a, c))
+	}
+	return strings.Join(out, ", ")
+}
+
+// SessionWithLogin returns the session id with its login and tenant, in one
+// query (every console request asks); ErrNotFound when it ended.
+func (s *Store) SessionWithLogin(ctx context.Context, id string) (SignedIn, error) {
+	var si SignedIn
+	err := s.get(ctx, &si, `SELECT s.*, `+prefixed("l", loginColumns)+`, `+prefixed("t", tenantColumns)+`
+		FROM console_sessions s JOIN logins l ON l.id = s.login_id AND l.tenant_id = s.tenant_id JOIN tenants t ON t.id = s.tenant_id
+		WHERE s.id = ?`, id)
+	if err != nil {
+		return si, notFound(err, "session", id)
+	}
+	return si, nil
+}
+
 // TouchSession records activity on the session at at.
 func (s *Store) TouchSession(ctx context.Context, id string, at time.Time) error {
 	_, err := s.exec(ctx, `UPDATE console_sessions SET last_seen_at = ? WHERE id = ?`, at.UTC(), id)
@@ -491,14 +522,24 @@ func likePrefix(s string) string {
 	return r.Replace(s) + "%"
 }
 
-// EndUserPage returns one page of the tenant's end users matching q and how
-// many match in all.
-func (s *Store) EndUserPage(ctx context.Context, tenantID int64, q EndUserQuery) ([]EndUser, int, error) {
+// PageRow is an end user of a page with the values a sync refused.
+type PageRow struct {
+	EndUser
+	RefusedEmail        *string `db:"refused_email"`
+	RefusedEmailReason  *string `db:"refused_email_reason"`
+	RefusedMobile       *string `db:"refused_mobile"`
+	RefusedMobileReason *string `db:"refused_mobile_reason"`
+}
+
+// refusedSQL reads a field's refusal of each row.
+func refusedSQL(field, column string) string {
+	return fmt.Sprintf(`(SELECT %s FROM end_user_refusals r WHERE r.end_user_id = end_users.id AND r.field = '%s') AS refused_%s`, column, field, field+map[string]string{"value": "", "reason": "_reason"}[column])
+}
+
+// EndUserPage returns one page of the tenant's end users matching q, with
+// their refused values, and how many match in all.
+func (s *Store) EndUserPage(ctx context.Context, tenantID int64, q EndUserQuery) ([]PageRow, int, error) {
 	w, args := q.where(tenantID)
-	var total int
-	if err := s.get(ctx, &total, `SELECT COUNT(*) FROM end_users WHERE `+w, args...); err != nil {
-		return nil, 0, fmt.Errorf("count end users: %w", err)
-	}
 	col, ok := sortSQL[q.Sort]
 	if !ok {
 		col = sortSQL[SortUsername]
@@ -511,8 +552,17 @@ func (s *Store) EndUserPage(ctx context.Context, tenantID int64, q EndUserQuery)
 	if limit <= 0 {
 		limit = 100
 	}
-	query := fmt.Sprintf(`SELECT %s FROM end_users WHERE %s ORDER BY %s %s, id %s LIMIT %d OFFSET %d`, endUserColumns, w, col, dir, dir, limit, max(q.Offset, 0))
-	var out []EndUser
+	// The refusals are read for the page's rows only, and the count apart:
+	// a window count would make the page read every matching row instead
+	// of walking the sort index.
+	var total int
+	if err := s.get(ctx, &total, `SELECT COUNT(*) FROM end_users WHERE `+w, args...); err != nil {
+		return nil, 0, fmt.Errorf("count end users: %w", err)
+	}
+	query := fmt.Sprintf(`SELECT end_users.*, %s, %s, %s, %s FROM (SELECT %s FROM end_users WHERE %s ORDER BY %s %s, id %s LIMIT %d OFFSET %d) end_users ORDER BY %s %s, id %s`,
+		refusedSQL("email", "value"), refusedSQL("email", "reason"), refusedSQL("mobile", "value"), refusedSQL("mobile", "reason"),
+		endUserColumns, w, col, dir, dir, limit, max(q.Offset, 0), col, dir, dir)
+	var out []PageRow
 	if err := s.list(ctx, &out, query, args...); err != nil {
 		return nil, 0, fmt.Errorf("list end users: %w", err)
 	}
