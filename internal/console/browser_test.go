@@ -80,7 +80,7 @@ func tab(t *testing.T, bctx context.Context) context.Context {
 	t.Helper()
 	ctx, cancel := chromedp.NewContext(bctx, chromedp.WithNewBrowserContext())
 	t.Cleanup(cancel)
-	ctx, cancel2 := context.WithTimeout(ctx, 120*time.Second)
+	ctx, cancel2 := context.WithTimeout(ctx, 240*time.Second)
 	t.Cleanup(cancel2)
 	return ctx
 }
@@ -120,6 +120,15 @@ func check(t *testing.T, ctx context.Context, name string) {
 	if dir := os.Getenv("CONSOLE_SCREENSHOTS"); dir != "" {
 		_ = os.WriteFile(filepath.Join(dir, name+".png"), png, 0o644)
 	}
+}
+
+// htmxReady waits until the page's scripts have run (htmx handles the
+// in-place edits).
+func htmxReady() chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		_, err := chromedp.Poll[bool]("window.htmx !== undefined && document.readyState === 'complete'")(ctx, t)
+		return err
+	})
 }
 
 // signIn signs email in through the sign-in form (and the TOTP form when
@@ -247,7 +256,7 @@ func TestBrowserInlineEditBadPhone(t *testing.T) {
 	u := users[0]
 	cell := fmt.Sprintf("#c-mobile-%d", u.ID)
 	run(t, ctx, chromedp.Navigate(fmt.Sprintf("%s/customers/%d", b.srv.URL, b.cust.ID)), chromedp.WaitVisible(chromedp.CSS("table.endusers")),
-		chromedp.Focus(chromedp.CSS(cell+" button.cellbtn")), chromedp.KeyEvent(kb.Enter),
+		htmxReady(), chromedp.Focus(chromedp.CSS(cell+" button.cellbtn")), chromedp.KeyEvent(kb.Enter),
 		chromedp.WaitVisible(chromedp.CSS(cell+" input[name=value]")),
 		chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`document.querySelector("%s input[name=value]").select()`, cell)),
 		chromedp.SendKeys(chromedp.CSS(cell+" input[name=value]"), "+1 555 0000001"+kb.Enter),
