@@ -103,6 +103,7 @@ type Service struct {
 	limit  limiter
 	log    *slog.Logger
 	sends  chan outgoing
+	stop   chan struct{}
 	wg     sync.WaitGroup
 	policy policyCache
 }
@@ -128,18 +129,49 @@ func New(o Options) (*Service, error) {
 	o.Limits = o.Limits.withDefaults()
 	o.PublicURL = strings.TrimSuffix(o.PublicURL, "/")
 	s := &Service{opt: o, keys: k, limit: limiter{rd: o.Redis}, log: o.Logger.With("component", "self-serve"),
-		sends: make(chan outgoing, 1024)}
+		sends: make(chan outgoing, 1024), stop: make(chan struct{})}
 	s.policy.entries = map[int64]policyEntry{}
 	for range 4 {
 		s.wg.Go(s.deliverLoop)
 	}
+	s.wg.Go(s.sweepLoop)
 	return s, nil
 }
 
-// Close stops the background sender after the codes queued are sent.
+// Close stops the background sender after the codes queued are sent, and
+// the sweeper.
 func (s *Service) Close() {
 	close(s.sends)
+	close(s.stop)
 	s.wg.Wait()
+}
+
+// sweepEvery is how often expired challenges are deleted; sweepAfter how
+// long after their expiry (every replica sweeps: the DELETE is idempotent).
+const (
+	sweepEvery = 10 * time.Minute
+	sweepAfter = time.Hour
+)
+
+// sweepLoop deletes challenges (and their spent grants) an hour after
+// they expired.
+func (s *Service) sweepLoop() {
+	t := time.NewTicker(sweepEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			if n, err := s.opt.Store.DeleteExpiredChallenges(ctx, s.opt.Now().Add(-sweepAfter)); err != nil {
+				s.log.Warn("expired challenges not deleted", "err", err)
+			} else if n > 0 {
+				s.log.Debug("expired challenges deleted", "count", n)
+			}
+			cancel()
+		}
+	}
 }
 
 // outgoing is a code on its way: the message and its channel.

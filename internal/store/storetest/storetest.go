@@ -40,7 +40,7 @@ func Run(t *testing.T, open func(t *testing.T) *store.Store) {
 		{"NoticeLedger", testNoticeLedger}, {"ScanCandidates", testScanCandidates},
 		{"PSACustomerPage", testPSACustomerPage}, {"PSARuns", testPSARuns}, {"ContactFillsGuard", testContactFillsGuard},
 		{"LinkADFirst", testLinkADFirst}, {"LinkEntraFirst", testLinkEntraFirst}, {"LinkFold", testLinkFold},
-		{"LinkRemovals", testLinkRemovals}, {"LinkConcurrentSources", testLinkConcurrentSources},
+		{"LinkRemovals", testLinkRemovals}, {"SelfServe", testSelfServe}, {"LinkConcurrentSources", testLinkConcurrentSources},
 		{"ConsoleAuth", testConsoleAuth}, {"EndUserPage", testEndUserPage},
 	}
 	for _, tc := range tests {
