@@ -68,6 +68,7 @@ func TestBadInput(t *testing.T) {
 		{"send hour", "PATCH", "/v1/tenant", `{"send_hour":24}`, 400, "send_hour", "invalid_field"},
 		{"reminder days", "PATCH", "/v1/tenant", `{"reminder_days":0}`, 400, "reminder_days", "invalid_field"},
 		{"time zone", "PATCH", "/v1/tenant", `{"timezone":"Mars/Olympus"}`, 400, "timezone", "invalid_field"},
+		{"verification", "PATCH", "/v1/tenant", `{"verification":"fax"}`, 400, "verification", "invalid_field"},
 		{"time zone path", "POST", "/v1/customers", `{"name":"X","timezone":"../../etc/passwd"}`, 400, "timezone", "invalid_field"},
 		{"region", "POST", "/v1/customers", `{"name":"X","default_region":"UK"}`, 400, "default_region", "invalid_field"},
 		{"duplicate customer", "POST", "/v1/customers", `{"name":"Contoso"}`, 409, "", "conflict"},

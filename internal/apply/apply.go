@@ -12,6 +12,7 @@
 //	    send_hour: 9                  # default 9
 //	    reminder_days: 10             # default 10
 //	    privileged_self_serve: deny   # deny | two_factors (SMS and email codes); default deny
+//	    verification: sms             # sms | sms+email (every end user verifies both); default sms
 //	    logins:
 //	      - {email: lead@acme-msp.example, role: super}
 //	    connections:                  # tenant-wide PSA connections
@@ -84,10 +85,12 @@ type Tenant struct {
 	SendHour     *int   `yaml:"send_hour"`
 	ReminderDays *int   `yaml:"reminder_days"`
 	// PrivilegedSelfServe is deny (the default) or two_factors.
-	PrivilegedSelfServe string       `yaml:"privileged_self_serve"`
-	Logins              []Login      `yaml:"logins"`
-	Connections         []Connection `yaml:"connections"`
-	Customers           []Customer   `yaml:"customers"`
+	PrivilegedSelfServe string `yaml:"privileged_self_serve"`
+	// Verification is sms (the default) or sms+email.
+	Verification string       `yaml:"verification"`
+	Logins       []Login      `yaml:"logins"`
+	Connections  []Connection `yaml:"connections"`
+	Customers    []Customer   `yaml:"customers"`
 }
 
 // Login is a technician of a tenant.
@@ -345,6 +348,7 @@ func applyTenant(ctx context.Context, tx *store.Store, t Tenant, opts Options) (
 		SendHour:            intOr(t.SendHour, rules.DefaultSendHour),
 		ReminderDays:        intOr(t.ReminderDays, rules.DefaultReminderDays),
 		PrivilegedSelfServe: rules.PrivilegedSelfServe(or(t.PrivilegedSelfServe, string(rules.PrivilegedDeny))),
+		Verification:        rules.Verification(or(t.Verification, string(rules.VerifySMS))),
 	})
 	if err != nil {
 		return nil, err

@@ -107,6 +107,9 @@ func (v *validator) validate() {
 		if t.ReminderDays != nil && (*t.ReminderDays < 1 || *t.ReminderDays > 90) {
 			v.problem(at(p, "reminder_days"), "%d is out of range (1 to 90)", *t.ReminderDays)
 		}
+		if t.Verification != "" && !rules.Verification(t.Verification).Valid() {
+			v.problem(at(p, "verification"), "%q is not a verification (sms or sms+email)", t.Verification)
+		}
 		if t.PrivilegedSelfServe != "" && !rules.PrivilegedSelfServe(t.PrivilegedSelfServe).Valid() {
 			v.problem(at(p, "privileged_self_serve"), "%q is not a policy (deny or two_factors)", t.PrivilegedSelfServe)
 		}

@@ -124,3 +124,15 @@ func TestTypeErrorsNameTheKeyPath(t *testing.T) {
 		}
 	}
 }
+
+// TestVerificationSetting: a tenant's verification is sms or sms+email; any
+// other value is refused naming the key.
+func TestVerificationSetting(t *testing.T) {
+	t.Parallel()
+	for value, want := range map[string]string{"sms": "", "sms+email": "", "fax": `tenants[0].verification`} {
+		got := validate(t, "tenants:\n  - name: acme\n    verification: "+value+"\n")
+		if (want == "") != (got == "") || !strings.Contains(got, want) {
+			t.Errorf("verification %s: %q", value, got)
+		}
+	}
+}

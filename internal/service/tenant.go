@@ -27,7 +27,9 @@ type TenantView struct {
 	// PrivilegedSelfServe: deny keeps privileged end users out of
 	// self-serve; two_factors lets them in with an SMS and an email code.
 	PrivilegedSelfServe rules.PrivilegedSelfServe `json:"privileged_self_serve"`
-	UpdatedAt           time.Time                 `json:"updated_at"`
+	// Verification is how end users verify: sms, or sms+email (two codes).
+	Verification rules.Verification `json:"verification"`
+	UpdatedAt    time.Time          `json:"updated_at"`
 }
 
 // NewTenantView is the view of t.
@@ -35,7 +37,8 @@ func NewTenantView(t store.Tenant) TenantView {
 	return TenantView{
 		ID: t.ID, Name: t.Name, Subscription: t.Subscription, SelfServeAvailable: t.Subscription.AllowsSelfServe(),
 		SelfServe: t.SelfServe, SwitchesLocked: rules.SwitchLocked(t.Rules()), TimeZone: t.TimeZone,
-		SendHour: t.SendHour, ReminderDays: t.ReminderDays, PrivilegedSelfServe: t.PrivilegedSelfServe, UpdatedAt: t.UpdatedAt,
+		SendHour: t.SendHour, ReminderDays: t.ReminderDays, PrivilegedSelfServe: t.PrivilegedSelfServe,
+		Verification: t.Verification, UpdatedAt: t.UpdatedAt,
 	}
 }
 
@@ -47,6 +50,8 @@ type TenantPatch struct {
 	TimeZone     *string `json:"timezone"`
 	// PrivilegedSelfServe is deny or two_factors.
 	PrivilegedSelfServe *rules.PrivilegedSelfServe `json:"privileged_self_serve"`
+	// Verification is sms or sms+email.
+	Verification *rules.Verification `json:"verification"`
 }
 
 // UpdateTenant applies patch to the actor's tenant, with its audit entry:
@@ -57,8 +62,11 @@ func (s *Service) UpdateTenant(ctx context.Context, a Actor, req TenantPatch) (s
 		return store.Tenant{}, err
 	}
 	switch {
-	case req.SelfServe == nil && req.SendHour == nil && req.ReminderDays == nil && req.TimeZone == nil && req.PrivilegedSelfServe == nil:
-		return store.Tenant{}, BadField("", "nothing to change: give self_serve, send_hour, reminder_days, timezone or privileged_self_serve")
+	case req.SelfServe == nil && req.SendHour == nil && req.ReminderDays == nil && req.TimeZone == nil && req.PrivilegedSelfServe == nil && req.Verification == nil:
+		return store.Tenant{}, BadField("", "nothing to change: give self_serve, send_hour, reminder_days, timezone, privileged_self_serve or verification")
+	case req.Verification != nil && !req.Verification.Valid():
+		return store.Tenant{}, BadField("verification", "%q is not a verification: use %q (a code by SMS) or %q (a code by SMS and one by email)",
+			Truncate(string(*req.Verification), 40), rules.VerifySMS, rules.VerifySMSEmail)
 	case req.PrivilegedSelfServe != nil && !req.PrivilegedSelfServe.Valid():
 		return store.Tenant{}, BadField("privileged_self_serve", "%q is not a policy: use %q (privileged end users never use self-serve) or %q (they verify an SMS and an email code)",
 			Truncate(string(*req.PrivilegedSelfServe), 40), rules.PrivilegedDeny, rules.PrivilegedTwoFactors)
@@ -93,6 +101,9 @@ func (s *Service) UpdateTenant(ctx context.Context, a Actor, req TenantPatch) (s
 		}
 		if req.PrivilegedSelfServe != nil {
 			next.PrivilegedSelfServe = *req.PrivilegedSelfServe
+		}
+		if req.Verification != nil {
+			next.Verification = *req.Verification
 		}
 		if next == before {
 			after = before
