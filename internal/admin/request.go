@@ -42,6 +42,9 @@ var (
 // client's doing are logged and reported as a bare 500.
 func (a *api) apiErrorOf(r *http.Request, err error) *apiError {
 	if e, ok := service.Classify(err); ok {
+		if e.Status == http.StatusServiceUnavailable {
+			a.log.Warn("request refused: a dependency is unavailable", "method", r.Method, "path", r.URL.Path, "err", err)
+		}
 		return e
 	}
 	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {

@@ -53,7 +53,8 @@ func Unavailable(format string, args ...any) *Error {
 }
 
 // Classify maps err to the Error the caller sees: an *Error as it is, an
-// oversized body 413, the store's sentinels 404, 409 or 401. ok is false
+// oversized body 413, the store's sentinels 404, 409 or 401, an unreachable
+// database 503 (the cause is not shown). ok is false
 // for errors that are not the caller's doing: log them and answer 500.
 func Classify(err error) (e *Error, ok bool) {
 	var maxErr *http.MaxBytesError
@@ -72,6 +73,8 @@ func Classify(err error) (e *Error, ok bool) {
 		return &Error{Status: http.StatusConflict, Code: "conflict", Message: err.Error()}, true
 	case errors.Is(err, store.ErrTokenInvalid):
 		return &Error{Status: http.StatusUnauthorized, Code: "unauthorized", Message: err.Error()}, true
+	case store.IsUnavailable(err):
+		return &Error{Status: http.StatusServiceUnavailable, Code: "unavailable", Message: "the database cannot be reached; try again shortly"}, true
 	}
 	return nil, false
 }

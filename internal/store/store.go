@@ -10,17 +10,22 @@ package store
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"embed"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
+	"net"
 	"net/url"
 	"path"
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
 	"github.com/jmoiron/sqlx"
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
@@ -314,6 +319,34 @@ func (s *Store) insertID(ctx context.Context, query string, args ...any) (int64,
 	var id int64
 	err := sqlx.GetContext(ctx, s.q, &id, s.rebind(query+" RETURNING id"), args...)
 	return id, err
+}
+
+// ErrUnavailable: the database cannot be reached (see IsUnavailable).
+var ErrUnavailable = errors.New("the database cannot be reached")
+
+// IsUnavailable reports whether err says the database could not be reached
+// or dropped the connection (refused or reset connections, a server
+// shutting down or refusing connections, a broken pooled connection), as
+// opposed to a failed query: callers answer "try again later" (503).
+func IsUnavailable(err error) bool {
+	if err == nil {
+		return false
+	}
+	var netErr *net.OpError
+	var pgErr *pgconn.PgError
+	var connectErr *pgconn.ConnectError
+	switch {
+	case errors.Is(err, ErrUnavailable), errors.As(err, &netErr), errors.As(err, &connectErr),
+		errors.Is(err, driver.ErrBadConn), errors.Is(err, io.ErrUnexpectedEOF),
+		errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE):
+		return true
+	case errors.As(err, &pgErr):
+		// Class 08: connection exception; 57P01-57P03: the server is
+		// shutting down or not accepting connections; 53300: too many
+		// connections.
+		return strings.HasPrefix(pgErr.Code, "08") || pgErr.Code == "57P01" || pgErr.Code == "57P02" || pgErr.Code == "57P03" || pgErr.Code == "53300"
+	}
+	return false
 }
 
 // isUniqueViolation reports whether err is a unique-constraint failure.
