@@ -136,3 +136,23 @@ func TestVerificationSetting(t *testing.T) {
 		}
 	}
 }
+
+// TestPrivilegedSettings: privileged_self_serve takes deny or two_factors;
+// an AD connection's privileged_groups entry must be a DN. Each refusal
+// names its key.
+func TestPrivilegedSettings(t *testing.T) {
+	ok := "tenants:\n  - name: acme\n    privileged_self_serve: two_factors\n"
+	if got := validate(t, ok); got != "" {
+		t.Errorf("two_factors: %s", got)
+	}
+	if got := validate(t, "tenants:\n  - name: acme\n    privileged_self_serve: allow\n"); !strings.Contains(got, "tenants[0].privileged_self_serve") || !strings.Contains(got, "deny or two_factors") {
+		t.Errorf("allow: %q", got)
+	}
+	ad := `          - name: contoso-ad
+            kind: ad
+            settings: {url: "ldaps://dc1.contoso.example", base_dn: "DC=contoso,DC=example", privileged_groups: ["Tier 0 Admins"]}
+            secrets: {bind_dn: "svc@contoso.example", bind_password: "x"}`
+	if got := validate(t, strings.Replace(strings.Replace(base, "%s", "", 1), "%s", ad, 1)); !strings.Contains(got, "privileged_groups") || !strings.Contains(got, "Tier 0 Admins") {
+		t.Errorf("privileged_groups entry not a DN: %q", got)
+	}
+}
