@@ -5,13 +5,19 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	goldap "github.com/go-ldap/ldap/v3"
 
 	"selfserve/connectors"
+	"selfserve/internal/importer"
+	"selfserve/internal/rules"
+	"selfserve/internal/store"
+	"selfserve/internal/store/storetest"
 )
 
 // privFixture is the objects a test creates under OU=priv-<prefix>: users
@@ -292,4 +298,98 @@ func sidOf(c *goldap.Conn, dn string) (string, error) {
 		s += fmt.Sprintf("-%d", binary.LittleEndian.Uint32(b[8+4*i:]))
 	}
 	return s, nil
+}
+
+// fixedConfig opens an already opened source (the sync engine's registry
+// entry for the test's connection).
+type fixedConfig struct{ src connectors.Source }
+
+func (c *fixedConfig) Open(connectors.Env) (connectors.Source, error) { return c.src, nil }
+
+// TestPrivilegedSync runs the sync engine on the DC into a store: a full
+// sync flags the direct, nested and adminCount users (one audit entry each);
+// after a user is added to a nested group and another leaves Domain Admins,
+// the next (incremental) sync falls back to a full listing and flags both
+// changes, with their audit entries.
+func TestPrivilegedSync(t *testing.T) {
+	f := dc(t)
+	p := f.setupPrivileged(t, "c")
+	ctx := context.Background()
+	st := storetest.OpenMigrated(t, "sqlite:"+filepath.Join(t.TempDir(), "test.db"))
+	tn, _, err := st.UpsertTenant(ctx, store.Tenant{Name: "acme", Subscription: rules.SubscriptionBundle, SelfServe: true, TimeZone: "UTC", SendHour: 9, ReminderDays: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cu, _, err := st.UpsertCustomer(ctx, store.Customer{TenantID: tn.ID, Name: "Contoso", DefaultRegion: "US"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, _, err := st.UpsertConnection(ctx, store.Connection{TenantID: tn.ID, CustomerID: &cu.ID, Name: "contoso-ad", Kind: connectors.KindAD,
+		Settings: []byte(`{}`), EnableSelfServe: true}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := f.userSource(t, Config{BaseDN: p.ou})
+	im := &importer.Importer{Store: st, Registry: connectors.NewRegistry(map[connectors.Kind]func() connectors.Config{
+		connectors.KindAD: func() connectors.Config { return &fixedConfig{src} },
+	})}
+	sync := func() store.SyncRun {
+		t.Helper()
+		res, err := im.Sync(ctx, importer.Request{TenantID: tn.ID, ConnectionID: conn.ID, Trigger: "test"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.Run
+	}
+	flags := func() map[string]bool {
+		t.Helper()
+		us, err := st.EndUsers(ctx, tn.ID, store.EndUserFilter{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]bool{}
+		for _, u := range us {
+			out[strings.TrimPrefix(u.Username, f.sam(p.prefix))] = u.Privileged
+		}
+		return out
+	}
+	audits := func() int {
+		t.Helper()
+		es, err := st.AuditLog(ctx, tn.ID, store.AuditFilter{Action: "end_user.privileged"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(es)
+	}
+	sync()
+	if got, want := flags(), map[string]bool{"pd": true, "pn": true, "pa": true, "po": false, "pc": false}; !maps.Equal(got, want) {
+		t.Fatalf("after the full sync: %v, want %v", got, want)
+	}
+	if n := audits(); n != 3 {
+		t.Errorf("%d audit entries after the full sync, want 3", n)
+	}
+	if run := sync(); run.Mode != store.ModeIncremental {
+		t.Errorf("nothing changed: a %s run", run.Mode)
+	}
+
+	c, err := f.admin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := modify(c, p.dn(f, "P-inner"), "add", "member", p.dn(f, "po")); err != nil {
+		t.Fatal(err)
+	}
+	if err := modify(c, p.domainAdmins, "delete", "member", p.dn(f, "pd")); err != nil {
+		t.Fatal(err)
+	}
+	if run := sync(); run.Mode != store.ModeFull {
+		t.Errorf("after a protected group changed: a %s run, want the incremental cursor to give way to a full one", run.Mode)
+	}
+	if got, want := flags(), map[string]bool{"pd": false, "pn": true, "pa": true, "po": true, "pc": false}; !maps.Equal(got, want) {
+		t.Fatalf("after the membership changes: %v, want %v", got, want)
+	}
+	if n := audits(); n != 5 {
+		t.Errorf("%d audit entries, want 5", n)
+	}
 }
