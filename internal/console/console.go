@@ -16,6 +16,7 @@ package console
 
 import (
 	"bytes"
+	"compress/gzip"
 	"embed"
 	"errors"
 	"fmt"
@@ -114,7 +115,31 @@ func (c *Console) serve(w http.ResponseWriter, r *http.Request) {
 	if r.Body != nil {
 		r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
 	}
+	if r.Method != http.MethodHead && strings.Contains(r.Header.Get("Accept-Encoding"), "gzip") {
+		h.Set("Content-Encoding", "gzip")
+		h.Add("Vary", "Accept-Encoding")
+		gz := gzip.NewWriter(w)
+		defer gz.Close()
+		w = &gzipWriter{ResponseWriter: w, gz: gz}
+	}
 	c.mux.ServeHTTP(w, r)
+}
+
+// gzipWriter compresses a response (pages and static files shrink about
+// five times).
+type gzipWriter struct {
+	http.ResponseWriter
+	gz *gzip.Writer
+}
+
+func (g *gzipWriter) WriteHeader(code int) {
+	g.Header().Del("Content-Length")
+	g.ResponseWriter.WriteHeader(code)
+}
+
+func (g *gzipWriter) Write(b []byte) (int, error) {
+	g.Header().Del("Content-Length")
+	return g.gz.Write(b)
 }
 
 // maxFormBytes caps a form body.

@@ -164,3 +164,32 @@ func TestInlineEditRefusesBadPhone(t *testing.T) {
 		t.Fatalf("good phone: %d\n%s", status, body)
 	}
 }
+
+func TestEndUsersPageWeighsUnder150KB(t *testing.T) {
+	t.Parallel()
+	b := setup(t, pageSize+5)
+	c := b.client(t)
+	c.signIn("helpdesk@acme.example")
+	status, body, _ := c.do(http.MethodGet, fmt.Sprintf("/customers/%d", b.cust.ID), nil, nil)
+	if status != http.StatusOK || strings.Count(body, `class="pick"`) != pageSize {
+		t.Fatalf("page: %d with %d rows", status, strings.Count(body, `class="pick"`))
+	}
+	// What travels: the browser asks for gzip.
+	gz := map[string]string{"Accept-Encoding": "gzip"}
+	_, zipped, h := c.do(http.MethodGet, fmt.Sprintf("/customers/%d", b.cust.ID), nil, gz)
+	if h.Get("Content-Encoding") != "gzip" {
+		t.Fatal("the page is not compressed")
+	}
+	total := len(zipped)
+	for _, asset := range []string{"/static/console.css", "/static/console.js", "/static/htmx.min.js"} {
+		status, b, _ := c.do(http.MethodGet, asset, nil, gz)
+		if status != http.StatusOK {
+			t.Fatalf("%s: %d", asset, status)
+		}
+		total += len(b)
+	}
+	t.Logf("first load of a page of %d end users: %d bytes compressed (the page alone %d bytes uncompressed)", pageSize, total, len(body))
+	if total > 150<<10 {
+		t.Errorf("first load weighs %d bytes, over 150 KB", total)
+	}
+}
