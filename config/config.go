@@ -154,7 +154,8 @@ type Config struct {
 
 	// ThrottleWaitMax bounds how long one run inline in the CLI (import
 	// --inline, customers import, enrich) waits in all for APIs that
-	// throttle it; past it the run fails with the reason. 0 waits nothing.
+	// throttle it; past it the run stops with the reason and is kept for the
+	// same command to resume. 0 waits nothing.
 	// YAML throttle_wait_max (a duration: 90s, 10m), env
 	// SELFSERVE_THROTTLE_WAIT_MAX, default 10m.
 	ThrottleWaitMax time.Duration `yaml:"throttle_wait_max"`

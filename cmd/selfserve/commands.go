@@ -310,12 +310,17 @@ func runImport(ctx context.Context, c *cli, args []string) error {
 	if ctx, err = c.inline(ctx); err != nil {
 		return err
 	}
+	// A run stopped by Ctrl-C or by throttling beyond throttle_wait_max is
+	// kept, for the next import to resume.
 	res, err := im.Sync(ctx, importer.Request{TenantID: conn.TenantID, ConnectionID: conn.ID, Full: *full, Trigger: "cli", ConfirmRemovals: *confirm,
-		OnTakeOver: func(prev store.SyncRun) { printTakeOver(c, conn.Name, prev, im.Store.Now()) }})
+		KeepRunOnCancel: true, OnTakeOver: func(prev store.SyncRun) { printTakeOver(c, conn.Name, prev, im.Store.Now()) }})
 	if res.Run.ID != 0 {
 		printRun(c, conn.Name, res)
 	}
 	if err != nil {
+		if res.Run.Status == store.RunRunning {
+			fmt.Fprintf(c.stdout, "  stopped after %d pages; the next import of %s resumes this run\n", res.Run.Pages, conn.Name)
+		}
 		return err
 	}
 	if res.Run.Status == store.RunNeedsConfirmation {

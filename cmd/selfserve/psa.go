@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"strings"
@@ -65,10 +66,17 @@ func (c *cli) runPSA(ctx context.Context, tenantName, connectionName, customerNa
 	if ctx, err = c.inline(ctx); err != nil {
 		return err
 	}
-	en := &enrich.Enricher{Store: c.st, Registry: c.registry(), Secrets: box, Logger: c.log()}
-	run, err := en.Start(ctx, conn.TenantID, conn.ID, kind, customerID, "cli")
+	// A run stopped by Ctrl-C or by throttling beyond throttle_wait_max is
+	// kept, for the next command to resume.
+	en := &enrich.Enricher{Store: c.st, Registry: c.registry(), Secrets: box, Logger: c.log(), KeepRunOnInterrupt: true}
+	run, err := c.resumablePSARun(ctx, conn, kind, customerID)
 	if err != nil {
 		return err
+	}
+	if run.ID == 0 {
+		if run, err = en.Start(ctx, conn.TenantID, conn.ID, kind, customerID, "cli"); err != nil {
+			return err
+		}
 	}
 	if kind == store.RunKindCustomers {
 		run, err = en.ImportCustomers(ctx, conn.TenantID, conn.ID, run.ID)
@@ -76,7 +84,37 @@ func (c *cli) runPSA(ctx context.Context, tenantName, connectionName, customerNa
 		run, err = en.EnrichContacts(ctx, conn.TenantID, conn.ID, run.ID)
 	}
 	printPSARun(c, conn.Name, run)
+	if err != nil && run.Status == store.RunRunning {
+		fmt.Fprintf(c.stdout, "  stopped after %d pages; the same command resumes this run\n", run.Pages)
+	}
 	return err
+}
+
+// resumablePSARun returns the connection's run of kind (for the same
+// customer) that its process left running without a live holder (Ctrl-C,
+// throttling beyond throttle_wait_max, a killed process), for this command
+// to resume; a zero run when there is none.
+func (c *cli) resumablePSARun(ctx context.Context, conn store.Connection, kind store.RunKind, customerID *int64) (store.PSARun, error) {
+	active, err := c.st.ActiveRun(ctx, conn.TenantID, conn.ID)
+	if errors.Is(err, store.ErrNotFound) {
+		return store.PSARun{}, nil
+	}
+	if err != nil {
+		return store.PSARun{}, err
+	}
+	if active.Status != store.RunRunning || !active.Claimable(c.st.Now()) {
+		return store.PSARun{}, nil
+	}
+	run, err := c.st.PSARun(ctx, conn.TenantID, active.ID)
+	if err != nil {
+		return store.PSARun{}, err
+	}
+	sameCustomer := (run.CustomerID == nil) == (customerID == nil) && (customerID == nil || *run.CustomerID == *customerID)
+	if run.Kind != kind || !sameCustomer {
+		return store.PSARun{}, nil
+	}
+	fmt.Fprintf(c.stdout, "resuming run %d of %s, which stopped after %d pages\n", run.ID, conn.Name, run.Pages)
+	return run, nil
 }
 
 // printPSARun prints a PSA run: its state, its counts in words, its

@@ -120,8 +120,9 @@ func runCLIRecordingWaits(t *testing.T, waits *[]time.Duration, args ...string) 
 
 // TestInlineRunsWaitOutThrottling: `customers import` against an IT Glue
 // that throttles the second page (no Retry-After, as IT Glue documents)
-// waits 2 s, says so, and ends as an unthrottled import does; an API that
-// keeps throttling fails the run once throttle_wait_max is spent.
+// waits 2 s, says so, and ends as an unthrottled import does; Ctrl-C during
+// a wait stops the run, which the same command resumes; an API that keeps
+// throttling stops the run once throttle_wait_max is spent.
 func TestInlineRunsWaitOutThrottling(t *testing.T) {
 	dir := useDatabase(t)
 	srv := fakeitglue.New(fakeitglue.Options{Organizations: 5, ContactsPerOrganization: 1, Seed: 11})
@@ -154,7 +155,7 @@ func TestInlineRunsWaitOutThrottling(t *testing.T) {
 	}
 
 	// Ctrl-C during a wait stops the run at once, after the pages it
-	// committed, saying so.
+	// committed, and keeps it for the same command to resume.
 	o.Faults.Throttle = map[int]string{srv.RequestCount() + 2: "60"}
 	srv.SetFaults(o.Faults)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -167,9 +168,15 @@ func TestInlineRunsWaitOutThrottling(t *testing.T) {
 	}}
 	code = runWith(ctx, env, []string{"customers", "import", "acme-itglue"})
 	if code != 1 || !strings.Contains(stdout.String(), "waiting 60 s, page 2 of customers of acme-itglue") ||
-		!strings.Contains(stdout.String(), "failed (1 pages") || !strings.Contains(stdout.String(), "interrupted: ") ||
+		!strings.Contains(stdout.String(), "running (1 pages") || !strings.Contains(stdout.String(), "the same command resumes this run") ||
 		!strings.Contains(stderr.String(), "context canceled") {
 		t.Fatalf("Ctrl-C during a wait: code %d\n%s%s", code, stdout.String(), stderr.String())
+	}
+	// The same command resumes the run from where it stopped.
+	code, out, errOut = runCLIRecordingWaits(t, &waits, "customers", "import", "acme-itglue")
+	if code != 0 || !strings.Contains(out, "resuming run 2 of acme-itglue, which stopped after 1 pages") ||
+		!strings.Contains(out, "run 2 of acme-itglue (customer import): succeeded (3 pages") || !strings.Contains(out, "5 customers unchanged") {
+		t.Fatalf("resumed import: code %d\n%s%s", code, out, errOut)
 	}
 
 	// Every request throttled with a minute's Retry-After: past 90 s of
@@ -197,29 +204,7 @@ func TestInlineImportWaitsOutGraphThrottling(t *testing.T) {
 			dir := useDatabase(t)
 			srv := fakegraph.New(fakegraph.Options{Users: 30})
 			defer srv.Close()
-			ca, err := srv.WriteCAFile(dir)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Setenv("TEST_GRAPH_SECRET", srv.ClientSecret())
-			applyPath := filepath.Join(dir, "apply.yaml")
-			if err := os.WriteFile(applyPath, []byte(fmt.Sprintf(`tenants:
-  - name: acme-msp
-    subscription: bundle
-    customers:
-      - name: Contoso
-        default_region: GB
-        connections:
-          - name: contoso-entra
-            kind: azure
-            settings: {azure_tenant_id: %q, client_id: %q, graph_url: %q, authority_url: %q, ca_file: %q, page_size: 10}
-            secrets: {client_secret: "${TEST_GRAPH_SECRET}"}
-`, srv.TenantID(), srv.ClientID(), srv.GraphURL(), srv.AuthorityURL(), ca)), 0o600); err != nil {
-				t.Fatal(err)
-			}
-			if code, out, errOut := runCLI(t, "apply", "-f", applyPath); code != 0 {
-				t.Fatalf("apply: %s%s", out, errOut)
-			}
+			applyGraph(t, dir, srv)
 			srv.InjectFault(fakegraph.Fault{Path: "/v1.0/users", After: 2, Status: 429, RetryAfter: retryAfter})
 			var waits []time.Duration
 			code, out, errOut := runCLIRecordingWaits(t, &waits, "import", "contoso-entra", "--inline")
@@ -232,5 +217,54 @@ func TestInlineImportWaitsOutGraphThrottling(t *testing.T) {
 				t.Errorf("waits %v, want [%s]", waits, want)
 			}
 		})
+	}
+	t.Run("throttled past throttle_wait_max, then resumed", func(t *testing.T) {
+		dir := useDatabase(t)
+		srv := fakegraph.New(fakegraph.Options{Users: 30})
+		defer srv.Close()
+		applyGraph(t, dir, srv)
+		t.Setenv("SELFSERVE_THROTTLE_WAIT_MAX", "90s")
+		srv.InjectFault(fakegraph.Fault{Path: "/v1.0/users", After: 2, Status: 429, RetryAfter: time.Minute, Times: -1})
+		var waits []time.Duration
+		code, out, errOut := runCLIRecordingWaits(t, &waits, "import", "contoso-entra", "--inline")
+		if code != 1 || !strings.Contains(errOut, "throttle_wait_max") || !slices.Equal(waits, []time.Duration{time.Minute}) ||
+			!strings.Contains(out, ": running (full, 1 pages") || !strings.Contains(out, "the next import of contoso-entra resumes this run") {
+			t.Fatalf("endless throttling: code %d, waits %v\n%s%s", code, waits, out, errOut)
+		}
+		srv.ClearFaults()
+		code, out, errOut = runCLIRecordingWaits(t, &waits, "import", "contoso-entra", "--inline")
+		if code != 0 || !strings.Contains(out, "resuming run 1 of contoso-entra") || !strings.Contains(out, "run 1 of contoso-entra: succeeded (full, 3 pages") ||
+			!strings.Contains(out, "processed 30: created 30") {
+			t.Fatalf("next import: code %d\n%s%s", code, out, errOut)
+		}
+	})
+}
+
+// applyGraph applies a tenant whose customer Contoso has the Entra
+// connection contoso-entra to srv.
+func applyGraph(t *testing.T, dir string, srv *fakegraph.Server) {
+	t.Helper()
+	ca, err := srv.WriteCAFile(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("TEST_GRAPH_SECRET", srv.ClientSecret())
+	applyPath := filepath.Join(dir, "apply.yaml")
+	if err := os.WriteFile(applyPath, []byte(fmt.Sprintf(`tenants:
+  - name: acme-msp
+    subscription: bundle
+    customers:
+      - name: Contoso
+        default_region: GB
+        connections:
+          - name: contoso-entra
+            kind: azure
+            settings: {azure_tenant_id: %q, client_id: %q, graph_url: %q, authority_url: %q, ca_file: %q, page_size: 10}
+            secrets: {client_secret: "${TEST_GRAPH_SECRET}"}
+`, srv.TenantID(), srv.ClientID(), srv.GraphURL(), srv.AuthorityURL(), ca)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, errOut := runCLI(t, "apply", "-f", applyPath); code != 0 {
+		t.Fatalf("apply: %s%s", out, errOut)
 	}
 }

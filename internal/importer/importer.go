@@ -82,8 +82,10 @@ type Request struct {
 	Trigger string
 	// ConfirmRemovals lets the run remove more than MaxRemovalShare.
 	ConfirmRemovals bool
-	// KeepRunOnCancel leaves a cancelled run running (a worker's task is
-	// retried and resumes it); otherwise it is marked failed.
+	// KeepRunOnCancel leaves a cancelled or throttled run running, its
+	// lease released, for the next sync of the connection to resume (a
+	// worker's retry of the task, the next inline import); otherwise it is
+	// marked failed.
 	KeepRunOnCancel bool
 	// OnProgress, if set, is called after each committed page.
 	OnProgress func(store.SyncRun)
@@ -484,8 +486,8 @@ func (r *runner) finish(ctx context.Context, runErr error, keepOnCancel bool) (R
 	case errors.Is(runErr, store.ErrLeaseLost):
 		r.log.Warn("sync stopped: another process took the run over", "pages", run.Pages)
 		return Result{Run: *run, Lockouts: r.lockouts}, fmt.Errorf("sync of connection %q: %w", r.t.conn.Name, runErr)
-	case runErr != nil && keepOnCancel && errors.Is(runErr, context.Canceled):
-		r.log.Warn("sync interrupted; it resumes when retried", "pages", run.Pages)
+	case runErr != nil && keepOnCancel && (errors.Is(runErr, context.Canceled) || throttled(runErr)):
+		r.log.Warn("sync interrupted; it resumes when retried", "pages", run.Pages, "reason", runErr)
 		if err := r.im.Store.ReleaseRun(ctx, run); err != nil {
 			r.log.Warn("could not release the run; it is resumed once its heartbeat is old", "err", err)
 		}
@@ -526,6 +528,12 @@ const (
 	MaxMobileBytes = 64
 	maxRefBytes    = 200 // how much of a record's reference a problem quotes
 )
+
+// throttled reports whether err is a source's rate limit.
+func throttled(err error) bool {
+	_, ok := connectors.RetryAfter(err)
+	return ok
+}
 
 // Normalize checks and normalises a page's users for storage: text within
 // the limits above, emails must be bare addresses and mobiles become E.164
