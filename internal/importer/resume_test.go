@@ -20,10 +20,13 @@ import (
 // listing, as Active Directory (LDAP paging cookies die with their
 // connection): its pages carry no resume position and it ignores the one it
 // is given.
-type unresumable struct{ file.Config }
+type unresumable struct {
+	Path     string `json:"path"`
+	PageSize int    `json:"page_size"`
+}
 
 func (c *unresumable) Open(env connectors.Env) (connectors.Source, error) {
-	src, err := c.Config.Open(env)
+	src, err := (&file.Config{Path: c.Path, PageSize: c.PageSize}).Open(env)
 	if err != nil {
 		return nil, err
 	}
