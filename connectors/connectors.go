@@ -38,12 +38,16 @@ const (
 	KindITGlue      Kind = "itglue"
 	KindHudu        Kind = "hudu"
 	KindConnectWise Kind = "connectwise"
+	// KindAgent is a directory read by an on-premises agent on the
+	// customer's network (its directory is "ad" or "file"); the agent
+	// pushes its pages, nothing dials the directory from the server.
+	KindAgent Kind = "agent"
 )
 
 // IsDirectory reports whether connections of this kind import end users with
 // passwords (as opposed to PSA kinds, which import customers and contacts).
 func (k Kind) IsDirectory() bool {
-	return k == KindAD || k == KindAzure || k == KindFile
+	return k == KindAD || k == KindAzure || k == KindFile || k == KindAgent
 }
 
 // Source is an opened connection to an external system. Close releases what

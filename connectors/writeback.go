@@ -10,10 +10,10 @@ import (
 // (AD objectGUID, Entra object id) and uses the other fields only in
 // messages.
 type Account struct {
-	ExternalID  string
-	Username    string
-	UPN         string
-	DisplayName string
+	ExternalID  string `json:"external_id"`
+	Username    string `json:"username"`
+	UPN         string `json:"upn"`
+	DisplayName string `json:"display_name"`
 }
 
 // PasswordPolicy is what a directory demands of a new password, for the

@@ -10,6 +10,7 @@ import (
 
 	"selfserve/config"
 	"selfserve/connectors"
+	agentconn "selfserve/connectors/agent"
 	"selfserve/connectors/connectwise"
 	"selfserve/connectors/file"
 	"selfserve/connectors/graph"
@@ -32,6 +33,7 @@ func newRegistry() connectors.Registry {
 		connectors.KindHudu:        func() connectors.Config { return new(hudu.Config) },
 		connectors.KindConnectWise: func() connectors.Config { return new(connectwise.Config) },
 		connectors.KindAzure:       func() connectors.Config { return new(graph.Config) },
+		connectors.KindAgent:       func() connectors.Config { return new(agentconn.Config) },
 	})
 }
 

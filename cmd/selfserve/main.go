@@ -36,6 +36,7 @@ func commands() map[string]command {
 		"preview":  {"show the notices that would be sent at an instant, sending nothing", runPreview},
 		"scan":     {"run the expiry scan now: record and queue the notices due, queue again those left pending (needs the workers' Redis)", runScan},
 		"demo":     {"run the product on the embedded default with the sample data", runDemo},
+		"agent":    {"the on-premises agent: agent enrol|configure|run|status|install|uninstall (see agent --help)", runAgent},
 
 		"serve":     {"run every role in one process: worker, scheduler and the ops endpoints on the admin address", runServe},
 		"worker":    {"process the queues: syncs, customer imports, the expiry scan and notices", runWorker},

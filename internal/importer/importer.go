@@ -67,6 +67,9 @@ type Importer struct {
 	// HeartbeatEvery is how often a running sync renews its lease (default
 	// store.HeartbeatEvery).
 	HeartbeatEvery time.Duration
+	// Remote hands runs of agent connections to their agents (nil: such
+	// runs are refused, as in an inline run).
+	Remote RemoteSyncer
 }
 
 // Request asks for one sync.
@@ -117,6 +120,9 @@ func (im *Importer) Sync(ctx context.Context, req Request) (Result, error) {
 	t, err := im.target(ctx, req)
 	if err != nil {
 		return Result{}, err
+	}
+	if t.conn.Kind == connectors.KindAgent {
+		return im.syncRemote(ctx, req, t)
 	}
 	src, err := im.open(t.conn)
 	if err != nil {
@@ -270,7 +276,10 @@ func (im *Importer) target(ctx context.Context, req Request) (target, error) {
 		return t, err
 	}
 	t.source = SourceOf(t.conn.Kind)
-	return t, nil
+	if t.conn.Kind == connectors.KindAgent {
+		t.source, err = agentSource(t.conn)
+	}
+	return t, err
 }
 
 // SourceOf maps a directory connector kind to the end users' source.
