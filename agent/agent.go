@@ -20,6 +20,7 @@ package agent
 
 import (
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -137,7 +138,7 @@ func Enrol(ctx context.Context, dir, server, code, caFile string, directory *Dir
 	c := &client{base: base, http: hc, state: st, now: time.Now}
 	host, _ := os.Hostname()
 	var resp agentproto.EnrolResponse
-	req := agentproto.EnrolRequest{Code: strings.TrimSpace(code), SignKey: sign.Public().([]byte)[:], BoxKey: boxPub[:], Hostname: host, Version: Version}
+	req := agentproto.EnrolRequest{Code: strings.TrimSpace(code), SignKey: sign.Public().(ed25519.PublicKey), BoxKey: boxPub[:], Hostname: host, Version: Version}
 	if _, err := c.do(ctx, "/agent/v1/enrol", req, &resp); err != nil {
 		var se *ServerError
 		if errors.As(err, &se) && se.Code == "install_code" || errors.Is(err, ErrRevoked) {

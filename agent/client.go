@@ -127,7 +127,7 @@ func (c *client) send(ctx context.Context, path string, raw []byte, out any) (bo
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "selfserve-agent/"+Version)
 	if c.state.AgentID != 0 {
-		req.Header.Set("Authorization", agentproto.Sign(c.state.signKey, c.state.AgentID, http.MethodPost, u.RequestURI(), raw, c.serverNow()))
+		req.Header.Set("Authorization", agentproto.Sign(c.state.signKey, c.state.AgentID, http.MethodPost, req.URL.RequestURI(), raw, c.serverNow()))
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {

@@ -39,6 +39,7 @@ import (
 	"time"
 
 	"selfserve/connectors"
+	"selfserve/internal/agentserver"
 	"selfserve/internal/connection"
 	"selfserve/internal/secretbox"
 	"selfserve/internal/service"
@@ -88,6 +89,12 @@ type Options struct {
 	// connections made or changed over the API may call (see
 	// connectors.CheckHost).
 	AllowedPSAHosts []string
+	// Agents serves agent connections (install codes, state, revocation);
+	// nil answers those requests with 503.
+	Agents *agentserver.Service
+	// PublicURL is the external base URL of the public listener, for the
+	// agent's enrolment command.
+	PublicURL string
 	// StaleAfter lets a new run replace a queued or running one without a
 	// heartbeat for that long (default 15 minutes).
 	StaleAfter time.Duration

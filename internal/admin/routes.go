@@ -45,6 +45,11 @@ func (a *api) routes() []route {
 		{"GET", "/v1/connections/{id}/runs", accessLogin, (*api).listRuns},
 		{"GET", "/v1/runs/{id}", accessLogin, (*api).getRun},
 
+		{"GET", "/v1/agents", accessLogin, (*api).listAgents},
+		{"GET", "/v1/connections/{id}/agent", accessLogin, (*api).getAgent},
+		{"POST", "/v1/connections/{id}/agent/install-code", accessSettings, (*api).createInstallCode},
+		{"DELETE", "/v1/connections/{id}/agent", accessSettings, (*api).revokeAgent},
+
 		{"GET", "/v1/end-users/{id}", accessLogin, (*api).getEndUser},
 		{"PATCH", "/v1/end-users/{id}", accessLogin, (*api).patchEndUser},
 		{"PUT", "/v1/end-users/{id}/self-serve", accessLogin, (*api).setSelfServe},

@@ -33,6 +33,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"selfserve/connectors"
@@ -72,6 +73,8 @@ type Service struct {
 	Poll time.Duration
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+
+	expiredAt atomic.Int64 // when expireJobs last ran (Unix ms)
 }
 
 func (s *Service) now() time.Time {
@@ -177,18 +180,12 @@ func (s *Service) AgentStatus(ctx context.Context, tenantID, connectionID int64)
 	return StatusOf(a, s.now()), nil
 }
 
-// Revoke revokes the connection's agent: its next request fails with 401
-// and its unfinished jobs fail.
-func (s *Service) Revoke(ctx context.Context, tenantID, connectionID int64) (store.Agent, error) {
-	return s.Store.RevokeAgent(ctx, tenantID, connectionID)
-}
-
 // StartRemoteSync implements importer.RemoteSyncer: the run becomes a sync
 // job for the connection's agent, which pushes its pages back.
 func (s *Service) StartRemoteSync(ctx context.Context, run store.SyncRun, conn store.Connection) error {
 	payload, _ := json.Marshal(map[string]int64{"run_id": run.ID})
 	job, err := s.Store.CreateAgentJob(ctx, store.AgentJob{TenantID: run.TenantID, ConnectionID: conn.ID, Kind: store.AgentJobSync,
-		RunID: &run.ID, Payload: payload, ExpiresAt: s.now().Add(SyncJobLife)})
+		RunID: &run.ID, Payload: string(payload), ExpiresAt: s.now().Add(SyncJobLife)})
 	if err != nil {
 		return err
 	}

@@ -268,11 +268,15 @@ func (s *Service) heartbeat(ctx context.Context, w http.ResponseWriter, _ *http.
 // connection (then leases it) or the long-poll ends (204).
 func (s *Service) nextJob(ctx context.Context, w http.ResponseWriter, _ *http.Request, a store.Agent, _ []byte) error {
 	deadline := time.Now().Add(agentproto.LongPoll)
+	var seen time.Time
 	for {
-		if err := s.Store.MarkAgentSeen(ctx, a.ID); err != nil {
-			return err
+		if time.Since(seen) > 10*time.Second {
+			if err := s.Store.MarkAgentSeen(ctx, a.ID); err != nil {
+				return err
+			}
+			seen = time.Now()
 		}
-		if err := s.Store.ExpireAgentJobs(ctx, SealedLife); err != nil {
+		if err := s.expireJobs(ctx); err != nil {
 			return err
 		}
 		job, err := s.lease(ctx, a)
@@ -292,7 +296,22 @@ func (s *Service) nextJob(ctx context.Context, w http.ResponseWriter, _ *http.Re
 			return nil
 		case <-time.After(s.poll()):
 		}
+		// A revoked agent learns it now, not at the end of its poll.
+		if cur, err := s.Store.AgentForAuth(ctx, a.ID); err == nil && cur.RevokedAt != nil {
+			return fail(http.StatusUnauthorized, "revoked", "this agent was revoked: enrol it again with a new install code")
+		}
 	}
+}
+
+// expireJobs ends the jobs that ran out of time, at most once a second per
+// process (every waiting long-poll would otherwise do it on each look).
+func (s *Service) expireJobs(ctx context.Context) error {
+	now := time.Now().UnixMilli()
+	last := s.expiredAt.Load()
+	if now-last < 1000 || !s.expiredAt.CompareAndSwap(last, now) {
+		return nil
+	}
+	return s.Store.ExpireAgentJobs(ctx, SealedLife)
 }
 
 func (s *Service) lease(ctx context.Context, a store.Agent) (agentproto.Job, error) {
@@ -312,7 +331,7 @@ func (s *Service) lease(ctx context.Context, a store.Agent) (agentproto.Job, err
 	var p struct {
 		Account connectors.Account `json:"account"`
 	}
-	if err := json.Unmarshal(j.Payload, &p); err != nil {
+	if err := json.Unmarshal([]byte(j.Payload), &p); err != nil {
 		return out, fmt.Errorf("job %d payload: %w", j.ID, err)
 	}
 	out.Account, out.SealedPassword = &p.Account, j.Sealed

@@ -54,8 +54,8 @@ func (w *Writer) Policy(ctx context.Context, _ connectors.Account) (connectors.P
 	if err != nil {
 		return p, err
 	}
-	if len(a.Policy) > 0 {
-		if err := json.Unmarshal(a.Policy, &p); err != nil {
+	if a.Policy != "" {
+		if err := json.Unmarshal([]byte(a.Policy), &p); err != nil {
 			return p, fmt.Errorf("agent %d policy: %w", a.ID, err)
 		}
 	}
@@ -92,7 +92,7 @@ func (w *Writer) run(ctx context.Context, kind string, acct connectors.Account, 
 	}{acct})
 	st := w.svc.Store
 	job, err := st.CreateAgentJob(ctx, store.AgentJob{TenantID: w.conn.TenantID, ConnectionID: w.conn.ID, Kind: kind,
-		Payload: payload, Sealed: sealed, ExpiresAt: w.svc.now().Add(WriteWait)})
+		Payload: string(payload), Sealed: sealed, ExpiresAt: w.svc.now().Add(WriteWait)})
 	if err != nil {
 		return err
 	}

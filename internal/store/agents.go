@@ -24,7 +24,7 @@ type Agent struct {
 	Version  string `db:"version" json:"version"`
 	// Policy is the directory's domain-level password policy as the agent
 	// last reported it (a JSON connectors.PasswordPolicy).
-	Policy     json.RawMessage `db:"policy" json:"-"`
+	Policy     string     `db:"policy" json:"-"`
 	EnrolledAt time.Time       `db:"enrolled_at" json:"enrolled_at"`
 	LastSeenAt *time.Time      `db:"last_seen_at" json:"last_seen_at"`
 	LastSyncAt *time.Time      `db:"last_sync_at" json:"last_sync_at"`
@@ -58,7 +58,7 @@ type AgentJob struct {
 	Kind         string `db:"kind" json:"kind"`
 	RunID        *int64 `db:"run_id" json:"run_id,omitempty"`
 	// Payload is the job's JSON arguments (never a password).
-	Payload json.RawMessage `db:"payload" json:"payload"`
+	Payload string `db:"payload" json:"payload"`
 	// Sealed is a reset's new password sealed to the agent's box key; the
 	// store drops it when the job is handed over or ends.
 	Sealed     []byte     `db:"sealed" json:"-"`
@@ -227,8 +227,8 @@ func (s *Store) UseAgentNonce(ctx context.Context, agentID int64, nonce string, 
 // CreateAgentJob queues a job for the connection's agent. A new sync job
 // fails the connection's unfinished sync jobs (their run was taken over).
 func (s *Store) CreateAgentJob(ctx context.Context, j AgentJob) (AgentJob, error) {
-	if len(j.Payload) == 0 {
-		j.Payload = json.RawMessage(`{}`)
+	if j.Payload == "" {
+		j.Payload = "{}"
 	}
 	var out AgentJob
 	err := s.InTx(ctx, func(tx *Store) error {
@@ -241,7 +241,7 @@ func (s *Store) CreateAgentJob(ctx context.Context, j AgentJob) (AgentJob, error
 		}
 		id, err := tx.insertID(ctx, `INSERT INTO agent_jobs (tenant_id, connection_id, kind, run_id, payload, sealed, state, expires_at, created_at, updated_at)
 			VALUES (?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?)`,
-			j.TenantID, j.ConnectionID, j.Kind, j.RunID, string(j.Payload), j.Sealed, j.ExpiresAt.UTC(), now, now)
+			j.TenantID, j.ConnectionID, j.Kind, j.RunID, j.Payload, j.Sealed, j.ExpiresAt.UTC(), now, now)
 		if err != nil {
 			return fmt.Errorf("create agent job: %w", err)
 		}
