@@ -414,7 +414,7 @@ func (c *cli) demoPublic(ctx context.Context, sender *demoSender) (func(), error
 		// The demo's own default: say where it really listens (port 0).
 		c.cfg.PublicURL = "http://" + ln.Addr().String()
 	}
-	svc, closeSvc, err := c.publicService(c.cfg, c.st, sender.rd, sender.n.client, c.log(), c.cfg.OutboxDir)
+	svc, closeSvc, err := c.publicService(c.cfg, c.st, sender.rd, sender.n.client, sender.n.agents, c.log(), c.cfg.OutboxDir)
 	if err != nil {
 		ln.Close()
 		return nil, err
@@ -423,7 +423,7 @@ func (c *cli) demoPublic(ctx context.Context, sender *demoSender) (func(), error
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		if err := servePublic(ctx, ln, svc.Handler(), c.log()); err != nil {
+		if err := servePublic(ctx, ln, publicHandler(svc.Handler(), sender.n.agents), c.log()); err != nil {
 			c.log().Error("public listener stopped", "err", err)
 		}
 	}()

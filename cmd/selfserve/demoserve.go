@@ -58,7 +58,7 @@ func (c *cli) demoAdmin(ctx context.Context, dir string, sender *demoSender) (fu
 		h.Close()
 		closeMetrics()
 	}
-	api, err := c.adminAPI(c.cfg, c.st, sender.n.client, h, log)
+	api, err := c.adminAPI(c.cfg, c.st, sender.n.client, sender.n.agents, h, log)
 	if err != nil {
 		stopOps()
 		return nil, err

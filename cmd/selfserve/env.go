@@ -17,9 +17,11 @@ import (
 	"selfserve/connectors/hudu"
 	"selfserve/connectors/itglue"
 	"selfserve/connectors/ldap"
+	"selfserve/internal/agentserver"
 	"selfserve/internal/importer"
 	"selfserve/internal/secretbox"
 	"selfserve/internal/store"
+	"selfserve/worker"
 )
 
 // newRegistry returns the connector kinds this binary knows, with an empty
@@ -152,6 +154,26 @@ func (c *cli) importer(ctx context.Context) (*importer.Importer, error) {
 		return nil, err
 	}
 	return &importer.Importer{Store: st, Registry: c.registry(), Secrets: box, Logger: c.log(), MaxRemovalShare: c.cfg.MaxRemovalShare}, nil
+}
+
+// agentService is the server's side of the on-premises agents over im: it
+// hands agent connections' runs to their agents (im.Remote), serves
+// /agent/v1 on the public listener and writes back through agents. A
+// lockout a pushed page shows is queued on lockouts (nil: left to the
+// next expiry scan).
+func agentService(im *importer.Importer, lockouts *worker.Client, log *slog.Logger) *agentserver.Service {
+	svc := &agentserver.Service{Store: im.Store, Importer: im, Logger: log}
+	if lockouts != nil {
+		svc.OnLockouts = func(ctx context.Context, tenantID int64, ls []store.Lockout) {
+			for _, l := range ls {
+				if err := lockouts.EnqueueLockout(context.WithoutCancel(ctx), tenantID, l.EndUserID, l.At); err != nil {
+					log.Warn("could not queue a lockout notice; the next expiry scan sends it", "end_user_id", l.EndUserID, "err", err)
+				}
+			}
+		}
+	}
+	im.Remote = svc
+	return svc
 }
 
 func (c *cli) close() {

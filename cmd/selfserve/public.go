@@ -10,6 +10,7 @@ import (
 	"selfserve/config"
 	"selfserve/internal/admin"
 	"selfserve/internal/admin/link"
+	"selfserve/internal/agentserver"
 	"selfserve/internal/connection"
 	"selfserve/internal/selfserve"
 	"selfserve/internal/store"
@@ -36,7 +37,7 @@ func linkSigner(cfg *config.Config) (*link.Signer, error) {
 // records write-backs the demo cannot make. It returns nil (and says why
 // in the log) when there is no encryption key, which the codes' hashes and
 // the welcome links need.
-func (c *cli) publicService(cfg *config.Config, st *store.Store, rd *worker.Redis, notices selfserve.NoticeQueue, log *slog.Logger, demoOutbox string) (*selfserve.Service, func(), error) {
+func (c *cli) publicService(cfg *config.Config, st *store.Store, rd *worker.Redis, notices selfserve.NoticeQueue, agents *agentserver.Service, log *slog.Logger, demoOutbox string) (*selfserve.Service, func(), error) {
 	if !cfg.EncryptionKey.IsSet() {
 		log.Warn("the public self-serve listener is off: it needs an encryption key (SELFSERVE_ENCRYPTION_KEY)")
 		return nil, func() {}, nil
@@ -61,7 +62,7 @@ func (c *cli) publicService(cfg *config.Config, st *store.Store, rd *worker.Redi
 	if err != nil {
 		return nil, nil, err
 	}
-	dirs := &selfserve.ConnectionWriters{Opener: connection.Opener{Registry: c.registry(), Box: box}, Logger: log}
+	dirs := &selfserve.ConnectionWriters{Opener: connection.Opener{Registry: c.registry(), Box: box}, Agents: agents, Logger: log}
 	svc, err := selfserve.New(selfserve.Options{
 		Store: st, Redis: rd.Client(), EncryptionKey: key, Links: links, Directories: dirs, Channels: channels,
 		Notices: notices, DemoOutbox: demoOutbox, TrustedProxies: proxies, PublicURL: cfg.PublicURL, Logger: log,
@@ -84,6 +85,18 @@ func listenPublic(cfg *config.Config) (net.Listener, error) {
 		return nil, fmt.Errorf("public listener: listen on %s: %w", cfg.PublicAddr, err)
 	}
 	return ln, nil
+}
+
+// publicHandler is what the public listener serves: the agents' endpoints
+// under /agent/ (when agents is set) and the self-serve API and pages.
+func publicHandler(selfServe http.Handler, agents *agentserver.Service) http.Handler {
+	if agents == nil {
+		return selfServe
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/agent/", agents.Handler())
+	mux.Handle("/", selfServe)
+	return mux
 }
 
 // servePublic serves the self-serve handler on ln until ctx ends.

@@ -17,6 +17,7 @@ import (
 
 	"selfserve/config"
 	"selfserve/internal/admin"
+	"selfserve/internal/agentserver"
 	"selfserve/internal/console"
 	"selfserve/internal/enrich"
 	"selfserve/internal/notify"
@@ -114,13 +115,14 @@ func (c *cli) runRoles(ctx context.Context, o roleOptions) error {
 
 	var enqueuer *worker.Client
 	var scan func(context.Context) (any, error)
+	var agents *agentserver.Service
 	if o.worker {
 		n, err := c.workerNode(ctx, cfg, rd.Opt, log, metrics, time.Now)
 		if err != nil {
 			return err
 		}
 		stops = append(stops, n.close)
-		enqueuer = n.client
+		enqueuer, agents = n.client, n.agents
 		scan = func(ctx context.Context) (any, error) { return n.scanner.Scan(ctx) }
 		w := worker.NewWorker(worker.ServerOptions{Redis: rd.Opt, SyncConcurrency: o.syncN, NotifyConcurrency: o.notifyN, Logger: log,
 			ErrorHandler: &worker.NoticeFinaliser{Store: st, Logger: log}})
@@ -167,11 +169,11 @@ func (c *cli) runRoles(ctx context.Context, o roleOptions) error {
 	if o.name != "serve" {
 		return serveHTTP(ctx, addr, h, log)
 	}
-	api, err := c.adminAPI(cfg, st, enqueuer, h, log)
+	api, err := c.adminAPI(cfg, st, enqueuer, agents, h, log)
 	if err != nil {
 		return err
 	}
-	svc, closeSvc, err := c.publicService(cfg, st, rd, enqueuer, log, "")
+	svc, closeSvc, err := c.publicService(cfg, st, rd, enqueuer, agents, log, "")
 	if err != nil {
 		return err
 	}
@@ -188,7 +190,7 @@ func (c *cli) runRoles(ctx context.Context, o roleOptions) error {
 	defer cancel()
 	public := make(chan error, 1)
 	go func() {
-		public <- servePublic(ctx, ln, svc.Handler(), log)
+		public <- servePublic(ctx, ln, publicHandler(svc.Handler(), agents), log)
 		cancel()
 	}()
 	err = serveHTTP(ctx, addr, api, log)
@@ -239,7 +241,7 @@ func runScan(ctx context.Context, c *cli, args []string) error {
 // adminAPI is the admin HTTP API with the ops endpoints mounted beside it:
 // /healthz and /readyz open, /metrics, /monitoring/ and POST /v1/ops/scan
 // behind the ops token.
-func (c *cli) adminAPI(cfg *config.Config, st *store.Store, enqueuer *worker.Client, h *ops.Handler, log *slog.Logger) (http.Handler, error) {
+func (c *cli) adminAPI(cfg *config.Config, st *store.Store, enqueuer *worker.Client, agents *agentserver.Service, h *ops.Handler, log *slog.Logger) (http.Handler, error) {
 	box, err := c.secrets()
 	if err != nil {
 		return nil, err
@@ -268,7 +270,8 @@ func (c *cli) adminAPI(cfg *config.Config, st *store.Store, enqueuer *worker.Cli
 		mounts = append(mounts, admin.Mount{Pattern: p, Handler: con})
 	}
 	return admin.New(admin.Options{Store: st, Registry: c.registry(), Secrets: box, Enqueuer: enq,
-		Logger: log, OpsToken: cfg.OpsToken.Reveal(), Mounts: mounts, FileImportDir: cfg.FileImportDir, AllowedPSAHosts: cfg.AllowedPSAHosts})
+		Logger: log, OpsToken: cfg.OpsToken.Reveal(), Mounts: mounts, FileImportDir: cfg.FileImportDir, AllowedPSAHosts: cfg.AllowedPSAHosts,
+		Agents: agents, PublicURL: cfg.PublicURL})
 }
 
 // serveHTTP serves h on addr until ctx is cancelled, then shuts down
@@ -289,6 +292,7 @@ type node struct {
 	mux     *asynq.ServeMux
 	client  *worker.Client
 	scanner *worker.Scanner
+	agents  *agentserver.Service
 	close   func()
 }
 
@@ -316,6 +320,7 @@ func (c *cli) workerNode(ctx context.Context, cfg *config.Config, opt asynq.Redi
 		log.Warn("no notice channel is configured (smtp.host, sms.account_sid or outbox): notices are planned but not written nor sent")
 	}
 	client := worker.NewClient(opt, now, log)
+	agents := agentService(im, client, log) // runs of agent connections become agent jobs
 	scanner := &worker.Scanner{Store: im.Store, Enqueue: client, Channels: channels, Now: now, Logger: log, Metrics: metrics}
 	links, err := linkSigner(cfg)
 	if err != nil {
@@ -328,7 +333,7 @@ func (c *cli) workerNode(ctx context.Context, cfg *config.Config, opt asynq.Redi
 		Customers: &worker.PSAImporter{Enricher: &enrich.Enricher{Store: im.Store, Registry: im.Registry, Secrets: box, Logger: log}},
 		Logger:    log, Metrics: metrics,
 	})
-	return &node{mux: mux, client: client, scanner: scanner, close: func() {
+	return &node{mux: mux, client: client, scanner: scanner, agents: agents, close: func() {
 		client.Close()
 		closeChannels()
 	}}, nil

@@ -130,8 +130,10 @@ func (s *Service) IssueInstallCode(ctx context.Context, tenantID, connectionID i
 // ErrNotAgent: the connection is not of kind agent.
 var ErrNotAgent = errors.New("not an agent connection")
 
-// ErrOffline: the connection's agent is not connected now.
-var ErrOffline = errors.New("your IT provider's connector is offline")
+// ErrOffline: the connection's agent is not connected now. It wraps
+// connectors.ErrUnavailable, so callers that know no agents still treat it
+// as "try again later".
+var ErrOffline = fmt.Errorf("%w: your IT provider's connector is offline", connectors.ErrUnavailable)
 
 // Status is an agent connection's state as technicians see it.
 type Status struct {

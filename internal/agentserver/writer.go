@@ -28,7 +28,9 @@ type Writer struct {
 }
 
 // Writer returns the password writer of the agent connection conn.
-func (s *Service) Writer(conn store.Connection) *Writer { return &Writer{svc: s, conn: conn} }
+func (s *Service) Writer(conn store.Connection) connectors.PasswordWriter {
+	return &Writer{svc: s, conn: conn}
+}
 
 // Close implements connectors.Source.
 func (w *Writer) Close() error { return nil }

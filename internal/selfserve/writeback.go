@@ -51,6 +51,11 @@ type Directories interface {
 // directory session), so a storm of unlocks does not bind once per request.
 type ConnectionWriters struct {
 	Opener connection.Opener
+	// Agents writes back through the agents of agent connections (nil:
+	// such connections cannot write passwords).
+	Agents interface {
+		Writer(conn store.Connection) connectors.PasswordWriter
+	}
 	Logger *slog.Logger
 
 	mu   sync.Mutex
@@ -64,6 +69,12 @@ type openWriter struct {
 
 // Writer implements Directories.
 func (d *ConnectionWriters) Writer(ctx context.Context, conn store.Connection) (connectors.PasswordWriter, error) {
+	if conn.Kind == connectors.KindAgent {
+		if d.Agents == nil {
+			return nil, fmt.Errorf("connection %q: agents are not served here: %w", conn.Name, connectors.ErrUnsupported)
+		}
+		return d.Agents.Writer(conn), nil
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if o, ok := d.open[conn.ID]; ok {
@@ -274,6 +285,12 @@ func (s *Service) writeBack(ctx context.Context, t store.Tenant, c store.Challen
 	case errors.Is(err, connectors.ErrUnsupported):
 		s.finish(ctx, t, u, job, store.JobFailed, err.Error())
 		return Done{}, &Error{Status: 409, Code: "not_supported", Message: "your directory does not allow this; ask your IT provider"}
+	case errors.Is(err, connectors.ErrUnavailable):
+		// An on-premises agent that is offline: refused at once, never
+		// queued to run later with a stale password.
+		s.finish(ctx, t, u, job, store.JobFailed, err.Error())
+		s.releaseGrant(ctx, c)
+		return Done{}, &Error{Status: 503, Code: "directory_unavailable", Message: "your IT provider's connector is offline; try again later or call your IT provider"}
 	case err != nil:
 		s.log.Error("write-back failed", "tenant_id", t.ID, "end_user_id", u.ID, "job_id", job.ID, "action", action, "err", err)
 		s.finish(ctx, t, u, job, store.JobFailed, "the directory did not answer or refused the change: "+err.Error())
