@@ -89,6 +89,9 @@ type Page struct {
 	Removed []Removal                  `json:"removed,omitempty"`
 	Resume  string                     `json:"resume,omitempty"`
 	Cursor  string                     `json:"cursor,omitempty"`
+	// Privileged is the source's whole privileged set, on a run's last
+	// page (see connectors.UserPage).
+	Privileged map[string]string `json:"privileged,omitempty"`
 }
 
 // User is connectors.User on the wire.
@@ -109,6 +112,9 @@ type User struct {
 	PasswordLastSet      time.Time `json:"password_last_set,omitzero"`
 	PasswordExpiresAt    time.Time `json:"password_expires_at,omitzero"`
 	ImmutableID          string    `json:"immutable_id,omitempty"`
+	Privileged           bool      `json:"privileged,omitempty"`
+	PrivilegedReason     string    `json:"privileged_reason,omitempty"`
+	PrivilegeUnknown     bool      `json:"privilege_unknown,omitempty"`
 	Ref                  string    `json:"ref,omitempty"`
 }
 
@@ -120,13 +126,14 @@ type Removal struct {
 
 // FromUserPage turns a source's page into its wire form.
 func FromUserPage(seq int, p connectors.UserPage) Page {
-	out := Page{Seq: seq, Users: make([]User, len(p.Users)), Invalid: p.Invalid, Resume: p.Resume, Cursor: p.Cursor}
+	out := Page{Seq: seq, Users: make([]User, len(p.Users)), Invalid: p.Invalid, Resume: p.Resume, Cursor: p.Cursor, Privileged: p.Privileged}
 	for i, u := range p.Users {
 		out.Users[i] = User{
 			ExternalID: u.ExternalID, Username: u.Username, UPN: u.UPN, FirstName: u.FirstName, LastName: u.LastName,
 			DisplayName: u.DisplayName, Email: u.Email, Mobile: u.Mobile, Enabled: u.Enabled, LockedOut: u.LockedOut,
 			LockedOutAt: u.LockedOutAt, MustChangePassword: u.MustChangePassword, PasswordNeverExpires: u.PasswordNeverExpires,
 			PasswordLastSet: u.PasswordLastSet, PasswordExpiresAt: u.PasswordExpiresAt, ImmutableID: u.ImmutableID, Ref: u.Ref,
+			Privileged: u.Privileged, PrivilegedReason: u.PrivilegedReason, PrivilegeUnknown: u.PrivilegeUnknown,
 		}
 	}
 	for _, r := range p.Removed {
@@ -137,13 +144,14 @@ func FromUserPage(seq int, p connectors.UserPage) Page {
 
 // UserPage turns a wire page back into a source's page.
 func (p Page) UserPage() connectors.UserPage {
-	out := connectors.UserPage{Users: make([]connectors.User, len(p.Users)), Invalid: p.Invalid, Resume: p.Resume, Cursor: p.Cursor}
+	out := connectors.UserPage{Users: make([]connectors.User, len(p.Users)), Invalid: p.Invalid, Resume: p.Resume, Cursor: p.Cursor, Privileged: p.Privileged}
 	for i, u := range p.Users {
 		out.Users[i] = connectors.User{
 			ExternalID: u.ExternalID, Username: u.Username, UPN: u.UPN, FirstName: u.FirstName, LastName: u.LastName,
 			DisplayName: u.DisplayName, Email: u.Email, Mobile: u.Mobile, Enabled: u.Enabled, LockedOut: u.LockedOut,
 			LockedOutAt: u.LockedOutAt, MustChangePassword: u.MustChangePassword, PasswordNeverExpires: u.PasswordNeverExpires,
 			PasswordLastSet: u.PasswordLastSet, PasswordExpiresAt: u.PasswordExpiresAt, ImmutableID: u.ImmutableID, Ref: u.Ref,
+			Privileged: u.Privileged, PrivilegedReason: u.PrivilegedReason, PrivilegeUnknown: u.PrivilegeUnknown,
 		}
 	}
 	for _, r := range p.Removed {

@@ -232,6 +232,9 @@ func (s *Service) answerError(w http.ResponseWriter, r *http.Request, a *store.A
 			log.Warn("agent request refused", "status", he.status, "reason", he.message)
 		}
 		writeError(w, he.status, he.code, he.message)
+	case errors.Is(err, store.ErrLeaseLost):
+		log.Warn("agent request refused", "status", 409, "reason", err)
+		writeError(w, http.StatusConflict, "lease_lost", "the run was taken over or ended: stop this job")
 	case errors.Is(err, store.ErrNotFound):
 		log.Warn("agent request refused", "status", 404, "reason", err)
 		writeError(w, http.StatusNotFound, "not_found", "no such job for this agent")
