@@ -40,9 +40,24 @@ func KeysOf(cfg Config) Keys {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
+	k.add(t)
+	slices.Sort(k.Settings)
+	slices.Sort(k.Secrets)
+	slices.Sort(k.Endpoint)
+	slices.Sort(k.Files)
+	return k
+}
+
+// add records the keys of struct type t; an embedded struct without a JSON
+// name contributes its own keys, as encoding/json decodes it.
+func (k *Keys) add(t reflect.Type) {
 	for i := range t.NumField() {
 		f := t.Field(i)
 		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if f.Anonymous && name == "" && f.Type.Kind() == reflect.Struct {
+			k.add(f.Type)
+			continue
+		}
 		if !f.IsExported() || name == "-" {
 			continue
 		}
@@ -63,11 +78,6 @@ func KeysOf(cfg Config) Keys {
 			}
 		}
 	}
-	slices.Sort(k.Settings)
-	slices.Sort(k.Secrets)
-	slices.Sort(k.Endpoint)
-	slices.Sort(k.Files)
-	return k
 }
 
 // KeyError is a problem with one key of a connection's settings or secrets.

@@ -19,10 +19,12 @@ import (
 	"time"
 
 	"selfserve/connectors"
+	agentconn "selfserve/connectors/agent"
 	"selfserve/connectors/file"
 	"selfserve/connectors/itglue"
 	"selfserve/connectors/itglue/fakeitglue"
 	"selfserve/connectors/ldap"
+	"selfserve/internal/agentserver"
 	"selfserve/internal/apitoken"
 	"selfserve/internal/rules"
 	"selfserve/internal/secretbox"
@@ -95,6 +97,7 @@ type tenantFixture struct {
 	customer store.Customer
 	conn     store.Connection // a file connection of the customer
 	psa      store.Connection // an IT Glue connection
+	agent    store.Connection // an agent connection of the customer
 	users    []store.EndUser  // alice (complete), bob (no mobile), carol (no email)
 	tokens   map[store.Role]string
 	app      string // an app client token
@@ -123,6 +126,7 @@ func registry() connectors.Registry {
 		connectors.KindFile:   func() connectors.Config { return new(file.Config) },
 		connectors.KindITGlue: func() connectors.Config { return new(itglue.Config) },
 		connectors.KindAD:     func() connectors.Config { return new(ldap.Config) },
+		connectors.KindAgent:  func() connectors.Config { return new(agentconn.Config) },
 	})
 }
 
@@ -138,8 +142,8 @@ func setup(t testing.TB, st *store.Store) *bundle {
 	b.a = b.tenant("acme")
 	b.b = b.tenant("globex")
 	h, err := New(Options{Store: st, Registry: registry(), Secrets: box, Enqueuer: b.queue, FileImportDir: b.importDir,
-		AllowedPSAHosts: []string{"127.0.0.1"},
-		Logger:          slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))})
+		AllowedPSAHosts: []string{"127.0.0.1"}, Agents: &agentserver.Service{Store: st}, PublicURL: "https://selfserve.example",
+		Logger: slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))})
 	must(t, err)
 	b.h = h
 	return b
@@ -165,6 +169,9 @@ func (b *bundle) tenant(name string) tenantFixture {
 	psaSettings, _ := json.Marshal(map[string]string{"base_url": b.itglue.URL})
 	f.psa, _, err = st.UpsertConnection(ctx, store.Connection{TenantID: f.tenant.ID, Name: name + "-itglue", Kind: connectors.KindITGlue,
 		Settings: psaSettings, SealedSecrets: sealed}, false)
+	must(t, err)
+	f.agent, _, err = st.UpsertConnection(ctx, store.Connection{TenantID: f.tenant.ID, CustomerID: &f.customer.ID, Name: name + "-agent", Kind: connectors.KindAgent,
+		Settings: json.RawMessage(`{"directory":"ad"}`)}, false)
 	must(t, err)
 	run, err := st.CreateRun(ctx, f.tenant.ID, f.conn.ID, store.ModeFull, "test", store.RunRunning, false, 0)
 	must(t, err)

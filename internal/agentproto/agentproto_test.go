@@ -25,8 +25,11 @@ func TestSignVerify(t *testing.T) {
 		"another body":   func() bool { return sig.Verify(pub, "POST", "/agent/v1/jobs/3/pages", []byte(`{"seq":2}`)) },
 		"another path":   func() bool { return sig.Verify(pub, "POST", "/agent/v1/jobs/4/pages", body) },
 		"another method": func() bool { return sig.Verify(pub, "GET", "/agent/v1/jobs/3/pages", body) },
-		"another key":    func() bool { other, _, _ := ed25519.GenerateKey(nil); return sig.Verify(other, "POST", "/agent/v1/jobs/3/pages", body) },
-		"short key":      func() bool { return sig.Verify(pub[:5], "POST", "/agent/v1/jobs/3/pages", body) },
+		"another key": func() bool {
+			other, _, _ := ed25519.GenerateKey(nil)
+			return sig.Verify(other, "POST", "/agent/v1/jobs/3/pages", body)
+		},
+		"short key": func() bool { return sig.Verify(pub[:5], "POST", "/agent/v1/jobs/3/pages", body) },
 	} {
 		if check() {
 			t.Errorf("%s: verified", name)

@@ -25,10 +25,10 @@ type Agent struct {
 	// Policy is the directory's domain-level password policy as the agent
 	// last reported it (a JSON connectors.PasswordPolicy).
 	Policy     string     `db:"policy" json:"-"`
-	EnrolledAt time.Time       `db:"enrolled_at" json:"enrolled_at"`
-	LastSeenAt *time.Time      `db:"last_seen_at" json:"last_seen_at"`
-	LastSyncAt *time.Time      `db:"last_sync_at" json:"last_sync_at"`
-	RevokedAt  *time.Time      `db:"revoked_at" json:"revoked_at,omitempty"`
+	EnrolledAt time.Time  `db:"enrolled_at" json:"enrolled_at"`
+	LastSeenAt *time.Time `db:"last_seen_at" json:"last_seen_at"`
+	LastSyncAt *time.Time `db:"last_sync_at" json:"last_sync_at"`
+	RevokedAt  *time.Time `db:"revoked_at" json:"revoked_at,omitempty"`
 }
 
 const agentColumns = `id, tenant_id, connection_id, sign_key, box_key, hostname, version, policy, enrolled_at, last_seen_at, last_sync_at, revoked_at`
