@@ -55,6 +55,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"selfserve/internal/redact"
 )
 
 // Config is selfserve's configuration. Each field's comment gives its YAML
@@ -96,7 +98,7 @@ type Config struct {
 	// under /monitoring, /metrics). At least 16 characters when set; empty
 	// leaves those endpoints closed.
 	// YAML ops_token, env SELFSERVE_OPS_TOKEN, no default.
-	OpsToken Secret `yaml:"ops_token"`
+	OpsToken redact.Secret `yaml:"ops_token"`
 
 	// OutboxDir is a directory where notices are written as files instead of
 	// being sent (the demo's outbox). Empty sends through SMTP and SMS.
@@ -170,7 +172,7 @@ type Config struct {
 	// APIToken is the API token (ss_…, from `selfserve token create`) the
 	// CLI's remote commands send as their bearer token.
 	// YAML api_token, env SELFSERVE_API_TOKEN, no default.
-	APIToken Secret `yaml:"api_token"`
+	APIToken redact.Secret `yaml:"api_token"`
 
 	// SMTP is the email channel. YAML key smtp.
 	SMTP SMTP `yaml:"smtp"`
@@ -202,7 +204,7 @@ type SMTP struct {
 	Username string `yaml:"username"`
 	// Password goes with Username.
 	// YAML smtp.password, env SELFSERVE_SMTP_PASSWORD, default "".
-	Password Secret `yaml:"password"`
+	Password redact.Secret `yaml:"password"`
 	// From is the sender address of notices ("Name <addr@host>" or a bare
 	// address). Required when Host is set.
 	// YAML smtp.from, env SELFSERVE_SMTP_FROM, default "".
@@ -239,7 +241,7 @@ type SMS struct {
 	AccountSID string `yaml:"account_sid"`
 	// AuthToken is the account's secret. Required when AccountSID is set.
 	// YAML sms.auth_token, env SELFSERVE_SMS_AUTH_TOKEN, default "".
-	AuthToken Secret `yaml:"auth_token"`
+	AuthToken redact.Secret `yaml:"auth_token"`
 	// From is the sending number in E.164 (or an alphanumeric sender id or
 	// messaging service id the provider accepts). Required when AccountSID is
 	// set.
@@ -420,7 +422,7 @@ var envVars = []envVar{
 	{"SELFSERVE_ADMIN_ADDR", "admin_addr", func(c *Config, v string) error { c.AdminAddr = v; return nil }},
 	{"SELFSERVE_LOG_LEVEL", "log_level", func(c *Config, v string) error { c.LogLevel = v; return nil }},
 	{"SELFSERVE_LOG_FORMAT", "log_format", func(c *Config, v string) error { c.LogFormat = v; return nil }},
-	{"SELFSERVE_OPS_TOKEN", "ops_token", func(c *Config, v string) error { c.OpsToken = Secret(v); return nil }},
+	{"SELFSERVE_OPS_TOKEN", "ops_token", func(c *Config, v string) error { c.OpsToken = redact.Secret(v); return nil }},
 	{"SELFSERVE_OUTBOX", "outbox", func(c *Config, v string) error { c.OutboxDir = v; return nil }},
 	{"SELFSERVE_FILE_IMPORT_DIR", "file_import_dir", func(c *Config, v string) error { c.FileImportDir = v; return nil }},
 	{"SELFSERVE_PUBLIC_ADDR", "public_addr", func(c *Config, v string) error { c.PublicAddr = v; return nil }},
@@ -450,7 +452,7 @@ var envVars = []envVar{
 		return nil
 	}},
 	{"SELFSERVE_API_URL", "api_url", func(c *Config, v string) error { c.APIURL = v; return nil }},
-	{"SELFSERVE_API_TOKEN", "api_token", func(c *Config, v string) error { c.APIToken = Secret(v); return nil }},
+	{"SELFSERVE_API_TOKEN", "api_token", func(c *Config, v string) error { c.APIToken = redact.Secret(v); return nil }},
 	{"SELFSERVE_SMTP_HOST", "smtp.host", func(c *Config, v string) error { c.SMTP.Host = v; return nil }},
 	{"SELFSERVE_SMTP_PORT", "smtp.port", func(c *Config, v string) error {
 		n, err := strconv.Atoi(strings.TrimSpace(v))
@@ -461,12 +463,12 @@ var envVars = []envVar{
 		return nil
 	}},
 	{"SELFSERVE_SMTP_USERNAME", "smtp.username", func(c *Config, v string) error { c.SMTP.Username = v; return nil }},
-	{"SELFSERVE_SMTP_PASSWORD", "smtp.password", func(c *Config, v string) error { c.SMTP.Password = Secret(v); return nil }},
+	{"SELFSERVE_SMTP_PASSWORD", "smtp.password", func(c *Config, v string) error { c.SMTP.Password = redact.Secret(v); return nil }},
 	{"SELFSERVE_SMTP_FROM", "smtp.from", func(c *Config, v string) error { c.SMTP.From = v; return nil }},
 	{"SELFSERVE_SMTP_TLS", "smtp.tls", func(c *Config, v string) error { c.SMTP.TLS = TLSMode(v); return nil }},
 	{"SELFSERVE_SMS_BASE_URL", "sms.base_url", func(c *Config, v string) error { c.SMS.BaseURL = v; return nil }},
 	{"SELFSERVE_SMS_ACCOUNT_SID", "sms.account_sid", func(c *Config, v string) error { c.SMS.AccountSID = v; return nil }},
-	{"SELFSERVE_SMS_AUTH_TOKEN", "sms.auth_token", func(c *Config, v string) error { c.SMS.AuthToken = Secret(v); return nil }},
+	{"SELFSERVE_SMS_AUTH_TOKEN", "sms.auth_token", func(c *Config, v string) error { c.SMS.AuthToken = redact.Secret(v); return nil }},
 	{"SELFSERVE_SMS_FROM", "sms.from", func(c *Config, v string) error { c.SMS.From = v; return nil }},
 }
 

@@ -11,37 +11,9 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"selfserve/internal/redact"
 )
-
-const redacted = "[redacted]"
-
-// Secret is a credential from the configuration (the ops token, the SMTP
-// password, the SMS auth token). It prints, logs and marshals (JSON and YAML)
-// as "[redacted]"; Reveal returns the value for the one place that needs it.
-type Secret string
-
-// Reveal returns the secret's value.
-func (s Secret) Reveal() string { return string(s) }
-
-// String implements fmt.Stringer without revealing the value ("" when unset).
-func (s Secret) String() string {
-	if s == "" {
-		return ""
-	}
-	return redacted
-}
-
-// GoString implements fmt.GoStringer without revealing the value.
-func (s Secret) GoString() string { return s.String() }
-
-// LogValue implements slog.LogValuer without revealing the value.
-func (s Secret) LogValue() slog.Value { return slog.StringValue(s.String()) }
-
-// MarshalJSON writes the redacted form.
-func (s Secret) MarshalJSON() ([]byte, error) { return json.Marshal(s.String()) }
-
-// MarshalYAML writes the redacted form.
-func (s Secret) MarshalYAML() (any, error) { return s.String(), nil }
 
 // KeySize is the length in bytes of the encryption key (AES-256).
 const KeySize = 32
@@ -113,7 +85,7 @@ func (k EncryptionKey) String() string {
 	if !k.IsSet() {
 		return ""
 	}
-	return redacted
+	return redact.Redacted
 }
 
 // GoString implements fmt.GoStringer without revealing the key.
@@ -157,9 +129,9 @@ func (u CredentialURL) String() string {
 	if err != nil {
 		scheme, _, _ := strings.Cut(s, ":")
 		if len(scheme) > 20 || strings.ContainsAny(scheme, "/@ ") {
-			return redacted
+			return redact.Redacted
 		}
-		return scheme + "://" + redacted
+		return scheme + "://" + redact.Redacted
 	}
 	if p.User != nil {
 		if _, has := p.User.Password(); has {

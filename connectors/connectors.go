@@ -5,7 +5,7 @@
 // A connector lives in its own package below this one (ldap, graph, itglue,
 // hudu, connectwise, file). It exports a Config with JSON tags whose Open
 // returns a Source. The Config declares its keys (see Keys): a field of type
-// Secret is a secret, any other field a setting, and a setting tagged
+// redact.Secret is a secret, any other field a setting, and a setting tagged
 // `connector:"endpoint"` decides where the connection connects or what it
 // trusts. A Source always streams: records arrive page by page
 // through an iter.Seq2, so nothing holds a whole directory in memory.

@@ -7,12 +7,14 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+
+	"selfserve/internal/redact"
 )
 
 // Keys are the JSON keys of a connector's Config, read from its struct
 // fields by KeysOf. The Config declares them where it declares the fields:
 //
-//   - a field of type Secret is a secret: it is accepted only under a
+//   - a field of type redact.Secret is a secret: it is accepted only under a
 //     connection's secrets, stored encrypted and never shown;
 //   - every other JSON field is a setting;
 //   - a setting tagged `connector:"endpoint"` decides where the connection
@@ -31,7 +33,7 @@ type Keys struct {
 	Files    []string
 }
 
-var secretType = reflect.TypeFor[Secret]()
+var secretType = reflect.TypeFor[redact.Secret]()
 
 // KeysOf returns the keys of cfg, a pointer to a struct, each list sorted.
 func KeysOf(cfg Config) Keys {

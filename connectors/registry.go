@@ -9,6 +9,8 @@ import (
 	"reflect"
 	"sort"
 	"strings"
+
+	"selfserve/internal/redact"
 )
 
 // Config is a connector's configuration: settings and secrets decoded from a
@@ -174,7 +176,7 @@ func liftSecrets(keys Keys, settings, secrets json.RawMessage) (json.RawMessage,
 }
 
 // RedactSettings returns settings with the value of every secret key of
-// kind replaced by "[redacted]": stored settings may hold a secret written
+// kind replaced by "[redact.Redacted]": stored settings may hold a secret written
 // before secrets and settings were told apart, and must never show it.
 func (r Registry) RedactSettings(kind Kind, settings json.RawMessage) json.RawMessage {
 	keys, ok := r.Keys(kind)
@@ -188,7 +190,7 @@ func (r Registry) RedactSettings(kind Kind, settings json.RawMessage) json.RawMe
 	changed := false
 	for _, k := range keys.Secrets {
 		if _, ok := s[k]; ok {
-			s[k] = json.RawMessage(`"` + redacted + `"`)
+			s[k] = json.RawMessage(`"` + redact.Redacted + `"`)
 			changed = true
 		}
 	}

@@ -24,6 +24,7 @@ import (
 	"selfserve/internal/notify"
 	"selfserve/internal/notify/faketwilio"
 	"selfserve/internal/notify/smtpsink"
+	"selfserve/internal/redact"
 	"selfserve/internal/rules"
 	"selfserve/internal/store"
 	"selfserve/internal/store/storetest"
@@ -210,7 +211,7 @@ func startChannels(t *testing.T, opts smtpsink.Options, ec notify.EmailConfig) *
 	t.Cleanup(func() { email.Close() })
 	tw := faketwilio.New("AC0123456789abcdef0123456789abcdef", "test-auth-token")
 	t.Cleanup(tw.Close)
-	sms, err := notify.NewSMS(notify.SMSConfig{BaseURL: tw.URL, AccountSID: tw.AccountSID, AuthToken: config.Secret(tw.AuthToken), From: "+12025550100"})
+	sms, err := notify.NewSMS(notify.SMSConfig{BaseURL: tw.URL, AccountSID: tw.AccountSID, AuthToken: redact.Secret(tw.AuthToken), From: "+12025550100"})
 	must(t, err)
 	return &channels{sink: sink, twilio: tw, email: email, sms: sms}
 }

@@ -18,6 +18,7 @@ import (
 	"selfserve/config"
 	"selfserve/internal/notify"
 	"selfserve/internal/notify/smtpsink"
+	"selfserve/internal/redact"
 	"selfserve/internal/store"
 )
 
@@ -51,7 +52,7 @@ func runChild() int {
 		logger.Error("email", "err", err)
 		return 1
 	}
-	sms, err := notify.NewSMS(notify.SMSConfig{BaseURL: env("TWILIO_URL"), AccountSID: env("TWILIO_SID"), AuthToken: config.Secret(env("TWILIO_TOKEN")), From: "+12025550100"})
+	sms, err := notify.NewSMS(notify.SMSConfig{BaseURL: env("TWILIO_URL"), AccountSID: env("TWILIO_SID"), AuthToken: redact.Secret(env("TWILIO_TOKEN")), From: "+12025550100"})
 	if err != nil {
 		logger.Error("sms", "err", err)
 		return 1

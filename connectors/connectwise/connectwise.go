@@ -28,6 +28,7 @@ import (
 
 	"selfserve/connectors"
 	"selfserve/connectors/internal/restclient"
+	"selfserve/internal/redact"
 )
 
 // Cloud hosts by site name. The api- prefix is required: the bare site
@@ -91,8 +92,8 @@ type Config struct {
 	// APIVersion is the model version pinned in Accept. Default "2025.1".
 	APIVersion string `json:"api_version,omitempty"`
 	// PublicKey and PrivateKey are the API member's keys. Required.
-	PublicKey  connectors.Secret `json:"public_key,omitempty"`
-	PrivateKey connectors.Secret `json:"private_key,omitempty"`
+	PublicKey  redact.Secret `json:"public_key,omitempty"`
+	PrivateKey redact.Secret `json:"private_key,omitempty"`
 	// CompanyStatus, if set, imports only companies with this status name.
 	// Default empty: all statuses.
 	CompanyStatus string `json:"company_status,omitempty"`

@@ -17,6 +17,7 @@ import (
 	"selfserve/connectors"
 	"selfserve/connectors/graph"
 	"selfserve/connectors/graph/fakegraph"
+	"selfserve/internal/redact"
 )
 
 const benchUsers = 100_000
@@ -104,7 +105,7 @@ func BenchmarkUsers100k(b *testing.B) {
 			b.Fatal(err)
 		}
 		cfg := graph.Config{
-			AzureTenantID: srv.TenantID(), ClientID: srv.ClientID(), ClientSecret: connectors.Secret(srv.ClientSecret()),
+			AzureTenantID: srv.TenantID(), ClientID: srv.ClientID(), ClientSecret: redact.Secret(srv.ClientSecret()),
 			GraphURL: srv.GraphURL(), AuthorityURL: srv.AuthorityURL(), CAFile: ca, RequestsPerSecond: 10_000,
 		}
 		src, err := cfg.Open(connectors.Env{ID: "bench"})

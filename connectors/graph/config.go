@@ -24,6 +24,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"selfserve/connectors"
+	"selfserve/internal/redact"
 )
 
 // Defaults of Config.
@@ -63,7 +64,7 @@ type Config struct {
 	ClientID string `json:"client_id"`
 	// ClientSecret is the app registration's client secret value (not its
 	// secret id). Required; stored as a secret.
-	ClientSecret connectors.Secret `json:"client_secret"`
+	ClientSecret redact.Secret `json:"client_secret"`
 	// GraphURL is the Microsoft Graph base URL including the version.
 	// Default "https://graph.microsoft.com/v1.0".
 	GraphURL string `json:"graph_url" connector:"endpoint"`

@@ -17,6 +17,7 @@ import (
 	"selfserve/connectors/connectortest"
 	"selfserve/connectors/graph"
 	"selfserve/connectors/graph/fakegraph"
+	"selfserve/internal/redact"
 )
 
 // azureSource is what an opened azure connection offers.
@@ -42,7 +43,7 @@ func newFixture(t *testing.T, opts fakegraph.Options) *fixture {
 	return &fixture{srv: srv, cfg: graph.Config{
 		AzureTenantID:     srv.TenantID(),
 		ClientID:          srv.ClientID(),
-		ClientSecret:      connectors.Secret(srv.ClientSecret()),
+		ClientSecret:      redact.Secret(srv.ClientSecret()),
 		GraphURL:          srv.GraphURL(),
 		AuthorityURL:      srv.AuthorityURL(),
 		CAFile:            ca,

@@ -28,6 +28,7 @@ import (
 
 	"selfserve/connectors"
 	"selfserve/connectors/internal/restclient"
+	"selfserve/internal/redact"
 )
 
 // Defaults and limits.
@@ -72,7 +73,7 @@ type Config struct {
 	// path /api/v1 is added when the URL has no path. Required.
 	BaseURL string `json:"base_url,omitempty" connector:"endpoint"`
 	// APIKey is the Hudu API key, sent as x-api-key. Required.
-	APIKey connectors.Secret `json:"api_key,omitempty"`
+	APIKey redact.Secret `json:"api_key,omitempty"`
 	// PeopleLayout is the name of the asset layout whose assets are people.
 	// Default "People".
 	PeopleLayout string `json:"people_layout,omitempty"`

@@ -25,6 +25,7 @@ import (
 
 	"selfserve/connectors"
 	"selfserve/connectors/internal/restclient"
+	"selfserve/internal/redact"
 )
 
 // Regional API hosts.
@@ -66,7 +67,7 @@ type Config struct {
 	// empty: the region's host.
 	BaseURL string `json:"base_url,omitempty" connector:"endpoint"`
 	// APIKey is the IT Glue API key, sent as x-api-key. Required.
-	APIKey connectors.Secret `json:"api_key,omitempty"`
+	APIKey redact.Secret `json:"api_key,omitempty"`
 	// OrganizationTypeID, if set, imports only organizations of this type.
 	// Default 0: all types.
 	OrganizationTypeID int64 `json:"organization_type_id,omitempty"`

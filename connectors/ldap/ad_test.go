@@ -14,6 +14,7 @@ import (
 
 	"selfserve/connectors"
 	"selfserve/connectors/connectortest"
+	"selfserve/internal/redact"
 )
 
 // TestSeededCategories lists the seeded OU (several pages) and checks every
@@ -158,9 +159,9 @@ func TestExpiryAndLockoutEqualTheDC(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var logs strings.Builder
-			cfg := f.config(Config{BaseDN: f.BaseDN, PageSize: 200, BindDN: connectors.Secret(tc.bindDN)})
+			cfg := f.config(Config{BaseDN: f.BaseDN, PageSize: 200, BindDN: redact.Secret(tc.bindDN)})
 			if tc.bindDN == f.readerUPN {
-				cfg.BindPassword = connectors.Secret(f.UserPass)
+				cfg.BindPassword = redact.Secret(f.UserPass)
 			}
 			src, err := cfg.Open(connectors.Env{ID: "test", Logger: slogTo(&logs)})
 			if err != nil {

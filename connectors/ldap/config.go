@@ -63,6 +63,7 @@ import (
 	goldap "github.com/go-ldap/ldap/v3"
 
 	"selfserve/connectors"
+	"selfserve/internal/redact"
 )
 
 // Defaults applied by Open.
@@ -165,9 +166,9 @@ type Config struct {
 
 	// BindDN is the account the connector binds as: a DN, a UPN
 	// (svc@corp.example.com) or DOMAIN\name. Secret. Required.
-	BindDN connectors.Secret `json:"bind_dn"`
+	BindDN redact.Secret `json:"bind_dn"`
 	// BindPassword is the bind account's password. Secret. Required.
-	BindPassword connectors.Secret `json:"bind_password"`
+	BindPassword redact.Secret `json:"bind_password"`
 }
 
 // Duration is a time.Duration that decodes from a Go duration string ("30s",
@@ -225,8 +226,8 @@ type settings struct {
 	exclFilt   string
 	mobile     []string
 	timeout    time.Duration
-	bindDN     connectors.Secret
-	bindPass   connectors.Secret
+	bindDN     redact.Secret
+	bindPass   redact.Secret
 }
 
 var attrNameRE = regexp.MustCompile(`^([A-Za-z][A-Za-z0-9-]*|[0-9]+(\.[0-9]+)+)$`)
@@ -252,7 +253,7 @@ func (c *Config) validate() (*settings, error) {
 		pageSize: c.PageSize,
 		exclFilt: strings.TrimSpace(c.ExcludeFilter),
 		timeout:  time.Duration(c.Timeout),
-		bindDN:   connectors.Secret(strings.TrimSpace(c.BindDN.Reveal())),
+		bindDN:   redact.Secret(strings.TrimSpace(c.BindDN.Reveal())),
 		bindPass: c.BindPassword,
 	}
 

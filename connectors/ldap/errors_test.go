@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"selfserve/connectors"
+	"selfserve/internal/redact"
 )
 
 // TestTLS: the fixture's CA is verified, over LDAPS and StartTLS; a wrong
@@ -110,7 +111,7 @@ func TestPingErrors(t *testing.T) {
 	net.DefaultResolver.PreferGo = true
 	defer func() { net.DefaultResolver.PreferGo = prefer }()
 	user := func(sam string) Config {
-		return Config{BindDN: connectors.Secret(sam + "@" + f.realm), BindPassword: connectors.Secret(f.UserPass)}
+		return Config{BindDN: redact.Secret(sam + "@" + f.realm), BindPassword: redact.Secret(f.UserPass)}
 	}
 	for _, tc := range []struct {
 		name string
@@ -119,7 +120,7 @@ func TestPingErrors(t *testing.T) {
 		want []string
 	}{
 		{"wrong password", Config{BindPassword: "not-the-password"}, connectors.ErrUnauthorized, []string{"invalid credentials", "52e"}},
-		{"unknown user", Config{BindDN: "nobody@" + connectors.Secret(f.realm)}, connectors.ErrUnauthorized, []string{"52e"}},
+		{"unknown user", Config{BindDN: "nobody@" + redact.Secret(f.realm)}, connectors.ErrUnauthorized, []string{"52e"}},
 		{"disabled account", user("user00011"), connectors.ErrUnauthorized, []string{"account disabled", "533"}},
 		{"locked-out account", user("user00022"), connectors.ErrUnauthorized, []string{"account locked out", "775"}},
 		{"expired password", user("user00021"), connectors.ErrUnauthorized, []string{"password expired", "532"}},

@@ -40,6 +40,7 @@ import (
 	goldap "github.com/go-ldap/ldap/v3"
 
 	"selfserve/connectors"
+	"selfserve/internal/redact"
 )
 
 // defaultTestIP is the loopback address of the tests' DC, unless
@@ -225,7 +226,7 @@ func (f *fixture) admin() (*goldap.Conn, error) {
 }
 
 func (f *fixture) bindAs(user, pass string) (*goldap.Conn, error) {
-	cfg := f.config(Config{BindDN: connectors.Secret(user), BindPassword: connectors.Secret(pass)})
+	cfg := f.config(Config{BindDN: redact.Secret(user), BindPassword: redact.Secret(pass)})
 	src, err := cfg.Open(connectors.Env{ID: "fixture"})
 	if err != nil {
 		return nil, err
@@ -263,10 +264,10 @@ func (f *fixture) config(over Config) Config {
 		c.PageSize = 100
 	}
 	if c.BindDN == "" {
-		c.BindDN = connectors.Secret(f.BindUPN)
+		c.BindDN = redact.Secret(f.BindUPN)
 	}
 	if c.BindPassword == "" {
-		c.BindPassword = connectors.Secret(f.BindPass)
+		c.BindPassword = redact.Secret(f.BindPass)
 	}
 	return c
 }

@@ -15,6 +15,7 @@ import (
 
 	"selfserve/connectors"
 	"selfserve/internal/importer"
+	"selfserve/internal/redact"
 	"selfserve/internal/rules"
 	"selfserve/internal/store"
 	"selfserve/internal/store/storetest"
@@ -258,7 +259,7 @@ func TestPrivilegedUnreadable(t *testing.T) {
 		t.Fatalf("samba-tool dsacl set: %v\n%s", err, out)
 	}
 
-	src := f.userSource(t, Config{BaseDN: p.ou, BindDN: connectors.Secret(f.readerUPN), BindPassword: connectors.Secret(f.UserPass)})
+	src := f.userSource(t, Config{BaseDN: p.ou, BindDN: redact.Secret(f.readerUPN), BindPassword: redact.Secret(f.UserPass)})
 	users, _, _, _, err := collect(t, src.Users(context.Background(), ""))
 	if err != nil {
 		t.Fatal(err)

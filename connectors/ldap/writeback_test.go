@@ -13,6 +13,7 @@ import (
 	goldap "github.com/go-ldap/ldap/v3"
 
 	"selfserve/connectors"
+	"selfserve/internal/redact"
 )
 
 // The write-back tests change passwords and lockouts of users of their own
@@ -159,7 +160,7 @@ func readRaw(c *goldap.Conn, dn, attr string, controls []goldap.Control) ([]byte
 // writer opens a source on OU=wb (or base) bound as user.
 func (f *fixture) writer(t *testing.T, base, user, pass string, logs *bytes.Buffer) *source {
 	t.Helper()
-	cfg := f.config(Config{BaseDN: base, BindDN: connectors.Secret(user), BindPassword: connectors.Secret(pass)})
+	cfg := f.config(Config{BaseDN: base, BindDN: redact.Secret(user), BindPassword: redact.Secret(pass)})
 	src, err := cfg.Open(connectors.Env{ID: "wb", Logger: slogTo(logs)})
 	if err != nil {
 		t.Fatal(err)

@@ -18,6 +18,7 @@ import (
 	"github.com/wneessen/go-mail/smtp"
 
 	"selfserve/config"
+	"selfserve/internal/redact"
 )
 
 // EmailConfig configures the SMTP channel.
@@ -33,7 +34,7 @@ type EmailConfig struct {
 	RootCAs *x509.CertPool
 	// Username and Password authenticate (empty Username: no AUTH).
 	Username string
-	Password config.Secret
+	Password redact.Secret
 	// From is the sender, "Name <addr@host>" or a bare address.
 	From string
 	// Timeout bounds dialling and each SMTP command (default 30s).

@@ -13,7 +13,7 @@ import (
 	"strings"
 	"time"
 
-	"selfserve/config"
+	"selfserve/internal/redact"
 )
 
 // SMSConfig configures the SMS channel, a Twilio-compatible REST API.
@@ -23,7 +23,7 @@ type SMSConfig struct {
 	BaseURL string
 	// AccountSID and AuthToken authenticate (HTTP basic auth).
 	AccountSID string
-	AuthToken  config.Secret
+	AuthToken  redact.Secret
 	// From is the sending number (E.164), alphanumeric sender id, or a
 	// messaging service id ("MG…", sent as MessagingServiceSid).
 	From string
@@ -46,7 +46,7 @@ type SMSConfig struct {
 type SMS struct {
 	endpoint string
 	sid      string
-	token    config.Secret
+	token    redact.Secret
 	from     string
 	http     *http.Client
 }
