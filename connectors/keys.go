@@ -1,6 +1,7 @@
 package connectors
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -143,4 +144,17 @@ func listOrNone(keys []string) string {
 		return "none"
 	}
 	return strings.Join(keys, ", ")
+}
+
+// SettingsEqual reports whether two JSON documents (a connection's settings
+// or its secrets) hold the same value: key order and spacing do not count.
+// Text that is not JSON equals only identical text.
+func SettingsEqual(a, b json.RawMessage) bool {
+	var x, y any
+	if json.Unmarshal(a, &x) != nil || json.Unmarshal(b, &y) != nil {
+		return bytes.Equal(a, b)
+	}
+	ca, _ := json.Marshal(x)
+	cb, _ := json.Marshal(y)
+	return bytes.Equal(ca, cb)
 }

@@ -117,3 +117,23 @@ func TestStoredSecretsUnderSettings(t *testing.T) {
 		t.Errorf("log %s", logs.String())
 	}
 }
+
+func TestSettingsEqual(t *testing.T) {
+	for _, c := range []struct {
+		a, b string
+		want bool
+	}{
+		{`{"a":1,"b":[1,2]}`, `{ "b": [1, 2], "a": 1 }`, true},
+		{`{"a":1}`, `{"a":2}`, false},
+		{`{"a":1}`, `{"a":1,"b":null}`, false},
+		{`{"a":1.0}`, `{"a":1}`, true},
+		{`not json`, `not json`, true},
+		{`not json`, `{"a":1}`, false},
+		{`{"a":1`, `{"a":1 `, false},
+		{``, ``, true},
+	} {
+		if got := connectors.SettingsEqual(json.RawMessage(c.a), json.RawMessage(c.b)); got != c.want {
+			t.Errorf("SettingsEqual(%s, %s) = %v, want %v", c.a, c.b, got, c.want)
+		}
+	}
+}

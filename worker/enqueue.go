@@ -13,24 +13,10 @@ import (
 	"selfserve/internal/store"
 )
 
-// Enqueuer is what the admin API asks of the workers. Every method is
-// idempotent: work already queued under the same task id is "already
-// queued", not an error.
-type Enqueuer interface {
-	// EnqueueSync queues the sync of a directory connection for run, a run
-	// recorded as queued.
-	EnqueueSync(ctx context.Context, run store.SyncRun) error
-	// EnqueueCustomerImport queues the customer import of a PSA connection
-	// for run, a run recorded as queued.
-	EnqueueCustomerImport(ctx context.Context, run store.SyncRun) error
-	// EnqueueWelcome queues a welcome email to the tenant's end user;
-	// queued is false when one was already queued this minute.
-	EnqueueWelcome(ctx context.Context, tenantID, endUserID int64) (queued bool, err error)
-}
-
-var _ Enqueuer = (*Client)(nil)
-
-// Client enqueues tasks over asynq. It is safe for concurrent use.
+// Client enqueues tasks over asynq; it is the service.Enqueuer of the
+// server and the CLI. Every method is idempotent: work already queued under
+// the same task id is "already queued", not an error. It is safe for
+// concurrent use.
 type Client struct {
 	c   *asynq.Client
 	now func() time.Time
@@ -104,13 +90,6 @@ func (c *Client) EnqueueLockout(ctx context.Context, tenantID, endUserID int64, 
 	}
 	_, err = c.enqueue(ctx, t)
 	return err
-}
-
-// EnqueueScan queues an expiry scan now (unless one is queued or ran in the
-// last half hour).
-func (c *Client) EnqueueScan(ctx context.Context) (bool, error) {
-	t, opts := NewScanTask()
-	return c.enqueue(ctx, t, opts...)
 }
 
 // EnqueueSend queues the send of one ledger row.

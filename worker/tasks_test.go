@@ -12,9 +12,14 @@ import (
 	"selfserve/connectors"
 	"selfserve/internal/notify"
 	"selfserve/internal/rules"
+	"selfserve/internal/service"
 	"selfserve/internal/store"
 	"selfserve/worker"
 )
+
+// The server and the CLI hand the worker client to the service as its
+// Enqueuer.
+var _ service.Enqueuer = (*worker.Client)(nil)
 
 func TestTaskTypesAreNotPrefixesOfEachOther(t *testing.T) {
 	t.Parallel()

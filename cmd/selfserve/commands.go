@@ -166,7 +166,7 @@ func runToken(ctx context.Context, c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	token, hash, prefix := apitoken.New()
+	token, hash, prefix := apitoken.Login.New()
 	var expiresAt time.Time
 	if lifetime > 0 {
 		expiresAt = time.Now().Add(lifetime)

@@ -17,10 +17,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
-	"selfserve/config"
 	"selfserve/internal/admin"
 	"selfserve/internal/apitoken"
 	"selfserve/internal/ops"
+	"selfserve/internal/redact"
 	"selfserve/internal/service"
 	"selfserve/internal/store"
 	"selfserve/worker"
@@ -45,7 +45,7 @@ func (c *cli) demoAdmin(ctx context.Context, dir string, sender *demoSender) (fu
 	if err != nil {
 		return nil, err
 	}
-	c.cfg.OpsToken = config.Secret(creds.opsToken)
+	c.cfg.OpsToken = redact.Secret(creds.opsToken)
 	log := c.log()
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -150,7 +150,7 @@ func (c *cli) demoCredentials(ctx context.Context, dir string) (demoCredentials,
 			return creds, err
 		}
 	}
-	token, hash, prefix := apitoken.New()
+	token, hash, prefix := apitoken.Login.New()
 	if _, err := c.st.CreateAPIToken(ctx, creds.tenant.ID, creds.login.ID, hash, prefix, time.Time{}); err != nil {
 		return creds, err
 	}

@@ -41,13 +41,11 @@ import (
 	"selfserve/connectors"
 	"selfserve/internal/agentserver"
 	"selfserve/internal/connection"
+	"selfserve/internal/ops"
 	"selfserve/internal/secretbox"
 	"selfserve/internal/service"
 	"selfserve/internal/store"
 )
-
-// Enqueuer hands work to the workers (see service.Enqueuer).
-type Enqueuer = service.Enqueuer
 
 // Mount is an extra handler served on the same server (the ops endpoints:
 // /healthz, /readyz, /metrics, /monitoring/).
@@ -69,7 +67,7 @@ type Options struct {
 	Secrets *secretbox.Box
 	// Enqueuer queues syncs, customer imports and welcome emails; nil
 	// refuses them with 503.
-	Enqueuer Enqueuer
+	Enqueuer service.Enqueuer
 	// Logger receives one line per request; nil discards.
 	Logger *slog.Logger
 	// Now is the clock (default time.Now).
@@ -154,7 +152,7 @@ func New(opts Options) (http.Handler, error) {
 	for _, m := range opts.Mounts {
 		h := m.Handler
 		if m.OpsOnly {
-			h = requireOpsToken(opts.OpsToken, h)
+			h = ops.RequireToken(opts.OpsToken, h)
 		}
 		if err := register(a.mux, m.Pattern, h); err != nil {
 			return nil, fmt.Errorf("admin.New: mount %q: %w", m.Pattern, err)

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -193,13 +192,13 @@ func (b *bundle) tenant(name string) tenantFixture {
 	for _, role := range store.Roles {
 		login, _, err := st.UpsertLogin(ctx, f.tenant.ID, string(role)+"@"+name+".example", role)
 		must(t, err)
-		tok, hash, prefix := apitoken.New()
+		tok, hash, prefix := apitoken.Login.New()
 		row, err := st.CreateAPIToken(ctx, f.tenant.ID, login.ID, hash, prefix, time.Time{})
 		must(t, err)
 		f.tokens[role] = tok
 		f.tokenIDs[role] = row.ID
 	}
-	tok, hash, prefix := newAppToken()
+	tok, hash, prefix := apitoken.AppClient.New()
 	app, err := st.CreateAppClient(ctx, f.tenant.ID, "mobile-app", hash, prefix)
 	must(t, err)
 	f.app, f.appID = tok, app.ID
@@ -357,5 +356,3 @@ func sqliteOnly(t testing.TB) *bundle {
 }
 
 func id(v int64) string { return fmt.Sprint(v) }
-
-func isErr(err error, target error) bool { return errors.Is(err, target) }

@@ -1,10 +1,6 @@
 package admin
 
 import (
-	"crypto/rand"
-	"crypto/sha256"
-	"crypto/subtle"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"net/http"
@@ -46,12 +42,6 @@ func (p *principal) asActor() service.Actor {
 	return service.Actor{Tenant: p.tenant, Login: p.login, App: p.app}
 }
 
-// actor names the caller in the audit log.
-func (p *principal) actor() string { return p.asActor().Name() }
-
-// loginID is the audit log's login id (nil for apps).
-func (p *principal) loginID() *int64 { return p.asActor().LoginID() }
-
 // canAdminister reports whether the caller may change tenant settings.
 func (p *principal) canAdminister() bool { return p.asActor().CanChangeSettings() }
 
@@ -77,12 +67,12 @@ func (a *api) authenticate(r *http.Request, acc access) (*principal, error) {
 	case accessApp:
 		token := bearer(r)
 		if token == "" {
-			return nil, &apiError{Status: http.StatusUnauthorized, Code: "unauthorized", Message: "send the app client's token: Authorization: Bearer " + appTokenPrefix + "…"}
+			return nil, &apiError{Status: http.StatusUnauthorized, Code: "unauthorized", Message: "send the app client's token: Authorization: Bearer " + string(apitoken.AppClient) + "…"}
 		}
-		if !looksLikeAppToken(token) {
+		if !apitoken.AppClient.LooksValid(token) {
 			return nil, errBadToken
 		}
-		app, err := a.Store.AuthenticateAppClient(ctx, hashToken(token))
+		app, err := a.Store.AuthenticateAppClient(ctx, apitoken.Hash(token))
 		if errors.Is(err, store.ErrTokenInvalid) {
 			return nil, errBadToken
 		}
@@ -99,7 +89,7 @@ func (a *api) authenticate(r *http.Request, acc access) (*principal, error) {
 	if token == "" {
 		return nil, errNoToken
 	}
-	if !apitoken.LooksValid(token) {
+	if !apitoken.Login.LooksValid(token) {
 		return nil, errBadToken
 	}
 	login, tok, err := a.Store.Authenticate(ctx, apitoken.Hash(token))
@@ -137,42 +127,4 @@ func (a *api) guard(rt route) http.Handler {
 			writeError(w, a.apiErrorOf(r, err))
 		}
 	})
-}
-
-// requireOpsToken opens h to requests bearing the ops token only.
-func requireOpsToken(opsToken string, h http.Handler) http.Handler {
-	want := sha256.Sum256([]byte(opsToken))
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if opsToken == "" {
-			writeError(w, &apiError{Status: http.StatusNotFound, Code: "not_found", Message: "the ops endpoints are closed: set SELFSERVE_OPS_TOKEN to open them"})
-			return
-		}
-		got := sha256.Sum256([]byte(bearer(r)))
-		if subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
-			writeError(w, &apiError{Status: http.StatusUnauthorized, Code: "unauthorized", Message: "send the ops token: Authorization: Bearer <SELFSERVE_OPS_TOKEN>"})
-			return
-		}
-		h.ServeHTTP(w, r)
-	})
-}
-
-// appTokenPrefix starts every app client token.
-const appTokenPrefix = "ssapp_"
-
-// newAppToken returns a fresh app client token, its hash and its public
-// prefix.
-func newAppToken() (token string, hash []byte, prefix string) {
-	raw := make([]byte, 32)
-	_, _ = rand.Read(raw) // crypto/rand.Read never returns an error
-	token = appTokenPrefix + base64.RawURLEncoding.EncodeToString(raw)
-	return token, hashToken(token), token[:len(appTokenPrefix)+6]
-}
-
-func looksLikeAppToken(s string) bool {
-	return strings.HasPrefix(s, appTokenPrefix) && len(s) == len(appTokenPrefix)+43
-}
-
-func hashToken(token string) []byte {
-	sum := sha256.Sum256([]byte(token))
-	return sum[:]
 }

@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"selfserve/internal/store"
 )
@@ -198,8 +197,6 @@ func TestMetacharacters(t *testing.T) {
 		}
 	})
 }
-
-func t0() time.Time { return time.Now() }
 
 func urlQueryEscape(s string) string { return url.QueryEscape(s) }
 

@@ -257,7 +257,7 @@ func (a *api) patchConnection(w http.ResponseWriter, r *http.Request, p *princip
 		after = after0
 		bv, av := a.newConnectionView(before), a.newConnectionView(after)
 		secretsChanged := !keepSecrets
-		if !secretsChanged && jsonEq(bv.Settings, av.Settings) && bv.EnableSelfServe == av.EnableSelfServe && bv.ScheduleSeconds == av.ScheduleSeconds {
+		if !secretsChanged && connectors.SettingsEqual(bv.Settings, av.Settings) && bv.EnableSelfServe == av.EnableSelfServe && bv.ScheduleSeconds == av.ScheduleSeconds {
 			return nil // nothing changed: nothing to audit
 		}
 		type auditView struct {
@@ -285,21 +285,11 @@ func (a *api) endpointChanges(kind connectors.Kind, before, after json.RawMessag
 	for _, k := range keys.Endpoint {
 		x, inB := b[k]
 		y, inN := n[k]
-		if inB != inN || (inB && !jsonEq(x, y)) {
+		if inB != inN || (inB && !connectors.SettingsEqual(x, y)) {
 			changed = append(changed, k)
 		}
 	}
 	return changed
-}
-
-func jsonEq(a, b json.RawMessage) bool {
-	var x, y any
-	if json.Unmarshal(a, &x) != nil || json.Unmarshal(b, &y) != nil {
-		return bytes.Equal(a, b)
-	}
-	ca, _ := json.Marshal(x)
-	cb, _ := json.Marshal(y)
-	return bytes.Equal(ca, cb)
 }
 
 func checkSchedule(s int) error {
@@ -370,7 +360,7 @@ func (a *api) confineFiles(p *principal, kind connectors.Kind, settings, prev js
 	changed := false
 	for _, key := range keys.Files {
 		raw, ok := s[key]
-		if !ok || (old != nil && jsonEq(old[key], raw)) {
+		if !ok || (old != nil && connectors.SettingsEqual(old[key], raw)) {
 			continue
 		}
 		var value string
@@ -445,7 +435,7 @@ func within(dir, path string) bool {
 
 // seal encrypts a secrets object (nil for an empty one).
 func (a *api) seal(secrets json.RawMessage) ([]byte, error) {
-	if len(secrets) == 0 || string(secrets) == "{}" || jsonEq(secrets, json.RawMessage(`{}`)) {
+	if len(secrets) == 0 || string(secrets) == "{}" || connectors.SettingsEqual(secrets, json.RawMessage(`{}`)) {
 		return nil, nil
 	}
 	if a.Secrets == nil {

@@ -146,10 +146,6 @@ func (a *api) getEndUser(w http.ResponseWriter, r *http.Request, p *principal) e
 
 type contactEdit = service.ContactEdit
 
-var newContactView = service.NewContactView
-
-var normalizeContact = service.NormalizeContact
-
 var selfServeAvailable = service.SelfServeAvailable
 
 func (a *api) patchEndUser(w http.ResponseWriter, r *http.Request, p *principal) error {

@@ -25,9 +25,6 @@ import (
 // {"error": {"code", "message", "field", "items"}}.
 type apiError = service.Error
 
-// itemError is the problem of one item of a bulk request.
-type itemError = service.ItemError
-
 var errInternal = &apiError{Status: http.StatusInternalServerError, Code: "internal", Message: "internal error; the server log has the details"}
 
 // The shared constructors: badField is a 400 naming the field, conflict a

@@ -32,10 +32,10 @@ func (b *bundle) validCalls(f tenantFixture, role store.Role) map[string]call {
 	n := seq.Add(1)
 	login, err := b.st.LoginByEmail(ctx, f.tenant.ID, string(role)+"@"+f.tenant.Name+".example")
 	must(t, err)
-	_, hash, prefix := apitoken.New()
+	_, hash, prefix := apitoken.Login.New()
 	tok, err := b.st.CreateAPIToken(ctx, f.tenant.ID, login.ID, hash, prefix, time.Time{})
 	must(t, err)
-	_, ahash, aprefix := newAppToken()
+	_, ahash, aprefix := apitoken.AppClient.New()
 	app, err := b.st.CreateAppClient(ctx, f.tenant.ID, fmt.Sprintf("app-%d", n), ahash, aprefix)
 	must(t, err)
 	cu, err := b.st.CreateCustomer(ctx, store.Customer{TenantID: f.tenant.ID, Name: fmt.Sprintf("Manual %d", n)})
@@ -216,7 +216,7 @@ func TestTokens(t *testing.T) {
 		t.Fatalf("create token: %d %s", res.status, res.raw)
 	}
 	tok, _ := res.body["token"].(string)
-	if !apitoken.LooksValid(tok) {
+	if !apitoken.Login.LooksValid(tok) {
 		t.Fatalf("token %q", tok)
 	}
 	if r := b.do("GET", "/v1/tenant", tok, nil); r.status != http.StatusOK {
@@ -247,13 +247,13 @@ func TestTokens(t *testing.T) {
 	ctx := context.Background()
 	login, err := b.st.LoginByEmail(ctx, b.a.tenant.ID, "engineer@acme.example")
 	must(t, err)
-	expired, hash, prefix := apitoken.New()
+	expired, hash, prefix := apitoken.Login.New()
 	_, err = b.st.CreateAPIToken(ctx, b.a.tenant.ID, login.ID, hash, prefix, time.Now().Add(-time.Second))
 	must(t, err)
 	if r := b.do("GET", "/v1/tenant", expired, nil); r.status != http.StatusUnauthorized {
 		t.Errorf("expired token: %d, want 401", r.status)
 	}
-	for _, bad := range []string{"", "ss_short", "Basic abc", apitoken.Prefix + strings.Repeat("A", 43)} {
+	for _, bad := range []string{"", "ss_short", "Basic abc", string(apitoken.Login) + strings.Repeat("A", 43)} {
 		req := b.do("GET", "/v1/tenant", bad, nil)
 		if req.status != http.StatusUnauthorized {
 			t.Errorf("token %q: %d, want 401", bad, req.status)

@@ -111,7 +111,7 @@ func (a *api) createToken(w http.ResponseWriter, r *http.Request, p *principal) 
 		}
 		expires = t
 	}
-	token, hash, prefix := apitoken.New()
+	token, hash, prefix := apitoken.Login.New()
 	ctx := r.Context()
 	var tok store.APIToken
 	err := a.Store.InTx(ctx, func(tx *store.Store) error {
@@ -192,7 +192,7 @@ func (a *api) createAppClient(w http.ResponseWriter, r *http.Request, p *princip
 	if err := checkSlug("name", req.Name); err != nil {
 		return err
 	}
-	token, hash, prefix := newAppToken()
+	token, hash, prefix := apitoken.AppClient.New()
 	ctx := r.Context()
 	var c store.AppClient
 	err := a.Store.InTx(ctx, func(tx *store.Store) error {

@@ -1,6 +1,7 @@
-// Package apitoken makes and hashes the bearer tokens of logins. A token is
-// shown once when made; only its SHA-256 hash is stored, so a database leak
-// does not leak usable tokens.
+// Package apitoken makes and hashes the bearer tokens of the service: login
+// tokens, app client tokens and console invites. A token is shown once when
+// made; only its SHA-256 hash is stored, so a database leak does not leak
+// usable tokens.
 package apitoken
 
 import (
@@ -10,27 +11,42 @@ import (
 	"strings"
 )
 
-// Prefix starts every token, so a leaked token is recognisable (secret
-// scanners) and a mistyped one is refused early.
-const Prefix = "ss_"
+// Kind is a family of tokens, named by the prefix that starts each of them,
+// so a leaked token is recognisable (secret scanners) and one of the wrong
+// kind or a mistyped one is refused before a database lookup.
+type Kind string
 
-// New returns a fresh random token, its hash to store and a short public
-// prefix that identifies it in listings.
-func New() (token string, hash []byte, display string) {
+// The kinds of token.
+const (
+	// Login is a login's API token.
+	Login Kind = "ss_"
+	// AppClient is an app client's token (the self-serve front ends).
+	AppClient Kind = "ssapp_"
+	// Invite is a single-use console invite.
+	Invite Kind = "ssinv_"
+)
+
+// randomChars is the length of a token's random part (32 bytes, base64url).
+const randomChars = 43
+
+// New returns a fresh random token of kind k, its hash to store and a short
+// public prefix that identifies it in listings.
+func (k Kind) New() (token string, hash []byte, display string) {
 	raw := make([]byte, 32)
 	_, _ = rand.Read(raw) // crypto/rand.Read never returns an error
-	token = Prefix + base64.RawURLEncoding.EncodeToString(raw)
-	return token, Hash(token), token[:len(Prefix)+6]
+	token = string(k) + base64.RawURLEncoding.EncodeToString(raw)
+	return token, Hash(token), token[:len(k)+6]
 }
 
-// Hash returns the stored form of a token.
+// LooksValid reports whether s has the shape of a token of kind k (cheap
+// pre-check before a database lookup).
+func (k Kind) LooksValid(s string) bool {
+	return strings.HasPrefix(s, string(k)) && len(s) == len(k)+randomChars
+}
+
+// Hash returns the stored form of a token of any kind. Surrounding spaces
+// do not count (a token never contains one).
 func Hash(token string) []byte {
 	sum := sha256.Sum256([]byte(strings.TrimSpace(token)))
 	return sum[:]
-}
-
-// LooksValid reports whether s has the shape of a token (cheap pre-check
-// before a database lookup).
-func LooksValid(s string) bool {
-	return strings.HasPrefix(s, Prefix) && len(s) == len(Prefix)+43
 }

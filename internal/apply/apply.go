@@ -427,7 +427,7 @@ func applyConnection(ctx context.Context, tx *store.Store, tenantID int64, custo
 			if err != nil {
 				return Change{}, err
 			}
-			same = jsonEqual(old, plain)
+			same = connectors.SettingsEqual(old, plain)
 		}
 		if !same {
 			if opts.Secrets == nil {
@@ -530,14 +530,4 @@ func orEmpty(m map[string]any) map[string]any {
 		return map[string]any{}
 	}
 	return m
-}
-
-func jsonEqual(a, b []byte) bool {
-	var x, y any
-	if json.Unmarshal(a, &x) != nil || json.Unmarshal(b, &y) != nil {
-		return false
-	}
-	ca, _ := json.Marshal(x)
-	cb, _ := json.Marshal(y)
-	return bytes.Equal(ca, cb)
 }

@@ -13,6 +13,7 @@ package ops
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/json"
 	"fmt"
@@ -194,19 +195,29 @@ func (h *Handler) Monitoring() http.Handler {
 	return h.mon
 }
 
-// RequireToken lets through requests carrying the ops token; with no token
-// configured everything is 404.
+// RequireToken lets through requests carrying the ops token (see the
+// function RequireToken).
 func (h *Handler) RequireToken(next http.Handler) http.Handler {
-	want := []byte(h.opts.OpsToken)
+	return RequireToken(h.opts.OpsToken, next)
+}
+
+// RequireToken is the one ops-token guard (the ops endpoints here and the
+// API's ops-only mounts): it lets through requests carrying token as a bearer
+// token or as the basic auth password (for a browser on the monitoring UI).
+// With no token configured everything is 404; a wrong or missing token is
+// 401. The comparison is constant-time in the token's content and length.
+func RequireToken(token string, next http.Handler) http.Handler {
+	want := sha256.Sum256([]byte(token))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if len(want) == 0 {
-			http.NotFound(w, r)
+		if token == "" {
+			writeJSON(w, http.StatusNotFound, map[string]string{"error": "the ops endpoints are closed: set SELFSERVE_OPS_TOKEN to open them"})
 			return
 		}
-		if subtle.ConstantTimeCompare(presented(r), want) != 1 {
+		got := sha256.Sum256(presented(r))
+		if subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
 			w.Header().Add("WWW-Authenticate", `Bearer realm="selfserve ops"`)
 			w.Header().Add("WWW-Authenticate", `Basic realm="selfserve ops"`)
-			writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "the ops token is required: Authorization: Bearer <token>"})
+			writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "the ops token is required: Authorization: Bearer <SELFSERVE_OPS_TOKEN>"})
 			return
 		}
 		next.ServeHTTP(w, r)

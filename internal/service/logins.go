@@ -2,29 +2,17 @@ package service
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
+	"selfserve/internal/apitoken"
 	"selfserve/internal/rules"
 	"selfserve/internal/store"
 )
 
 // InviteTTL is how long an invite link stays good.
 const InviteTTL = 72 * time.Hour
-
-// InvitePrefix starts every invite token.
-const InvitePrefix = "ssinv_"
-
-// HashInvite is the stored hash of an invite token.
-func HashInvite(token string) []byte {
-	sum := sha256.Sum256([]byte(token))
-	return sum[:]
-}
 
 // Invite makes a single-use invite for the login of the actor's tenant
 // with email, creating the login with role when it has none yet (role is
@@ -48,9 +36,7 @@ func (s *Service) Invite(ctx context.Context, a Actor, email string, role store.
 	if role == store.RoleSuper && a.System == "" && a.Login.Role != store.RoleSuper {
 		return "", store.Login{}, BadField("role", "only a super login may invite a super login")
 	}
-	raw := make([]byte, 32)
-	_, _ = rand.Read(raw) // crypto/rand.Read never returns an error
-	token := InvitePrefix + base64.RawURLEncoding.EncodeToString(raw)
+	token, tokenHash, _ := apitoken.Invite.New()
 	var login store.Login
 	err = s.Store.InTx(ctx, func(tx *store.Store) error {
 		var err error
@@ -70,7 +56,7 @@ func (s *Service) Invite(ctx context.Context, a Actor, email string, role store.
 		case login.DisabledAt != nil:
 			return Conflict("disabled", "the login %s is disabled", norm)
 		}
-		inv, err := tx.CreateInvite(ctx, a.Tenant.ID, login.ID, HashInvite(token), a.Name(), s.now().Add(InviteTTL))
+		inv, err := tx.CreateInvite(ctx, a.Tenant.ID, login.ID, tokenHash, a.Name(), s.now().Add(InviteTTL))
 		if err != nil {
 			return err
 		}
@@ -84,7 +70,7 @@ func (s *Service) Invite(ctx context.Context, a Actor, email string, role store.
 
 // LooksLikeInvite reports whether s has the shape of an invite token.
 func LooksLikeInvite(s string) bool {
-	return strings.HasPrefix(s, InvitePrefix) && len(s) == len(InvitePrefix)+43
+	return apitoken.Invite.LooksValid(s)
 }
 
 // AcceptInvite spends the invite token and sets its login's password hash
@@ -93,7 +79,7 @@ func LooksLikeInvite(s string) bool {
 func (s *Service) AcceptInvite(ctx context.Context, token, passwordHash string) (store.Login, error) {
 	var login store.Login
 	err := s.Store.InTx(ctx, func(tx *store.Store) error {
-		inv, err := tx.AcceptInvite(ctx, HashInvite(token), passwordHash, s.now())
+		inv, err := tx.AcceptInvite(ctx, apitoken.Hash(token), passwordHash, s.now())
 		if err != nil {
 			return err
 		}
@@ -107,7 +93,7 @@ func (s *Service) AcceptInvite(ctx context.Context, token, passwordHash string) 
 
 // InviteLogin returns the login an unused invite token is for.
 func (s *Service) InviteLogin(ctx context.Context, token string) (store.Login, error) {
-	inv, err := s.Store.Invite(ctx, HashInvite(token), s.now())
+	inv, err := s.Store.Invite(ctx, apitoken.Hash(token), s.now())
 	if err != nil {
 		return store.Login{}, err
 	}

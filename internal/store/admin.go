@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"selfserve/connectors"
 )
 
 // This file holds what the admin HTTP API needs beyond the sync engine's
@@ -100,7 +102,7 @@ func (s *Store) UpdateConnection(ctx context.Context, c Connection, keepSecrets 
 			secrets = before.SealedSecrets
 		}
 		cursor := before.Cursor
-		if !jsonEqual(before.Settings, c.Settings) {
+		if !connectors.SettingsEqual(before.Settings, c.Settings) {
 			cursor = ""
 		}
 		if _, err := tx.exec(ctx, `UPDATE connections SET settings = ?, secrets = ?, enable_self_serve = ?, schedule_seconds = ?, cursor = ?, updated_at = ? WHERE tenant_id = ? AND id = ?`,

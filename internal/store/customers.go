@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+
+	"selfserve/connectors"
 )
 
 const customerColumns = `id, tenant_id, name, timezone, default_region, source, COALESCE(external_id, '') AS external_id, created_at, updated_at`
@@ -109,14 +111,14 @@ func (s *Store) UpsertConnection(ctx context.Context, c Connection, sameSecrets 
 		if secrets == nil || sameSecrets {
 			secrets = cur.SealedSecrets
 		}
-		same := equalInt64Ptr(cur.CustomerID, c.CustomerID) && cur.Kind == c.Kind && jsonEqual(cur.Settings, c.Settings) &&
+		same := equalInt64Ptr(cur.CustomerID, c.CustomerID) && cur.Kind == c.Kind && connectors.SettingsEqual(cur.Settings, c.Settings) &&
 			cur.EnableSelfServe == c.EnableSelfServe && cur.ScheduleSeconds == c.ScheduleSeconds && (c.SealedSecrets == nil || sameSecrets)
 		out = cur
 		if same {
 			return nil
 		}
 		cursor := cur.Cursor
-		if cur.Kind != c.Kind || !jsonEqual(cur.Settings, c.Settings) {
+		if cur.Kind != c.Kind || !connectors.SettingsEqual(cur.Settings, c.Settings) {
 			cursor = "" // another source or scope: the next run starts over
 		}
 		if _, err := tx.exec(ctx, `UPDATE connections SET customer_id = ?, kind = ?, settings = ?, secrets = ?, enable_self_serve = ?, schedule_seconds = ?, cursor = ?, updated_at = ? WHERE tenant_id = ? AND id = ?`,
@@ -135,16 +137,6 @@ func equalInt64Ptr(a, b *int64) bool {
 		return a == b
 	}
 	return *a == *b
-}
-
-func jsonEqual(a, b json.RawMessage) bool {
-	var x, y any
-	if json.Unmarshal(a, &x) != nil || json.Unmarshal(b, &y) != nil {
-		return string(a) == string(b)
-	}
-	ca, _ := json.Marshal(x)
-	cb, _ := json.Marshal(y)
-	return string(ca) == string(cb)
 }
 
 // connectionRow is how a connection comes out of the database (settings as

@@ -305,16 +305,6 @@ func (s *Store) Runs(ctx context.Context, tenantID, connectionID int64, limit in
 	return rs, nil
 }
 
-// LastSucceededRun returns the connection's latest successful run.
-func (s *Store) LastSucceededRun(ctx context.Context, tenantID, connectionID int64) (SyncRun, error) {
-	var r SyncRun
-	err := s.get(ctx, &r, `SELECT `+runColumns+` FROM sync_runs WHERE tenant_id = ? AND connection_id = ? AND status = 'succeeded' ORDER BY id DESC LIMIT 1`, tenantID, connectionID)
-	if err != nil {
-		return r, notFound(err, "successful run of connection", connectionID)
-	}
-	return r, nil
-}
-
 // SetConnectionCursor stores where the connection's next incremental run
 // starts.
 func (s *Store) SetConnectionCursor(ctx context.Context, tenantID, connectionID int64, cursor string) error {

@@ -10,7 +10,6 @@
 package restfake
 
 import (
-	"bytes"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -174,11 +173,4 @@ func PageBounds(page, size, n int) (start, end int) {
 	start = min((page-1)*size, n)
 	end = min(start+size, n)
 	return start, end
-}
-
-// IsJSONObject reports whether body is a JSON object, for StripEnvelope
-// implementations.
-func IsJSONObject(body []byte) bool {
-	b := bytes.TrimSpace(body)
-	return len(b) > 0 && b[0] == '{'
 }
