@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 
@@ -40,6 +41,21 @@ type Env struct {
 type Registry struct {
 	configs  map[Kind]func() Config
 	limiters *Limiters
+	// hosts is the operator's PSA host allow-list Open enforces (see
+	// CheckHost); nil when WithAllowedHosts was not called.
+	hosts *[]string
+}
+
+// WithAllowedHosts returns the registry (sharing its limiters) whose Open
+// also refuses a vendor-hosted connection whose host is neither its vendor's
+// cloud nor matched by allowed (CheckHost): a stored connection is checked
+// each time it is opened for a sync or an enrichment, not only when written.
+// The server and the CLI set it from the configuration; a registry without
+// it checks no hosts (tests against fake servers).
+func (r Registry) WithAllowedHosts(allowed []string) Registry {
+	hosts := slices.Clone(allowed)
+	r.hosts = &hosts
+	return r
 }
 
 // NewRegistry returns a registry of the given kinds with an empty set of
@@ -140,6 +156,11 @@ func (r Registry) Open(kind Kind, id string, settings, secrets json.RawMessage, 
 	cfg, err := r.Decode(kind, settings, secrets)
 	if err != nil {
 		return nil, err
+	}
+	if r.hosts != nil {
+		if err := CheckHost(cfg, *r.hosts); err != nil {
+			return nil, err
+		}
 	}
 	return cfg.Open(Env{ID: id, Logger: logger, Limiters: r.limiters})
 }

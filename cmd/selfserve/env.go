@@ -92,6 +92,9 @@ func (c *cli) config() (*config.Config, error) {
 		return nil, fmt.Errorf("configuration:\n%w", err)
 	}
 	c.cfg = cfg
+	// Every stored connection opened from here on is held to the PSA host
+	// allow-list, as API and apply writes are.
+	c.reg = c.registry().WithAllowedHosts(cfg.AllowedPSAHosts)
 	return cfg, nil
 }
 

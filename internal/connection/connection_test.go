@@ -110,3 +110,32 @@ func TestOpenErrorsNameTheConnection(t *testing.T) {
 		t.Fatalf("error %v, want invalid config naming the connection", err)
 	}
 }
+
+// TestOpenChecksTheAllowedHosts: a stored PSA connection whose host the
+// operator does not (or no longer) allow is refused when opened for a sync
+// or an enrichment, not only when written; an allowed host opens.
+func TestOpenChecksTheAllowedHosts(t *testing.T) {
+	t.Parallel()
+	reg := connectors.NewRegistry(map[connectors.Kind]func() connectors.Config{
+		connectors.KindITGlue: func() connectors.Config { return new(itglue.Config) },
+	})
+	box := newBox(t, 1)
+	sealed, err := connection.Opener{Box: box}.SealSecrets(json.RawMessage(`{"api_key":"k"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn := store.Connection{ID: 7, TenantID: 1, Name: "IT Glue", Kind: connectors.KindITGlue,
+		Settings: json.RawMessage(`{"base_url":"http://127.0.0.1:18080"}`), SealedSecrets: sealed}
+	_, err = connection.Opener{Registry: reg.WithAllowedHosts(nil), Box: box}.Open(conn, nil)
+	var ke *connectors.KeyError
+	if !errors.As(err, &ke) || ke.Key != "base_url" || !strings.Contains(err.Error(), `connection "IT Glue"`) {
+		t.Fatalf("a host not allowed: %v", err)
+	}
+	for _, r := range []connectors.Registry{reg.WithAllowedHosts([]string{"127.0.0.1"}), reg} {
+		src, err := connection.Opener{Registry: r, Box: box}.Open(conn, nil)
+		if err != nil {
+			t.Fatalf("an allowed host (or no allow-list): %v", err)
+		}
+		src.Close()
+	}
+}
