@@ -16,7 +16,6 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 
-	"selfserve/config"
 	"selfserve/connectors"
 	"selfserve/connectors/file"
 	"selfserve/internal/admin/link"
@@ -197,7 +196,7 @@ func newChannels(t *testing.T, opts smtpsink.Options) *channels {
 // worker processes that cannot share the test's certificate pool.
 func newPlainChannels(t *testing.T, opts smtpsink.Options) *channels {
 	t.Helper()
-	return startChannels(t, opts, notify.EmailConfig{TLS: config.TLSNone})
+	return startChannels(t, opts, notify.EmailConfig{TLS: notify.TLSNone})
 }
 
 func startChannels(t *testing.T, opts smtpsink.Options, ec notify.EmailConfig) *channels {

@@ -15,7 +15,6 @@ import (
 
 	"github.com/hibiken/asynq"
 
-	"selfserve/config"
 	"selfserve/internal/notify"
 	"selfserve/internal/notify/smtpsink"
 	"selfserve/internal/redact"
@@ -47,7 +46,7 @@ func runChild() int {
 	db, _ := strconv.Atoi(env("REDIS_DB"))
 	port, _ := strconv.Atoi(env("SMTP_PORT"))
 	at, _ := time.Parse(time.RFC3339, env("CLOCK"))
-	email, err := notify.NewEmail(notify.EmailConfig{Host: "127.0.0.1", Port: port, TLS: config.TLSNone, From: "Reminders <noreply@msp.example>"})
+	email, err := notify.NewEmail(notify.EmailConfig{Host: "127.0.0.1", Port: port, TLS: notify.TLSNone, From: "Reminders <noreply@msp.example>"})
 	if err != nil {
 		logger.Error("email", "err", err)
 		return 1

@@ -17,18 +17,40 @@ import (
 	gomail "github.com/wneessen/go-mail"
 	"github.com/wneessen/go-mail/smtp"
 
-	"selfserve/config"
 	"selfserve/internal/redact"
 )
+
+// TLSMode is how the SMTP connection is protected (cmd/selfserve maps the
+// configuration's smtp.tls to it).
+type TLSMode string
+
+// The TLS modes.
+const (
+	// TLSStartTLS upgrades a plain connection with STARTTLS and refuses a
+	// server that cannot.
+	TLSStartTLS TLSMode = "starttls"
+	// TLSImplicit speaks TLS from the first byte (SMTPS, port 465).
+	TLSImplicit TLSMode = "tls"
+	// TLSNone sends in plain text.
+	TLSNone TLSMode = "none"
+)
+
+// DefaultPort is the usual port of the mode: 465 for tls, 587 otherwise.
+func (m TLSMode) DefaultPort() int {
+	if m == TLSImplicit {
+		return 465
+	}
+	return 587
+}
 
 // EmailConfig configures the SMTP channel.
 type EmailConfig struct {
 	// Host and Port name the server (Port 0: 587, or 465 for TLSImplicit).
 	Host string
 	Port int
-	// TLS is config.TLSStartTLS (default: upgrade and refuse servers that
-	// cannot), config.TLSImplicit or config.TLSNone.
-	TLS config.TLSMode
+	// TLS is TLSStartTLS (default: upgrade and refuse servers that
+	// cannot), TLSImplicit or TLSNone.
+	TLS TLSMode
 	// RootCAs verifies the server's certificate (nil: the system roots).
 	// Certificates are always verified against Host.
 	RootCAs *x509.CertPool
@@ -83,9 +105,9 @@ func NewEmail(cfg EmailConfig) (*Email, error) {
 	}
 	mode := cfg.TLS
 	if mode == "" {
-		mode = config.TLSStartTLS
+		mode = TLSStartTLS
 	}
-	if mode != config.TLSStartTLS && mode != config.TLSImplicit && mode != config.TLSNone {
+	if mode != TLSStartTLS && mode != TLSImplicit && mode != TLSNone {
 		problems = append(problems, fmt.Sprintf("tls %q: want starttls, tls or none", cfg.TLS))
 	}
 	if len(problems) > 0 {
@@ -115,9 +137,9 @@ func NewEmail(cfg EmailConfig) (*Email, error) {
 		gomail.WithoutRset(),
 	}
 	switch mode {
-	case config.TLSImplicit:
+	case TLSImplicit:
 		opts = append(opts, gomail.WithSSL())
-	case config.TLSNone:
+	case TLSNone:
 		opts = append(opts, gomail.WithTLSPolicy(gomail.NoTLS))
 	default:
 		opts = append(opts, gomail.WithTLSPolicy(gomail.TLSMandatory))

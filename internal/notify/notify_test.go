@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"selfserve/config"
 	"selfserve/internal/notify"
 	"selfserve/internal/notify/faketwilio"
 	"selfserve/internal/notify/smtpsink"
@@ -180,7 +179,7 @@ func TestEmailClassifiesRefusals(t *testing.T) {
 			return smtpsink.Reply{Code: 451, Text: "4.3.0 try again later"}
 		}
 		return smtpsink.Reply{}
-	}}, notify.EmailConfig{TLS: config.TLSNone})
+	}}, notify.EmailConfig{TLS: notify.TLSNone})
 	ctx := context.Background()
 	err := s.email.Send(ctx, notify.Message{ID: "a", To: "gone@x.example", Body: "b"})
 	if !errors.Is(err, notify.ErrRejected) || !strings.Contains(err.Error(), "mailbox unavailable") {
@@ -207,7 +206,7 @@ func TestEmailClassifiesRefusals(t *testing.T) {
 			return smtpsink.Reply{Code: 421, Text: "4.3.2 service not available"}
 		}
 		return smtpsink.Reply{}
-	}}, notify.EmailConfig{TLS: config.TLSNone})
+	}}, notify.EmailConfig{TLS: notify.TLSNone})
 	err = down.email.Send(ctx, notify.Message{ID: "e", To: "fine@x.example", Body: "b"})
 	if err == nil || notify.IsPermanent(err) {
 		t.Fatalf("421 at connect: %v, want a temporary error", err)
