@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 
+	"selfserve/internal/dburl"
+
 	"gopkg.in/yaml.v3"
 )
 
@@ -81,7 +83,7 @@ func TestDefaults(t *testing.T) {
 		t.Error("email or SMS enabled by default")
 	}
 	d, path, err := c.Dialect()
-	if err != nil || d != DialectSQLite || path != "selfserve.db" {
+	if err != nil || d != dburl.SQLite || path != "selfserve.db" {
 		t.Errorf("Dialect() = %q, %q, %v; want sqlite, selfserve.db", d, path, err)
 	}
 	if err := Default().Validate(); err != nil {
@@ -163,7 +165,7 @@ sms:
 		t.Errorf("EncryptionKey.Bytes() = %v, %v", key, err)
 	}
 	d, dsn, err := c.Dialect()
-	if err != nil || d != DialectPostgres || dsn != c.DatabaseURL.Reveal() {
+	if err != nil || d != dburl.Postgres || dsn != c.DatabaseURL.Reveal() {
 		t.Errorf("Dialect() = %q, %q, %v", d, dsn, err)
 	}
 }
@@ -408,33 +410,6 @@ func TestEncryptionKey(t *testing.T) {
 		}
 		if !errors.Is(err, ErrBadEncryptionKey) && !errors.Is(err, ErrNoEncryptionKey) {
 			t.Errorf("ParseEncryptionKey(%q): %v wraps neither sentinel", bad, err)
-		}
-	}
-}
-
-func TestParseDatabaseURL(t *testing.T) {
-	t.Parallel()
-	cases := []struct {
-		raw     string
-		dialect Dialect
-		dsn     string
-	}{
-		{"sqlite:selfserve.db", DialectSQLite, "selfserve.db"},
-		{"sqlite:///var/lib/selfserve/db.sqlite", DialectSQLite, "/var/lib/selfserve/db.sqlite"},
-		{"sqlite:data/x.db?_pragma=busy_timeout(5000)", DialectSQLite, "data/x.db?_pragma=busy_timeout(5000)"},
-		{"SQLite:x.db", DialectSQLite, "x.db"},
-		{"postgres://u:p@db:5432/selfserve", DialectPostgres, "postgres://u:p@db:5432/selfserve"},
-		{"postgresql:///selfserve?host=/var/run/postgresql", DialectPostgres, "postgresql:///selfserve?host=/var/run/postgresql"},
-	}
-	for _, tc := range cases {
-		d, dsn, err := ParseDatabaseURL(tc.raw)
-		if err != nil || d != tc.dialect || dsn != tc.dsn {
-			t.Errorf("ParseDatabaseURL(%q) = %q, %q, %v; want %q, %q", tc.raw, d, dsn, err, tc.dialect, tc.dsn)
-		}
-	}
-	for _, bad := range []string{"", "sqlite:", "sqlite://", "postgres:db", "mysql://x", "file.db"} {
-		if _, _, err := ParseDatabaseURL(bad); err == nil {
-			t.Errorf("ParseDatabaseURL(%q) accepted it", bad)
 		}
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"selfserve/connectors"
+	"selfserve/internal/dburl"
 )
 
 // FieldError is one problem Validate or Load found: the field as it is
@@ -39,7 +40,7 @@ func (c *Config) Validate() error {
 		errs = append(errs, &FieldError{Key: key, Env: envName(key), Problem: fmt.Sprintf(format, args...)})
 	}
 
-	if _, _, err := ParseDatabaseURL(c.DatabaseURL.Reveal()); err != nil {
+	if _, _, err := dburl.Parse(c.DatabaseURL.Reveal()); err != nil {
 		bad("database_url", "%s", err)
 	}
 	if err := checkRedisURL(c.RedisURL.Reveal()); err != nil {
@@ -156,56 +157,10 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// Dialect is the SQL database a DatabaseURL names.
-type Dialect string
-
-// The supported dialects.
-const (
-	DialectPostgres Dialect = "postgres"
-	DialectSQLite   Dialect = "sqlite"
-)
-
 // Dialect returns the dialect of the configured database and what to hand its
 // driver: the URL for PostgreSQL, the file path for SQLite.
-func (c *Config) Dialect() (Dialect, string, error) {
-	return ParseDatabaseURL(c.DatabaseURL.Reveal())
-}
-
-// ParseDatabaseURL tells which database raw names and returns what to hand
-// its driver: for postgres://… and postgresql://…, the URL unchanged; for
-// sqlite:PATH, PATH (sqlite:///var/lib/x.db gives /var/lib/x.db; anything
-// after PATH such as ?_pragma=… is kept). Errors never quote raw, which may
-// hold a password.
-func ParseDatabaseURL(raw string) (Dialect, string, error) {
-	if raw == "" {
-		return "", "", errors.New("required: postgres://user:password@host:5432/db or sqlite:PATH")
-	}
-	if rest, ok := cutPrefixFold(raw, "sqlite:"); ok {
-		if strings.HasPrefix(rest, "//") {
-			rest = rest[2:] // sqlite:///abs/path → /abs/path
-		}
-		if rest == "" || strings.HasPrefix(rest, "?") {
-			return "", "", errors.New("sqlite: needs a file path, e.g. sqlite:selfserve.db or sqlite:///var/lib/selfserve/selfserve.db")
-		}
-		return DialectSQLite, rest, nil
-	}
-	scheme, _, hasColon := strings.Cut(raw, ":")
-	if !hasColon || !isScheme(scheme) {
-		return "", "", errors.New("not a database URL; use postgres://user:password@host:5432/db or sqlite:PATH")
-	}
-	switch strings.ToLower(scheme) {
-	case "postgres", "postgresql":
-	default:
-		return "", "", fmt.Errorf("scheme %q is not supported; use postgres://, postgresql:// or sqlite:PATH", scheme)
-	}
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "", "", errors.New("not a valid URL (percent-encode special characters in the user name and password, e.g. @ as %40)")
-	}
-	if u.Opaque != "" {
-		return "", "", fmt.Errorf("write %s://host/db, with two slashes", scheme)
-	}
-	return DialectPostgres, raw, nil
+func (c *Config) Dialect() (dburl.Dialect, string, error) {
+	return dburl.Parse(c.DatabaseURL.Reveal())
 }
 
 func checkRedisURL(raw string) error {
@@ -216,7 +171,7 @@ func checkRedisURL(raw string) error {
 		return errors.New(`required: redis://host:6379/0, rediss://host:6380/0 or "embedded"`)
 	}
 	scheme, _, hasColon := strings.Cut(raw, ":")
-	if !hasColon || !isScheme(scheme) {
+	if !hasColon || !dburl.IsScheme(scheme) {
 		return errors.New(`not a Redis URL; use redis://host:6379/0, rediss://host:6380/0 or "embedded"`)
 	}
 	switch strings.ToLower(scheme) {
@@ -286,28 +241,6 @@ func isLoopback(host string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
-}
-
-func isScheme(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i, r := range s {
-		switch {
-		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z':
-		case i > 0 && (r >= '0' && r <= '9' || r == '+' || r == '-' || r == '.'):
-		default:
-			return false
-		}
-	}
-	return true
-}
-
-func cutPrefixFold(s, prefix string) (string, bool) {
-	if len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix) {
-		return s[len(prefix):], true
-	}
-	return s, false
 }
 
 // ParsePrefixes reads addresses and CIDR prefixes ("10.0.0.0/8",

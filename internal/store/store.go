@@ -31,7 +31,7 @@ import (
 	"modernc.org/sqlite" // registers the "sqlite" driver
 	sqlite3 "modernc.org/sqlite/lib"
 
-	"selfserve/config"
+	"selfserve/internal/dburl"
 )
 
 // Dialect is the SQL database in use.
@@ -108,14 +108,14 @@ func Open(ctx context.Context, databaseURL string) (*Store, error) {
 	return &Store{db: db, q: db, dialect: dialect, now: time.Now}, nil
 }
 
-// ParseURL splits a database URL (as config.ParseDatabaseURL reads it) into
+// ParseURL splits a database URL (as dburl.Parse reads it) into
 // its dialect and the driver's DSN.
 func ParseURL(databaseURL string) (Dialect, string, error) {
-	dialect, target, err := config.ParseDatabaseURL(databaseURL)
+	dialect, target, err := dburl.Parse(databaseURL)
 	if err != nil {
 		return "", "", fmt.Errorf("database URL: %w", err)
 	}
-	if dialect == config.DialectPostgres {
+	if dialect == dburl.Postgres {
 		return Postgres, withCustomPlans(target), nil
 	}
 	path, extra, _ := strings.Cut(target, "?")
