@@ -2,11 +2,8 @@ package store
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-
-	"selfserve/connectors"
 )
 
 const customerColumns = `id, tenant_id, name, timezone, default_region, source, COALESCE(external_id, '') AS external_id, created_at, updated_at`
@@ -79,121 +76,78 @@ func (s *Store) Customers(ctx context.Context, tenantID int64) ([]Customer, erro
 	return cs, err
 }
 
-const connectionColumns = `id, tenant_id, customer_id, name, kind, settings, secrets, enable_self_serve, schedule_seconds, cursor, created_at, updated_at`
-
-// UpsertConnection creates the tenant's connection named c.Name or updates
-// it. When c.SealedSecrets is nil the stored secrets are kept. It reports
-// whether anything changed; sameSecrets tells it the caller found the new
-// secrets equal to the stored ones (sealed values differ on every seal).
-func (s *Store) UpsertConnection(ctx context.Context, c Connection, sameSecrets bool) (Connection, bool, error) {
-	if len(c.Settings) == 0 {
-		c.Settings = json.RawMessage(`{}`)
+// CreateCustomer creates a customer of c.TenantID by hand (source "manual"
+// unless c.Source says otherwise). A customer of the same name, or with the
+// same PSA id, is ErrConflict.
+func (s *Store) CreateCustomer(ctx context.Context, c Customer) (Customer, error) {
+	if c.Source == "" {
+		c.Source = "manual"
 	}
-	var out Connection
-	changed := false
-	err := s.InTx(ctx, func(tx *Store) error {
-		cur, err := tx.ConnectionByName(ctx, c.TenantID, c.Name)
-		now := tx.stamp()
-		switch {
-		case errors.Is(err, ErrNotFound):
-			c.ID, err = tx.insertID(ctx, `INSERT INTO connections (tenant_id, customer_id, name, kind, settings, secrets, enable_self_serve, schedule_seconds, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-				c.TenantID, c.CustomerID, c.Name, c.Kind, string(c.Settings), c.SealedSecrets, c.EnableSelfServe, c.ScheduleSeconds, now, now)
-			if err != nil {
-				return fmt.Errorf("create connection %q: %w", c.Name, err)
-			}
-			c.CreatedAt, c.UpdatedAt = now, now
-			out, changed = c, true
-			return nil
-		case err != nil:
+	now := s.stamp()
+	id, err := s.insertID(ctx, `INSERT INTO customers (tenant_id, name, timezone, default_region, source, external_id, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+		c.TenantID, c.Name, c.TimeZone, c.DefaultRegion, c.Source, nullString(c.ExternalID), now, now)
+	if isUniqueViolation(err) {
+		return Customer{}, fmt.Errorf("customer %q: %w: a customer of that name (or PSA id) exists already", c.Name, ErrConflict)
+	}
+	if err != nil {
+		return Customer{}, fmt.Errorf("create customer %q: %w", c.Name, err)
+	}
+	return s.Customer(ctx, c.TenantID, id)
+}
+
+// LinkCustomer records that the tenant's manual customer id is the PSA's
+// customer externalID of kind source ("itglue", "hudu", "connectwise"), so
+// that later imports from that PSA update it instead of duplicating it. A
+// customer already imported from or linked to a PSA, or another customer
+// holding that PSA id, is ErrConflict. It returns the customer before and
+// after.
+func (s *Store) LinkCustomer(ctx context.Context, tenantID, id int64, source, externalID string) (before, after Customer, err error) {
+	err = s.InTx(ctx, func(tx *Store) error {
+		before, err = tx.Customer(ctx, tenantID, id)
+		if err != nil {
 			return err
 		}
-		secrets := c.SealedSecrets
-		if secrets == nil || sameSecrets {
-			secrets = cur.SealedSecrets
+		if before.ExternalID != "" {
+			return fmt.Errorf("customer %d is already linked to %s id %q: %w", id, before.Source, before.ExternalID, ErrConflict)
 		}
-		same := equalInt64Ptr(cur.CustomerID, c.CustomerID) && cur.Kind == c.Kind && connectors.SettingsEqual(cur.Settings, c.Settings) &&
-			cur.EnableSelfServe == c.EnableSelfServe && cur.ScheduleSeconds == c.ScheduleSeconds && (c.SealedSecrets == nil || sameSecrets)
-		out = cur
-		if same {
-			return nil
+		_, err = tx.exec(ctx, `UPDATE customers SET source = ?, external_id = ?, updated_at = ? WHERE tenant_id = ? AND id = ?`,
+			source, externalID, tx.stamp(), tenantID, id)
+		if isUniqueViolation(err) {
+			return fmt.Errorf("%s id %q belongs to another customer of this tenant: %w", source, externalID, ErrConflict)
 		}
-		cursor := cur.Cursor
-		if cur.Kind != c.Kind || !connectors.SettingsEqual(cur.Settings, c.Settings) {
-			cursor = "" // another source or scope: the next run starts over
+		if err != nil {
+			return fmt.Errorf("link customer %d: %w", id, err)
 		}
-		if _, err := tx.exec(ctx, `UPDATE connections SET customer_id = ?, kind = ?, settings = ?, secrets = ?, enable_self_serve = ?, schedule_seconds = ?, cursor = ?, updated_at = ? WHERE tenant_id = ? AND id = ?`,
-			c.CustomerID, c.Kind, string(c.Settings), secrets, c.EnableSelfServe, c.ScheduleSeconds, cursor, now, c.TenantID, cur.ID); err != nil {
-			return fmt.Errorf("update connection %q: %w", c.Name, err)
-		}
-		c.ID, c.CreatedAt, c.UpdatedAt, c.SealedSecrets, c.Cursor = cur.ID, cur.CreatedAt, now, secrets, cursor
-		out, changed = c, true
-		return nil
+		after, err = tx.Customer(ctx, tenantID, id)
+		return err
 	})
-	return out, changed, err
+	return before, after, err
 }
 
-func equalInt64Ptr(a, b *int64) bool {
-	if a == nil || b == nil {
-		return a == b
-	}
-	return *a == *b
+// CustomerCounts are a customer's end-user counts.
+type CustomerCounts struct {
+	CustomerID int64 `db:"customer_id"`
+	EndUsers   int   `db:"end_users"`
+	// UserActive counts users whose own half of rules.Active holds.
+	UserActive int `db:"user_active"`
+	Incomplete int `db:"incomplete"`
+	Locked     int `db:"locked"`
 }
 
-// connectionRow is how a connection comes out of the database (settings as
-// text).
-type connectionRow struct {
-	Connection
-	SettingsText string `db:"settings"`
-}
-
-func (r connectionRow) conn() Connection {
-	c := r.Connection
-	c.Settings = json.RawMessage(r.SettingsText)
-	return c
-}
-
-// Connection returns the tenant's connection with id.
-func (s *Store) Connection(ctx context.Context, tenantID, id int64) (Connection, error) {
-	var r connectionRow
-	err := s.get(ctx, &r, `SELECT `+connectionColumns+` FROM connections WHERE tenant_id = ? AND id = ?`, tenantID, id)
+// CustomerCounts counts each customer's end users still in their source.
+func (s *Store) CustomerCounts(ctx context.Context, tenantID int64) (map[int64]CustomerCounts, error) {
+	var rows []CustomerCounts
+	err := s.list(ctx, &rows, `SELECT customer_id, COUNT(*) AS end_users,
+		SUM(CASE WHEN `+userActiveSQL+` THEN 1 ELSE 0 END) AS user_active,
+		SUM(CASE WHEN `+StatusSQL+` = 'incomplete' THEN 1 ELSE 0 END) AS incomplete,
+		SUM(CASE WHEN locked_out THEN 1 ELSE 0 END) AS locked
+		FROM end_users WHERE tenant_id = ? AND removed_at IS NULL GROUP BY customer_id`, tenantID)
 	if err != nil {
-		return Connection{}, notFound(err, "connection", id)
+		return nil, fmt.Errorf("customer counts: %w", err)
 	}
-	return r.conn(), nil
-}
-
-// ConnectionByName returns the tenant's connection with name.
-func (s *Store) ConnectionByName(ctx context.Context, tenantID int64, name string) (Connection, error) {
-	var r connectionRow
-	err := s.get(ctx, &r, `SELECT `+connectionColumns+` FROM connections WHERE tenant_id = ? AND name = ?`, tenantID, name)
-	if err != nil {
-		return Connection{}, notFound(err, "connection", fmt.Sprintf("%q", name))
-	}
-	return r.conn(), nil
-}
-
-// Connections lists the tenant's connections by name.
-func (s *Store) Connections(ctx context.Context, tenantID int64) ([]Connection, error) {
-	var rows []connectionRow
-	if err := s.list(ctx, &rows, `SELECT `+connectionColumns+` FROM connections WHERE tenant_id = ? ORDER BY name`, tenantID); err != nil {
-		return nil, err
-	}
-	out := make([]Connection, len(rows))
-	for i, r := range rows {
-		out[i] = r.conn()
-	}
-	return out, nil
-}
-
-// AllConnections lists every tenant's connections (the scheduler's view).
-func (s *Store) AllConnections(ctx context.Context) ([]Connection, error) {
-	var rows []connectionRow
-	if err := s.list(ctx, &rows, `SELECT `+connectionColumns+` FROM connections ORDER BY tenant_id, name`); err != nil {
-		return nil, err
-	}
-	out := make([]Connection, len(rows))
-	for i, r := range rows {
-		out[i] = r.conn()
+	out := make(map[int64]CustomerCounts, len(rows))
+	for _, r := range rows {
+		out[r.CustomerID] = r
 	}
 	return out, nil
 }

@@ -392,3 +392,27 @@ func timeOrZero(t *time.Time) time.Time {
 	}
 	return t.UTC()
 }
+
+// EphemeralTx runs fn in a transaction whose commit does not wait for the
+// disk on PostgreSQL (synchronous_commit off; SQLite is unchanged): for
+// writes whose loss in a crash is harmless, such as a challenge or its
+// verification (the end user asks again). Atomicity and isolation are
+// those of any transaction.
+func (s *Store) EphemeralTx(ctx context.Context, fn func(tx *Store) error) error {
+	return s.InTx(ctx, func(tx *Store) error {
+		if tx.dialect == Postgres {
+			if _, err := tx.exec(ctx, `SET LOCAL synchronous_commit TO off`); err != nil {
+				return fmt.Errorf("relax the commit: %w", err)
+			}
+		}
+		return fn(tx)
+	})
+}
+
+// batchSize bounds the rows of one multi-row statement (29 parameters a row
+// stays well under PostgreSQL's 65535 and SQLite's 32766 parameters).
+const batchSize = 500
+
+func placeholders(n int) string {
+	return strings.TrimSuffix(strings.Repeat("?,", n), ",")
+}

@@ -304,13 +304,3 @@ func (s *Store) Runs(ctx context.Context, tenantID, connectionID int64, limit in
 	}
 	return rs, nil
 }
-
-// SetConnectionCursor stores where the connection's next incremental run
-// starts.
-func (s *Store) SetConnectionCursor(ctx context.Context, tenantID, connectionID int64, cursor string) error {
-	res, err := s.exec(ctx, `UPDATE connections SET cursor = ? WHERE tenant_id = ? AND id = ?`, cursor, tenantID, connectionID)
-	if err != nil {
-		return fmt.Errorf("save cursor of connection %d: %w", connectionID, err)
-	}
-	return mustAffect(res, "connection", connectionID)
-}

@@ -8,8 +8,9 @@ import (
 	"time"
 )
 
-// The end users' self-serve flow (package selfserve): challenges, the grants
-// verified challenges yield, and write-back jobs.
+// The end users' self-serve flow (package selfserve): challenges and the
+// grants verified challenges yield. The write-back jobs are in
+// password_jobs.go.
 
 // ChallengePurpose is what a verified challenge allows.
 type ChallengePurpose string
@@ -199,148 +200,6 @@ func notFoundAs(err, sentinel error) error {
 	return err
 }
 
-// FindEndUsersByLogin returns the tenant's present end users a login names:
-// an email or UPN (case-insensitive) when it holds "@", else a user name
-// (the part after the backslash of DOMAIN\user). At most limit rows.
-func (s *Store) FindEndUsersByLogin(ctx context.Context, tenantID int64, login string, limit int) ([]EndUser, error) {
-	login = strings.ToLower(strings.TrimSpace(login))
-	var q string
-	var args []any
-	if strings.Contains(login, "@") {
-		q = `SELECT ` + endUserColumns + ` FROM end_users WHERE tenant_id = ? AND removed_at IS NULL AND ((upn <> '' AND lower(upn) = ?) OR (email <> '' AND lower(email) = ?))`
-		args = []any{tenantID, login, login}
-	} else {
-		if _, user, ok := strings.Cut(login, `\`); ok {
-			login = user
-		}
-		q = `SELECT ` + endUserColumns + ` FROM end_users WHERE tenant_id = ? AND removed_at IS NULL AND username <> '' AND lower(username) = ?`
-		args = []any{tenantID, login}
-	}
-	if login == "" {
-		return nil, nil
-	}
-	q += fmt.Sprintf(" ORDER BY id LIMIT %d", max(limit, 1))
-	var out []EndUser
-	if err := s.list(ctx, &out, q, args...); err != nil {
-		return nil, fmt.Errorf("find end users by login: %w", err)
-	}
-	return out, nil
-}
-
-// JobState is a write-back job's state.
-type JobState string
-
-// The job states.
-const (
-	JobQueued  JobState = "queued"
-	JobRunning JobState = "running"
-	JobDone    JobState = "done"
-	JobFailed  JobState = "failed"
-)
-
-// JobTarget is where a job writes.
-type JobTarget string
-
-// The job targets.
-const (
-	TargetAD    JobTarget = "ad"
-	TargetAzure JobTarget = "azure"
-	// TargetLocal: a local account, reachable only through an on-premises
-	// agent.
-	TargetLocal JobTarget = "local"
-	// TargetOutbox: the demo, which has no directory, records the change in
-	// its outbox.
-	TargetOutbox JobTarget = "outbox"
-)
-
-// PasswordJob is one self-serve write-back: the action, the account it is
-// for and where it goes, and its state. It never holds the password: a
-// direct connection writes it within the request that carries it; an
-// agent would receive it sealed to its own key, apart from this row.
-type PasswordJob struct {
-	ID           int64            `db:"id" json:"id"`
-	TenantID     int64            `db:"tenant_id" json:"tenant_id"`
-	EndUserID    int64            `db:"end_user_id" json:"end_user_id"`
-	ChallengeID  string           `db:"challenge_id" json:"-"`
-	Action       ChallengePurpose `db:"action" json:"action"`
-	Target       JobTarget        `db:"target" json:"target"`
-	ConnectionID *int64           `db:"connection_id" json:"connection_id,omitempty"`
-	// ExternalID is the target account's id in its directory (AD
-	// objectGUID, Entra object id).
-	ExternalID string     `db:"external_id" json:"external_id"`
-	State      JobState   `db:"state" json:"state"`
-	Reason     string     `db:"reason" json:"reason,omitempty"`
-	ClientIP   string     `db:"client_ip" json:"client_ip"`
-	CreatedAt  time.Time  `db:"created_at" json:"created_at"`
-	StartedAt  *time.Time `db:"started_at" json:"started_at,omitempty"`
-	FinishedAt *time.Time `db:"finished_at" json:"finished_at,omitempty"`
-}
-
-const jobColumns = `id, tenant_id, end_user_id, challenge_id, action, target, connection_id, external_id, state, reason, client_ip, created_at, started_at, finished_at`
-
-// CreatePasswordJob records a queued job and returns it with its id.
-func (s *Store) CreatePasswordJob(ctx context.Context, j PasswordJob) (PasswordJob, error) {
-	j.State, j.CreatedAt = JobQueued, s.stamp()
-	id, err := s.insertID(ctx, `INSERT INTO password_jobs (tenant_id, end_user_id, challenge_id, action, target, connection_id, external_id, state, reason, client_ip, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		j.TenantID, j.EndUserID, j.ChallengeID, j.Action, j.Target, j.ConnectionID, j.ExternalID, j.State, j.Reason, j.ClientIP, j.CreatedAt)
-	if err != nil {
-		return j, fmt.Errorf("create password job: %w", err)
-	}
-	j.ID = id
-	return j, nil
-}
-
-// StartPasswordJob moves a queued job to running.
-func (s *Store) StartPasswordJob(ctx context.Context, tenantID, id int64) error {
-	res, err := s.exec(ctx, `UPDATE password_jobs SET state = 'running', started_at = ? WHERE tenant_id = ? AND id = ? AND state = 'queued'`, s.stamp(), tenantID, id)
-	if err != nil {
-		return fmt.Errorf("start password job %d: %w", id, err)
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return fmt.Errorf("start password job %d: %w: not queued", id, ErrConflict)
-	}
-	return nil
-}
-
-// FinishPasswordJob moves a queued or running job to done or failed, with
-// the reason in plain words, and returns it.
-func (s *Store) FinishPasswordJob(ctx context.Context, tenantID, id int64, state JobState, reason string) (PasswordJob, error) {
-	var j PasswordJob
-	err := s.get(ctx, &j, `UPDATE password_jobs SET state = ?, reason = ?, finished_at = ? WHERE tenant_id = ? AND id = ? AND state IN ('queued', 'running')
-		RETURNING `+jobColumns, state, reason, s.stamp(), tenantID, id)
-	if err != nil {
-		return j, notFound(err, "unfinished password job", id)
-	}
-	return j, nil
-}
-
-// PasswordJobs lists the end user's write-back jobs, newest first (limit
-// 0: 50).
-func (s *Store) PasswordJobs(ctx context.Context, tenantID, endUserID int64, limit int) ([]PasswordJob, error) {
-	if limit <= 0 {
-		limit = 50
-	}
-	var out []PasswordJob
-	err := s.list(ctx, &out, `SELECT `+jobColumns+` FROM password_jobs WHERE tenant_id = ? AND end_user_id = ? ORDER BY id DESC LIMIT `+fmt.Sprint(limit), tenantID, endUserID)
-	if err != nil {
-		return nil, fmt.Errorf("list password jobs: %w", err)
-	}
-	return out, nil
-}
-
-// LinkedADAccount returns the AD end user of the customer whose immutable
-// id is immutableID (an Entra user synced from on-premises), if any.
-func (s *Store) LinkedADAccount(ctx context.Context, tenantID, customerID int64, immutableID string) (EndUser, error) {
-	var u EndUser
-	err := s.get(ctx, &u, `SELECT `+endUserColumns+` FROM end_users WHERE tenant_id = ? AND customer_id = ? AND source = 'ad' AND immutable_id = ? AND removed_at IS NULL ORDER BY id LIMIT 1`,
-		tenantID, customerID, immutableID)
-	if err != nil {
-		return u, notFound(err, "AD account with immutable id", immutableID)
-	}
-	return u, nil
-}
-
 // GrantChallenge returns the challenge of the unused, unexpired grant whose
 // SHA-256 is hash, without claiming it; anything else is ErrGrantUnusable.
 func (s *Store) GrantChallenge(ctx context.Context, tenantID int64, hash []byte, now time.Time) (Challenge, error) {
@@ -351,29 +210,4 @@ func (s *Store) GrantChallenge(ctx context.Context, tenantID int64, hash []byte,
 		return c, notFoundAs(err, ErrGrantUnusable)
 	}
 	return c, nil
-}
-
-// LinkTokenUsed reports whether the signed link token with nonce was used.
-func (s *Store) LinkTokenUsed(ctx context.Context, nonce string) (bool, error) {
-	var n int
-	if err := s.get(ctx, &n, `SELECT COUNT(*) FROM used_link_tokens WHERE nonce = ?`, nonce); err != nil {
-		return false, fmt.Errorf("link token use: %w", err)
-	}
-	return n > 0, nil
-}
-
-// EphemeralTx runs fn in a transaction whose commit does not wait for the
-// disk on PostgreSQL (synchronous_commit off; SQLite is unchanged): for
-// writes whose loss in a crash is harmless, such as a challenge or its
-// verification (the end user asks again). Atomicity and isolation are
-// those of any transaction.
-func (s *Store) EphemeralTx(ctx context.Context, fn func(tx *Store) error) error {
-	return s.InTx(ctx, func(tx *Store) error {
-		if tx.dialect == Postgres {
-			if _, err := tx.exec(ctx, `SET LOCAL synchronous_commit TO off`); err != nil {
-				return fmt.Errorf("relax the commit: %w", err)
-			}
-		}
-		return fn(tx)
-	})
 }

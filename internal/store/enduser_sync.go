@@ -17,10 +17,6 @@ const endUserColumns = `id, tenant_id, customer_id, connection_id, source, exter
 	password_last_set, password_expires_at, immutable_id, self_serve, privileged, privileged_reason, first_access_at, welcome_sent_at, removed_at, seen_run_id,
 	created_at, updated_at`
 
-// batchSize bounds the rows of one multi-row statement (29 parameters a row
-// stays well under PostgreSQL's 65535 and SQLite's 32766 parameters).
-const batchSize = 500
-
 // UserRecord is a directory user ready to store: email and mobile already
 // normalised. EmailInvalid/MobileInvalid mark an incoming value that could
 // not be used: the stored value is then kept as it is.
@@ -270,10 +266,6 @@ func (s *Store) existingUsers(ctx context.Context, target PageTarget, recs []Use
 		out[u.ExternalID] = u
 	}
 	return out, nil
-}
-
-func placeholders(n int) string {
-	return strings.TrimSuffix(strings.Repeat("?,", n), ",")
 }
 
 func newEndUser(target PageTarget, rec UserRecord, now time.Time) EndUser {
@@ -566,150 +558,6 @@ func (s *Store) RemoveUnseen(ctx context.Context, tenantID, connectionID, runID 
 		return nil
 	})
 	return total, err
-}
-
-// EndUserFilter narrows an end-user listing. Zero fields do not filter.
-type EndUserFilter struct {
-	CustomerID   int64
-	ConnectionID int64
-	Source       rules.Source
-	// LockedOut filters on the lockout flag when non-nil.
-	LockedOut *bool
-	// Privileged filters on the privileged flag when non-nil.
-	Privileged *bool
-	// IncludeRemoved lists users removed from their source too.
-	IncludeRemoved bool
-	// AfterID pages: only users with a larger id. Limit caps the rows
-	// (0: no cap).
-	AfterID int64
-	Limit   int
-}
-
-// EndUsers lists the tenant's end users by id.
-func (s *Store) EndUsers(ctx context.Context, tenantID int64, f EndUserFilter) ([]EndUser, error) {
-	q := `SELECT ` + endUserColumns + ` FROM end_users WHERE tenant_id = ?`
-	args := []any{tenantID}
-	add := func(cond string, v any) { q += " AND " + cond; args = append(args, v) }
-	if f.CustomerID != 0 {
-		add("customer_id = ?", f.CustomerID)
-	}
-	if f.ConnectionID != 0 {
-		add("connection_id = ?", f.ConnectionID)
-	}
-	if f.Source != "" {
-		add("source = ?", f.Source)
-	}
-	if f.LockedOut != nil {
-		add("locked_out = ?", *f.LockedOut)
-	}
-	if f.Privileged != nil {
-		add("privileged = ?", *f.Privileged)
-	}
-	if !f.IncludeRemoved {
-		q += " AND removed_at IS NULL"
-	}
-	if f.AfterID != 0 {
-		add("id > ?", f.AfterID)
-	}
-	q += " ORDER BY id"
-	if f.Limit > 0 {
-		q += fmt.Sprintf(" LIMIT %d", f.Limit)
-	}
-	var out []EndUser
-	if err := s.list(ctx, &out, q, args...); err != nil {
-		return nil, fmt.Errorf("list end users: %w", err)
-	}
-	return out, nil
-}
-
-// EndUser returns the tenant's end user with id.
-func (s *Store) EndUser(ctx context.Context, tenantID, id int64) (EndUser, error) {
-	var u EndUser
-	err := s.get(ctx, &u, `SELECT `+endUserColumns+` FROM end_users WHERE tenant_id = ? AND id = ?`, tenantID, id)
-	if err != nil {
-		return u, notFound(err, "end user", id)
-	}
-	return u, nil
-}
-
-// SetContact sets an end user's email and/or mobile with the given
-// provenance (manual for a technician, end_user for the person). A nil
-// value leaves the field alone. It returns the user before and after.
-func (s *Store) SetContact(ctx context.Context, tenantID, id int64, email, mobile *string, from rules.Provenance) (before, after EndUser, err error) {
-	err = s.InTx(ctx, func(tx *Store) error {
-		before, err = tx.EndUser(ctx, tenantID, id)
-		if err != nil {
-			return err
-		}
-		after = before
-		if email != nil {
-			after.Email, after.EmailSource = *email, from
-			if *email == "" {
-				after.EmailSource = from
-			}
-		}
-		if mobile != nil {
-			after.Mobile, after.MobileSource = *mobile, from
-		}
-		after.UpdatedAt = tx.stamp()
-		_, err = tx.exec(ctx, `UPDATE end_users SET email = ?, email_source = ?, mobile = ?, mobile_source = ?, updated_at = ? WHERE tenant_id = ? AND id = ?`,
-			after.Email, after.EmailSource, after.Mobile, after.MobileSource, after.UpdatedAt, tenantID, id)
-		return err
-	})
-	return before, after, err
-}
-
-// SetSelfServe sets the switch of the tenant's end users ids, all or none:
-// if any id is unknown nothing changes and the error names the missing ids.
-// It returns the users as they were before.
-func (s *Store) SetSelfServe(ctx context.Context, tenantID int64, ids []int64, on bool) ([]EndUser, error) {
-	var before []EndUser
-	err := s.InTx(ctx, func(tx *Store) error {
-		before = before[:0]
-		var missing []string
-		for _, id := range ids {
-			u, err := tx.EndUser(ctx, tenantID, id)
-			if err != nil {
-				missing = append(missing, fmt.Sprint(id))
-				continue
-			}
-			before = append(before, u)
-		}
-		if len(missing) > 0 {
-			return fmt.Errorf("end users %s: %w", strings.Join(missing, ", "), ErrNotFound)
-		}
-		now := tx.stamp()
-		for _, id := range ids {
-			if _, err := tx.exec(ctx, `UPDATE end_users SET self_serve = ?, updated_at = ? WHERE tenant_id = ? AND id = ?`, on, now, tenantID, id); err != nil {
-				return fmt.Errorf("set self-serve of end user %d: %w", id, err)
-			}
-		}
-		return nil
-	})
-	return before, err
-}
-
-// MarkFirstAccess records the end user's first self-serve access (kept if
-// already set). It reports whether it was newly set.
-func (s *Store) MarkFirstAccess(ctx context.Context, tenantID, id int64, at time.Time) (bool, error) {
-	if _, err := s.EndUser(ctx, tenantID, id); err != nil {
-		return false, err
-	}
-	res, err := s.exec(ctx, `UPDATE end_users SET first_access_at = ?, updated_at = ? WHERE tenant_id = ? AND id = ? AND first_access_at IS NULL`, at.UTC(), s.stamp(), tenantID, id)
-	if err != nil {
-		return false, fmt.Errorf("record first access of end user %d: %w", id, err)
-	}
-	n, _ := res.RowsAffected()
-	return n > 0, nil
-}
-
-// MarkWelcomeSent records that a welcome email went out to the end user.
-func (s *Store) MarkWelcomeSent(ctx context.Context, tenantID, id int64, at time.Time) error {
-	res, err := s.exec(ctx, `UPDATE end_users SET welcome_sent_at = ?, updated_at = ? WHERE tenant_id = ? AND id = ?`, at.UTC(), s.stamp(), tenantID, id)
-	if err != nil {
-		return fmt.Errorf("record welcome email of end user %d: %w", id, err)
-	}
-	return mustAffect(res, "end user", id)
 }
 
 // ReconcilePrivileged makes the privileged flags of the connection's end
