@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -82,6 +83,40 @@ func Plan(t Tenant, loc *time.Location, u EndUser, now time.Time) []Notice {
 	return due
 }
 
+// LockoutLookback is how long after a lockout began the expiry scan still
+// writes its notice. Lockouts normally arrive through the sync's lockout
+// tasks as they happen; the scan only catches the ones that were missed.
+const LockoutLookback = 24 * time.Hour
+
+// ScanPlan returns the notices the expiry scan writes for u at the instant
+// now, and so what the preview shows: Plan's, less a lockout that began
+// more than LockoutLookback before now.
+func ScanPlan(t Tenant, loc *time.Location, u EndUser, now time.Time) []Notice {
+	due := Plan(t, loc, u, now)
+	return slices.DeleteFunc(due, func(n Notice) bool {
+		return n.Kind == KindLockout && n.DueAt.Before(now.Add(-LockoutLookback))
+	})
+}
+
+// Reminders is how many days before expiry the tenant's reminders start
+// (ReminderDays, or DefaultReminderDays when unset).
+func (t Tenant) Reminders() int {
+	if t.ReminderDays <= 0 {
+		return DefaultReminderDays
+	}
+	return t.ReminderDays
+}
+
+// ExpiryWindow bounds the password expiry instants that can make an expiry
+// notice due at now, in any time zone, for tenants whose reminders start at
+// most reminders days ahead: expiries in [from, before). A local date is
+// never more than 26 hours from the UTC instant's (zones run from UTC-12 to
+// UTC+14), so two days of margin on either side keep every due password.
+// The store's candidate query selects on it; Plan decides.
+func ExpiryWindow(reminders int, now time.Time) (from, before time.Time) {
+	return now.Add(-48 * time.Hour), now.Add(time.Duration(reminders+2) * 24 * time.Hour)
+}
+
 // ChangeOccasion is the ledger occasion of the notices that follow the
 // self-serve write-back job jobID, done at the instant at: "RFC3339 job N",
 // one per job, so each change is told exactly once.
@@ -111,10 +146,7 @@ func expiryNotice(t Tenant, loc *time.Location, u EndUser, now time.Time) (Notic
 		return Notice{}, false
 	}
 	days := daysBetween(today, civilDate(u.PasswordExpiresAt.In(loc)))
-	window := t.ReminderDays
-	if window <= 0 {
-		window = DefaultReminderDays
-	}
+	window := t.Reminders()
 	n := Notice{Occasion: local.Format(OccasionDateLayout), DaysLeft: days, DueAt: sendAt, ExpiresAt: u.PasswordExpiresAt}
 	switch {
 	case days == 0:

@@ -856,3 +856,64 @@ func TestPlanProperty(t *testing.T) {
 		}
 	}
 }
+
+// TestScanPlanLockoutLookback: the scan writes a lockout's notice until
+// LockoutLookback after it began, and every expiry notice Plan gives.
+func TestScanPlanLockoutLookback(t *testing.T) {
+	t.Parallel()
+	tenant := rules.Tenant{Subscription: rules.SubscriptionBundle, SelfServe: true, SendHour: 9, ReminderDays: 10}
+	now := utc(t, "2026-12-05T12:00:00Z")
+	user := rules.EndUser{Source: rules.SourceAD, Email: "a@example.com", Mobile: "+447700900100", SelfServe: true, Enabled: true,
+		LockedOut: true, PasswordExpiresAt: now.Add(3 * 24 * time.Hour)}
+	for _, c := range []struct {
+		lockedAt time.Time
+		want     []string
+	}{
+		{now, []string{"lockout 2026-12-05T12:00:00Z 0", "expiry_reminder 2026-12-05 3"}},
+		{now.Add(-rules.LockoutLookback), []string{"lockout 2026-12-04T12:00:00Z 0", "expiry_reminder 2026-12-05 3"}},
+		{now.Add(-rules.LockoutLookback - time.Nanosecond), []string{"expiry_reminder 2026-12-05 3"}},
+		{now.Add(time.Second), []string{"expiry_reminder 2026-12-05 3"}}, // not yet locked
+	} {
+		u := user
+		u.LockedOutAt = c.lockedAt
+		if got := brief(rules.ScanPlan(tenant, time.UTC, u, now)); !slices.Equal(got, c.want) {
+			t.Errorf("locked at %s: ScanPlan = %q, want %q", c.lockedAt.Format(time.RFC3339Nano), got, c.want)
+		}
+		if got, all := len(rules.ScanPlan(tenant, time.UTC, u, now)), len(rules.Plan(tenant, time.UTC, u, now)); got > all {
+			t.Errorf("ScanPlan gave %d notices, Plan %d", got, all)
+		}
+	}
+}
+
+// TestExpiryWindowHoldsEveryDueExpiry: whatever the zone (the extremes
+// UTC-12 and UTC+14 included), DST days and the reminder window, a password
+// with an expiry notice due at now expires within ExpiryWindow, and one
+// just outside it has none.
+func TestExpiryWindowHoldsEveryDueExpiry(t *testing.T) {
+	t.Parallel()
+	var zones []*time.Location
+	for _, name := range []string{"Etc/GMT+12", "Pacific/Kiritimati", "America/New_York", "Europe/London", "Australia/Lord_Howe", "Asia/Kolkata", "UTC"} {
+		zones = append(zones, loadLocation(t, name))
+	}
+	r := rand.New(rand.NewPCG(12, 2))
+	start := utc(t, "2026-01-01T00:00:00Z")
+	for range 20000 {
+		loc := zones[r.IntN(len(zones))]
+		tenant := rules.Tenant{Subscription: rules.SubscriptionQDesk, SelfServe: true, SendHour: r.IntN(24), ReminderDays: r.IntN(15)}
+		now := start.Add(time.Duration(r.Int64N(int64(365 * 24 * time.Hour))))
+		from, before := rules.ExpiryWindow(tenant.Reminders(), now)
+		for _, expires := range []time.Time{
+			from.Add(-time.Nanosecond), before,
+			from.Add(time.Duration(r.Int64N(int64(before.Sub(from))))),
+			now.Add(time.Duration(r.Int64N(int64(30*24*time.Hour))) - 10*24*time.Hour),
+		} {
+			u := rules.EndUser{Source: rules.SourceLocal, Email: "a@example.com", Mobile: "+447700900100", SelfServe: true, Enabled: true, PasswordExpiresAt: expires}
+			due := len(rules.Plan(tenant, loc, u, now)) > 0
+			inside := !expires.Before(from) && expires.Before(before)
+			if due && !inside {
+				t.Fatalf("%s, send hour %d, %d reminder days: a password expiring %s has a notice due at %s, outside the window [%s, %s)",
+					loc, tenant.SendHour, tenant.ReminderDays, expires.Format(time.RFC3339), now.Format(time.RFC3339), from.Format(time.RFC3339), before.Format(time.RFC3339))
+			}
+		}
+	}
+}

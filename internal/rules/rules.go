@@ -6,7 +6,10 @@
 // the API, the planner and the sender all call the same functions.
 package rules
 
-import "time"
+import (
+	"slices"
+	"time"
+)
 
 // Subscription is a tenant's plan. Self-serve exists only on qdesk and bundle.
 type Subscription string
@@ -18,14 +21,23 @@ const (
 	SubscriptionBundle Subscription = "bundle"
 )
 
-// Valid reports whether s is a known subscription.
-func (s Subscription) Valid() bool {
-	return s == SubscriptionNone || s == SubscriptionQDesk || s == SubscriptionBundle
+// Subscriptions lists every subscription.
+func Subscriptions() []Subscription {
+	return []Subscription{SubscriptionNone, SubscriptionQDesk, SubscriptionBundle}
 }
+
+// Valid reports whether s is a known subscription (one of Subscriptions).
+func (s Subscription) Valid() bool { return slices.Contains(Subscriptions(), s) }
 
 // AllowsSelfServe reports whether the plan includes self-serve features.
 func (s Subscription) AllowsSelfServe() bool {
 	return s == SubscriptionQDesk || s == SubscriptionBundle
+}
+
+// SelfServeSubscriptions lists the subscriptions that allow self-serve: the
+// store's candidate queries filter tenants on it.
+func SelfServeSubscriptions() []Subscription {
+	return slices.DeleteFunc(Subscriptions(), func(s Subscription) bool { return !s.AllowsSelfServe() })
 }
 
 // Source is where an end user comes from.
@@ -39,10 +51,19 @@ const (
 	SourceManual Source = "manual"
 )
 
+// Sources lists every end-user source.
+func Sources() []Source { return []Source{SourceLocal, SourceAD, SourceAzure, SourceManual} }
+
 // IsDirectory reports whether the source is a directory (one that owns a
 // password and so gets expiry and lockout notices).
 func (s Source) IsDirectory() bool {
 	return s == SourceLocal || s == SourceAD || s == SourceAzure
+}
+
+// DirectorySources lists the directory sources: the store's candidate
+// queries filter end users on it.
+func DirectorySources() []Source {
+	return slices.DeleteFunc(Sources(), func(s Source) bool { return !s.IsDirectory() })
 }
 
 // Provenance is where an email or mobile value came from.

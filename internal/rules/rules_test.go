@@ -421,3 +421,25 @@ func TestWelcomeReason(t *testing.T) {
 		})
 	}
 }
+
+// TestListsFollowPredicates: the lists the store's queries filter on are
+// exactly the values the predicates accept.
+func TestListsFollowPredicates(t *testing.T) {
+	t.Parallel()
+	for _, s := range rules.Subscriptions() {
+		if !s.Valid() {
+			t.Errorf("listed subscription %q is not valid", s)
+		}
+		if got := slices.Contains(rules.SelfServeSubscriptions(), s); got != s.AllowsSelfServe() {
+			t.Errorf("subscription %q: in SelfServeSubscriptions %v, AllowsSelfServe %v", s, got, s.AllowsSelfServe())
+		}
+	}
+	if len(rules.SelfServeSubscriptions()) == 0 || len(rules.DirectorySources()) == 0 {
+		t.Fatal("an empty list")
+	}
+	for _, s := range rules.Sources() {
+		if got := slices.Contains(rules.DirectorySources(), s); got != s.IsDirectory() {
+			t.Errorf("source %q: in DirectorySources %v, IsDirectory %v", s, got, s.IsDirectory())
+		}
+	}
+}

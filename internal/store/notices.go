@@ -335,36 +335,67 @@ func (u ScanUser) Rules() rules.EndUser {
 	}
 }
 
-// ScanWindow bounds the expiry scan's prefilter.
+// ScanWindow bounds the candidate query: the instants and, for a preview,
+// the tenant or customer.
 type ScanWindow struct {
 	// ExpiresFrom and ExpiresBefore bound password_expires_at.
 	ExpiresFrom, ExpiresBefore time.Time
 	// LockedSince..LockedUntil bound locked_out_at of locked-out users.
 	LockedSince, LockedUntil time.Time
+	// TenantID, when set, keeps that tenant's end users only; CustomerID,
+	// when set too, that customer's.
+	TenantID, CustomerID int64
 }
 
-// ScanCandidates returns, across tenants, the end users that may have a
-// notice due: served by their tenant (subscription with self-serve, override
-// ON), switch ON, enabled, present, with email and mobile, from a directory
-// source, and either with a password expiring in the window or locked out
+// candidateFilter is the candidate query's FROM and WHERE up to the
+// window: the rules' NoticesReason as a guard in SQL (tenant subscription
+// among rules.SelfServeSubscriptions and override on, switch on, email and
+// mobile present, enabled, not removed) and rules.DirectorySources, with
+// the lists bound as parameters (candidateArgs).
+var candidateFilter = ` FROM end_users e JOIN tenants t ON t.id = e.tenant_id
+	WHERE t.self_serve AND t.subscription IN (` + placeholders(len(rules.SelfServeSubscriptions())) + `)
+	AND e.removed_at IS NULL AND e.enabled AND e.self_serve AND e.email <> '' AND e.mobile <> ''
+	AND e.source IN (` + placeholders(len(rules.DirectorySources())) + `)`
+
+// candidateArgs are candidateFilter's parameters.
+func candidateArgs() []any {
+	var args []any
+	for _, s := range rules.SelfServeSubscriptions() {
+		args = append(args, s)
+	}
+	for _, s := range rules.DirectorySources() {
+		args = append(args, s)
+	}
+	return args
+}
+
+// ScanCandidates is the one candidate query of the expiry scan and the
+// preview: across tenants (or within w's tenant or customer), the end users
+// that may have a notice due, that is those the rules serve (see
+// candidateFilter) with a password expiring in the window or locked out
 // within it. A user matching both comes once. The domain rules decide the
 // rest; this only keeps the rows few.
 func (s *Store) ScanCandidates(ctx context.Context, w ScanWindow) ([]ScanUser, error) {
 	const cols = `e.id, e.tenant_id, e.customer_id, e.source, e.email, e.mobile, e.self_serve, e.enabled, e.locked_out, e.locked_out_at, e.password_never_expires, e.password_expires_at`
-	const served = ` FROM end_users e JOIN tenants t ON t.id = e.tenant_id
-		WHERE t.self_serve AND t.subscription IN ('qdesk', 'bundle')
-		AND e.removed_at IS NULL AND e.enabled AND e.self_serve AND e.email <> '' AND e.mobile <> '' AND e.source IN ('local', 'ad', 'azure')`
+	scope, scopeArgs := "", []any{}
+	if w.TenantID != 0 {
+		scope, scopeArgs = ` AND e.tenant_id = ?`, append(scopeArgs, w.TenantID)
+		if w.CustomerID != 0 {
+			scope, scopeArgs = scope+` AND e.customer_id = ?`, append(scopeArgs, w.CustomerID)
+		}
+	}
+	args := func(bounds ...any) []any { return append(append(candidateArgs(), scopeArgs...), bounds...) }
 	// The two selections use different indexes; they run side by side.
 	var locked []ScanUser
 	var lockedErr error
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		locked, lockedErr = s.scanUsers(ctx, `SELECT `+cols+served+` AND e.locked_out AND e.locked_out_at >= ? AND e.locked_out_at <= ?`,
-			w.LockedSince.UTC(), w.LockedUntil.UTC())
+		locked, lockedErr = s.scanUsers(ctx, `SELECT `+cols+candidateFilter+scope+` AND e.locked_out AND e.locked_out_at >= ? AND e.locked_out_at <= ?`,
+			args(w.LockedSince.UTC(), w.LockedUntil.UTC())...)
 	}()
-	users, err := s.scanUsers(ctx, `SELECT `+cols+served+` AND NOT e.password_never_expires AND e.password_expires_at >= ? AND e.password_expires_at < ?`,
-		w.ExpiresFrom.UTC(), w.ExpiresBefore.UTC())
+	users, err := s.scanUsers(ctx, `SELECT `+cols+candidateFilter+scope+` AND NOT e.password_never_expires AND e.password_expires_at >= ? AND e.password_expires_at < ?`,
+		args(w.ExpiresFrom.UTC(), w.ExpiresBefore.UTC())...)
 	<-done
 	if err != nil {
 		return nil, fmt.Errorf("select expiry candidates: %w", err)

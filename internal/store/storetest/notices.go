@@ -3,10 +3,13 @@ package storetest
 import (
 	"context"
 	"errors"
+	"fmt"
+	"maps"
 	"sync"
 	"testing"
 	"time"
 
+	"selfserve/connectors"
 	"selfserve/internal/rules"
 	"selfserve/internal/store"
 )
@@ -284,5 +287,113 @@ func testScanCandidates(t *testing.T, s *store.Store) {
 	must(t, err)
 	if len(cs) != 2 {
 		t.Fatalf("ScanCustomers: %d customers, want 2", len(cs))
+	}
+}
+
+// testCandidatesFollowRules checks that the candidate query's filter in SQL
+// and the rules agree: over tenants of every subscription with the override
+// on and off, and end users of every source with each reason to be left
+// out, the candidates are exactly the end users rules.NoticesReason serves
+// from a directory source (rules.Source.IsDirectory) whose password expires
+// or whose lockout began in the window, for every tenant and customer scope.
+func testCandidatesFollowRules(t *testing.T, s *store.Store) {
+	ctx := context.Background()
+	now := time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
+	w := store.ScanWindow{ExpiresFrom: now.Add(-48 * time.Hour), ExpiresBefore: now.Add(12 * 24 * time.Hour), LockedSince: now.Add(-24 * time.Hour), LockedUntil: now}
+	rec := func(id string) store.UserRecord {
+		u := user(id, "+447700900100")
+		u.PasswordExpiresAt = now.Add(3 * 24 * time.Hour)
+		return u
+	}
+	variants := map[string]func(*store.UserRecord){
+		"served":   func(*store.UserRecord) {},
+		"switch":   func(*store.UserRecord) {}, // switched off below
+		"removed":  func(*store.UserRecord) {}, // removed below
+		"noemail":  func(u *store.UserRecord) { u.Email = "" },
+		"nomobile": func(u *store.UserRecord) { u.Mobile = "" },
+		"disabled": func(u *store.UserRecord) { u.Enabled = false },
+		"never":    func(u *store.UserRecord) { u.PasswordNeverExpires = true },
+		"later":    func(u *store.UserRecord) { u.PasswordExpiresAt = w.ExpiresBefore },
+		"past":     func(u *store.UserRecord) { u.PasswordExpiresAt = w.ExpiresFrom.Add(-time.Microsecond) },
+		"locked": func(u *store.UserRecord) {
+			u.PasswordExpiresAt, u.LockedOut, u.LockedOutAt = w.ExpiresBefore.Add(time.Hour), true, w.LockedSince
+		},
+		"oldlock": func(u *store.UserRecord) {
+			u.PasswordExpiresAt, u.LockedOut, u.LockedOutAt = w.ExpiresBefore.Add(time.Hour), true, w.LockedSince.Add(-time.Microsecond)
+		},
+	}
+	type scope struct{ tenant, customer int64 }
+	var tenants []store.Tenant
+	var scopes []scope
+	for _, sub := range rules.Subscriptions() {
+		for _, override := range []bool{true, false} {
+			f := newFixture(t, s, fmt.Sprintf("cand-%s-%v", sub, override))
+			tn := f.tenant
+			tn.Subscription, tn.SelfServe = sub, override
+			must(t, s.UpdateTenant(ctx, tn))
+			tenants = append(tenants, tn)
+			scopes = append(scopes, scope{tn.ID, 0}, scope{tn.ID, f.customer.ID})
+			for _, src := range rules.Sources() {
+				co, _, err := s.UpsertConnection(ctx, store.Connection{TenantID: tn.ID, CustomerID: &f.customer.ID, Name: "cand-" + string(src),
+					Kind: connectors.KindFile, Settings: []byte(`{"path":"x.csv"}`), EnableSelfServe: true, ScheduleSeconds: 10800}, false)
+				must(t, err)
+				target := store.PageTarget{TenantID: tn.ID, CustomerID: f.customer.ID, ConnectionID: co.ID, Source: src, EnableSelfServe: true}
+				var all, kept []store.UserRecord
+				for name, vary := range variants {
+					u := rec(string(src) + "-" + name)
+					vary(&u)
+					all = append(all, u)
+					if name != "removed" {
+						kept = append(kept, u)
+					}
+				}
+				_, err = s.ApplyUserPage(ctx, target, all, nil)
+				must(t, err)
+				_, err = s.RemoveUnseen(ctx, tn.ID, co.ID, -1)
+				must(t, err)
+				_, err = s.ApplyUserPage(ctx, target, kept, nil)
+				must(t, err)
+				_, err = s.SetSelfServe(ctx, tn.ID, []int64{endUsers(t, s, tn.ID)[string(src)+"-switch"].ID}, false)
+				must(t, err)
+			}
+		}
+	}
+	want := map[scope]map[int64]bool{{}: {}}
+	for _, tn := range tenants {
+		us, err := s.EndUsers(ctx, tn.ID, store.EndUserFilter{IncludeRemoved: true})
+		must(t, err)
+		for _, u := range us {
+			r := u.Rules()
+			expiring := !r.PasswordNeverExpires && !r.PasswordExpiresAt.IsZero() && !r.PasswordExpiresAt.Before(w.ExpiresFrom) && r.PasswordExpiresAt.Before(w.ExpiresBefore)
+			locked := r.LockedOut && !r.LockedOutAt.Before(w.LockedSince) && !r.LockedOutAt.After(w.LockedUntil)
+			if rules.NoticesReason(tn.Rules(), r) != rules.ReasonNone || !r.Source.IsDirectory() || !(expiring || locked) {
+				continue
+			}
+			for _, sc := range []scope{{}, {tn.ID, 0}, {tn.ID, u.CustomerID}} {
+				if want[sc] == nil {
+					want[sc] = map[int64]bool{}
+				}
+				want[sc][u.ID] = true
+			}
+		}
+	}
+	if len(want[scope{}]) == 0 {
+		t.Fatal("no end user is a candidate: the test proves nothing")
+	}
+	for _, sc := range append(scopes, scope{}) {
+		sw := w
+		sw.TenantID, sw.CustomerID = sc.tenant, sc.customer
+		got, err := s.ScanCandidates(ctx, sw)
+		must(t, err)
+		ids := map[int64]bool{}
+		for _, u := range got {
+			if ids[u.ID] {
+				t.Errorf("scope %+v: candidate %d twice", sc, u.ID)
+			}
+			ids[u.ID] = true
+		}
+		if !maps.Equal(ids, want[sc]) && !(len(ids) == 0 && len(want[sc]) == 0) {
+			t.Errorf("scope %+v: candidates %v, the rules serve %v", sc, ids, want[sc])
+		}
 	}
 }

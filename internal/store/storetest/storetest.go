@@ -37,7 +37,7 @@ func Run(t *testing.T, open func(t *testing.T) *store.Store) {
 		{"BulkSelfServeAllOrNothing", testBulkSelfServe},
 		{"AuditLog", testAudit},
 		{"Privileged", testPrivileged}, {"TenantPrivilegedSelfServe", testTenantPrivilegedSelfServe},
-		{"NoticeLedger", testNoticeLedger}, {"ScanCandidates", testScanCandidates},
+		{"NoticeLedger", testNoticeLedger}, {"ScanCandidates", testScanCandidates}, {"CandidatesFollowRules", testCandidatesFollowRules},
 		{"PSACustomerPage", testPSACustomerPage}, {"PSARuns", testPSARuns}, {"ContactFillsGuard", testContactFillsGuard},
 		{"LinkADFirst", testLinkADFirst}, {"LinkEntraFirst", testLinkEntraFirst}, {"LinkFold", testLinkFold},
 		{"LinkRemovals", testLinkRemovals}, {"SelfServe", testSelfServe}, {"LinkConcurrentSources", testLinkConcurrentSources},
