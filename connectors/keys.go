@@ -39,48 +39,24 @@ var secretType = reflect.TypeFor[redact.Secret]()
 // KeysOf returns the keys of cfg, a pointer to a struct, each list sorted.
 func KeysOf(cfg Config) Keys {
 	var k Keys
-	t := reflect.TypeOf(cfg)
-	for t.Kind() == reflect.Pointer {
-		t = t.Elem()
+	for _, f := range FieldsOf(cfg) {
+		if f.Secret {
+			k.Secrets = append(k.Secrets, f.Key)
+			continue
+		}
+		k.Settings = append(k.Settings, f.Key)
+		if f.Endpoint {
+			k.Endpoint = append(k.Endpoint, f.Key)
+		}
+		if f.File {
+			k.Files = append(k.Files, f.Key)
+		}
 	}
-	k.add(t)
 	slices.Sort(k.Settings)
 	slices.Sort(k.Secrets)
 	slices.Sort(k.Endpoint)
 	slices.Sort(k.Files)
 	return k
-}
-
-// add records the keys of struct type t; an embedded struct without a JSON
-// name contributes its own keys, as encoding/json decodes it.
-func (k *Keys) add(t reflect.Type) {
-	for i := range t.NumField() {
-		f := t.Field(i)
-		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
-		if f.Anonymous && name == "" && f.Type.Kind() == reflect.Struct {
-			k.add(f.Type)
-			continue
-		}
-		if !f.IsExported() || name == "-" {
-			continue
-		}
-		if name == "" {
-			name = f.Name
-		}
-		switch {
-		case f.Type == secretType:
-			k.Secrets = append(k.Secrets, name)
-		default:
-			k.Settings = append(k.Settings, name)
-			marks := strings.Split(f.Tag.Get("connector"), ",")
-			if slices.Contains(marks, "endpoint") {
-				k.Endpoint = append(k.Endpoint, name)
-			}
-			if slices.Contains(marks, "file") {
-				k.Files = append(k.Files, name)
-			}
-		}
-	}
 }
 
 // KeyError is a problem with one key of a connection's settings or secrets.
@@ -157,4 +133,87 @@ func SettingsEqual(a, b json.RawMessage) bool {
 	ca, _ := json.Marshal(x)
 	cb, _ := json.Marshal(y)
 	return bytes.Equal(ca, cb)
+}
+
+// FieldType is the JSON shape of a Config field's value, as a form asks
+// for it.
+type FieldType string
+
+// The field types.
+const (
+	// FieldString is a JSON string.
+	FieldString FieldType = "string"
+	// FieldNumber is a JSON number.
+	FieldNumber FieldType = "number"
+	// FieldBool is true or false.
+	FieldBool FieldType = "bool"
+	// FieldList is a list of strings.
+	FieldList FieldType = "list"
+	// FieldText is a value with a decoder of its own that takes a number
+	// or a string (a duration: 30 or "30s").
+	FieldText FieldType = "text"
+)
+
+// Field is one key of a connector's Config with what a form needs to ask
+// for it; the marks are those of Keys.
+type Field struct {
+	Key  string
+	Type FieldType
+	// Secret, Endpoint and File are the key's marks (see Keys).
+	Secret, Endpoint, File bool
+}
+
+var unmarshalerType = reflect.TypeFor[json.Unmarshaler]()
+
+// FieldsOf returns the fields of cfg, a pointer to a struct, in the order
+// the struct declares them; an embedded struct without a JSON name
+// contributes its own fields, as encoding/json decodes it.
+func FieldsOf(cfg Config) []Field {
+	t := reflect.TypeOf(cfg)
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	return fieldsOf(t, nil)
+}
+
+func fieldsOf(t reflect.Type, out []Field) []Field {
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if f.Anonymous && name == "" && f.Type.Kind() == reflect.Struct {
+			out = fieldsOf(f.Type, out)
+			continue
+		}
+		if !f.IsExported() || name == "-" {
+			continue
+		}
+		if name == "" {
+			name = f.Name
+		}
+		marks := strings.Split(f.Tag.Get("connector"), ",")
+		field := Field{Key: name, Type: FieldString, Secret: f.Type == secretType,
+			Endpoint: slices.Contains(marks, "endpoint"), File: slices.Contains(marks, "file")}
+		switch k := f.Type.Kind(); {
+		case field.Secret:
+		case reflect.PointerTo(f.Type).Implements(unmarshalerType):
+			field.Type = FieldText
+		case k == reflect.Bool:
+			field.Type = FieldBool
+		case k >= reflect.Int && k <= reflect.Float64:
+			field.Type = FieldNumber
+		case k == reflect.Slice && f.Type.Elem().Kind() == reflect.String:
+			field.Type = FieldList
+		}
+		out = append(out, field)
+	}
+	return out
+}
+
+// Fields returns the fields of kind's Config, and whether kind is known.
+func (r Registry) Fields(kind Kind) ([]Field, bool) {
+	newConfig, ok := r.configs[kind]
+	if !ok {
+		return nil, false
+	}
+	return FieldsOf(newConfig()), true
 }

@@ -137,3 +137,31 @@ func TestSettingsEqual(t *testing.T) {
 		}
 	}
 }
+
+// TestFieldsDescribeTheForm: each field has the type a form asks for, in
+// the order the Config declares it.
+func TestFieldsDescribeTheForm(t *testing.T) {
+	fields, ok := registry().Fields(connectors.KindAD)
+	if !ok {
+		t.Fatal("ad is not known")
+	}
+	byKey := map[string]connectors.Field{}
+	for _, f := range fields {
+		byKey[f.Key] = f
+	}
+	if fields[0].Key != "url" || !fields[0].Endpoint || fields[0].Type != connectors.FieldString {
+		t.Errorf("first field: %+v", fields[0])
+	}
+	for key, want := range map[string]connectors.FieldType{"start_tls": connectors.FieldBool, "page_size": connectors.FieldNumber,
+		"group_dns": connectors.FieldList, "timeout": connectors.FieldText, "bind_password": connectors.FieldString} {
+		if got := byKey[key].Type; got != want {
+			t.Errorf("%s: type %q, want %q", key, got, want)
+		}
+	}
+	if !byKey["bind_password"].Secret || byKey["base_dn"].Secret || !byKey["ca_file"].File {
+		t.Errorf("marks: %+v %+v %+v", byKey["bind_password"], byKey["base_dn"], byKey["ca_file"])
+	}
+	if _, ok := registry().Fields("nope"); ok {
+		t.Error("an unknown kind has fields")
+	}
+}

@@ -261,7 +261,11 @@ func (c *cli) adminAPI(cfg *config.Config, st *store.Store, enqueuer *worker.Cli
 	if enqueuer != nil {
 		enq = enqueuer
 	}
-	con, err := console.New(console.Options{Service: &service.Service{Store: st, Enqueuer: enq, Logger: log}, Secrets: box,
+	// The console runs the same operations as the API, with the same
+	// dependencies.
+	svc := &service.Service{Store: st, Enqueuer: enq, Logger: log, Registry: c.registry(), Secrets: box,
+		FileImportDir: cfg.FileImportDir, AllowedPSAHosts: cfg.AllowedPSAHosts, Agents: agents, PublicURL: cfg.PublicURL}
+	con, err := console.New(console.Options{Service: svc, Secrets: box,
 		SecureCookies: strings.HasPrefix(cfg.APIURL, "https://"), MonitoringPath: ops.MonitoringPath, Logger: log})
 	if err != nil {
 		return nil, err

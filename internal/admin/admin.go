@@ -138,7 +138,9 @@ func New(opts Options) (http.Handler, error) {
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
 	}
-	a.svc = &service.Service{Store: opts.Store, Enqueuer: opts.Enqueuer, Logger: a.log, Now: opts.Now, StaleAfter: opts.StaleAfter}
+	a.svc = &service.Service{Store: opts.Store, Enqueuer: opts.Enqueuer, Logger: a.log, Now: opts.Now, StaleAfter: opts.StaleAfter,
+		Registry: opts.Registry, Secrets: opts.Secrets, FileImportDir: opts.FileImportDir, AllowedPSAHosts: opts.AllowedPSAHosts,
+		Agents: opts.Agents, PublicURL: opts.PublicURL}
 	seenPath := map[string]bool{}
 	for _, rt := range a.routes() {
 		if err := register(a.mux, rt.method+" "+rt.path, a.guard(rt)); err != nil {

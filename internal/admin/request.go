@@ -302,19 +302,8 @@ func checkName(field, s string, max int) error {
 	return nil
 }
 
-var slugRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
-
-// checkSlug checks an identifier such as a connection's name: 1..63
-// characters of letters, digits, . _ -, starting with a letter or digit.
-func checkSlug(field, s string) error {
-	if s == "" {
-		return badField(field, "%s is required", field)
-	}
-	if !slugRE.MatchString(s) {
-		return badField(field, "%q is not a valid %s: use 1 to 63 letters, digits, '.', '_' or '-', starting with a letter or digit", truncate(s, 40), field)
-	}
-	return nil
-}
+// checkSlug checks an identifier such as a connection's name.
+var checkSlug = service.CheckSlug
 
 var externalIDRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$`)
 

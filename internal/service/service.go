@@ -13,6 +13,9 @@ import (
 	"net/http"
 	"time"
 
+	"selfserve/connectors"
+	"selfserve/internal/agentserver"
+	"selfserve/internal/secretbox"
 	"selfserve/internal/store"
 )
 
@@ -43,6 +46,26 @@ type Service struct {
 	// StaleAfter lets a new run replace a queued or running one without a
 	// heartbeat for that long (default DefaultStaleAfter).
 	StaleAfter time.Duration
+	// Registry knows the connector kinds, their settings and secrets.
+	Registry connectors.Registry
+	// Secrets seals connection secrets; nil refuses changes that carry
+	// secrets (the server has no SELFSERVE_ENCRYPTION_KEY).
+	Secrets *secretbox.Box
+	// FileImportDir holds one folder per tenant (<FileImportDir>/<tenant
+	// name>/), the only place the files named by connections made or
+	// changed by technicians (a file connection's path, a ca_file) may be;
+	// empty refuses such files.
+	FileImportDir string
+	// AllowedPSAHosts are the hosts beyond the vendors' clouds that PSA
+	// connections made or changed by technicians may call (see
+	// connectors.CheckHost).
+	AllowedPSAHosts []string
+	// Agents serves agent connections (install codes, state, revocation);
+	// nil refuses those operations with 503.
+	Agents *agentserver.Service
+	// PublicURL is the external base URL of the public listener, for the
+	// agent's enrolment command.
+	PublicURL string
 }
 
 func (s *Service) now() time.Time {
