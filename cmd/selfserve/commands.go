@@ -182,7 +182,14 @@ func runToken(ctx context.Context, c *cli, args []string) error {
 			if login, _, err = tx.UpsertLogin(ctx, tenant.ID, *email, store.Role(*role)); err != nil {
 				return err
 			}
-			if err := tx.Audit(ctx, tenant.ID, nil, "cli:token", "login.created", "login", login.Email, nil, login); err != nil {
+			if err := tx.Audit(ctx, store.AuditRecord{
+				TenantID:   tenant.ID,
+				Actor:      "cli:token",
+				Action:     "login.created",
+				ObjectType: "login",
+				ObjectID:   login.Email,
+				After:      login,
+			}); err != nil {
 				return err
 			}
 		case err != nil:
@@ -195,7 +202,15 @@ func runToken(ctx context.Context, c *cli, args []string) error {
 		if err != nil {
 			return err
 		}
-		return tx.Audit(ctx, tenant.ID, &login.ID, "cli:token", "token.created", "token", fmt.Sprint(tok.ID), nil, tok)
+		return tx.Audit(ctx, store.AuditRecord{
+			TenantID:   tenant.ID,
+			LoginID:    &login.ID,
+			Actor:      "cli:token",
+			Action:     "token.created",
+			ObjectType: "token",
+			ObjectID:   fmt.Sprint(tok.ID),
+			After:      tok,
+		})
 	})
 	if err != nil {
 		return err
@@ -253,7 +268,15 @@ func runLoginSetRole(ctx context.Context, c *cli, args []string) error {
 		if err != nil {
 			return err
 		}
-		return tx.Audit(ctx, tenant.ID, nil, "cli:login", "login.role_changed", "login", fmt.Sprint(after.ID), loginRole{before.Role}, loginRole{after.Role})
+		return tx.Audit(ctx, store.AuditRecord{
+			TenantID:   tenant.ID,
+			Actor:      "cli:login",
+			Action:     "login.role_changed",
+			ObjectType: "login",
+			ObjectID:   fmt.Sprint(after.ID),
+			Before:     loginRole{before.Role},
+			After:      loginRole{after.Role},
+		})
 	})
 	if err != nil {
 		return err

@@ -236,8 +236,14 @@ func TestSecretsNeverUnderSettings(t *testing.T) {
 		legacy, _, err := b.st.UpsertConnection(ctx, store.Connection{TenantID: b.a.tenant.ID, Name: "legacy-itglue", Kind: connectors.KindITGlue,
 			Settings: json.RawMessage(`{"base_url":"` + b.itglue.URL + `","api_key":"` + fakeitglue.DefaultAPIKey + `"}`)}, false)
 		must(t, err)
-		must(t, b.st.Audit(ctx, b.a.tenant.ID, nil, "old-version", "connection.created", "connection", id(legacy.ID), nil,
-			map[string]any{"kind": "itglue", "name": "legacy-itglue", "settings": map[string]any{"api_key": fakeitglue.DefaultAPIKey}}))
+		must(t, b.st.Audit(ctx, store.AuditRecord{
+			TenantID:   b.a.tenant.ID,
+			Actor:      "old-version",
+			Action:     "connection.created",
+			ObjectType: "connection",
+			ObjectID:   id(legacy.ID),
+			After:      map[string]any{"kind": "itglue", "name": "legacy-itglue", "settings": map[string]any{"api_key": fakeitglue.DefaultAPIKey}},
+		}))
 		for _, role := range store.Roles {
 			for _, path := range []string{"/v1/connections", fmt.Sprintf("/v1/connections/%d", legacy.ID), "/v1/audit?object_type=connection"} {
 				r := b.do("GET", path, b.a.tokens[role], nil)

@@ -455,7 +455,14 @@ func audit(ctx context.Context, tx *store.Store, tenantID int64, opts Options, c
 	if created {
 		act = object + ".created"
 	}
-	return tx.Audit(ctx, tenantID, nil, or(opts.Actor, "apply"), act, object, name, nil, map[string]string{"name": name, "via": "apply"})
+	return tx.Audit(ctx, store.AuditRecord{
+		TenantID:   tenantID,
+		Actor:      or(opts.Actor, "apply"),
+		Action:     act,
+		ObjectType: object,
+		ObjectID:   name,
+		After:      map[string]string{"name": name, "via": "apply"},
+	})
 }
 
 var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)

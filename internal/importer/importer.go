@@ -452,7 +452,15 @@ func (r *runner) commit(ctx context.Context, p prepared) error {
 func (r *runner) auditPrivileges(ctx context.Context, tx *store.Store, changes []store.PrivilegeChange) error {
 	actor := "sync:" + r.t.conn.Name
 	for _, c := range changes {
-		if err := tx.Audit(ctx, r.t.tenant.ID, nil, actor, "end_user.privileged", "end_user", strconv.FormatInt(c.EndUserID, 10), c.Before, c.After); err != nil {
+		if err := tx.Audit(ctx, store.AuditRecord{
+			TenantID:   r.t.tenant.ID,
+			Actor:      actor,
+			Action:     "end_user.privileged",
+			ObjectType: "end_user",
+			ObjectID:   strconv.FormatInt(c.EndUserID, 10),
+			Before:     c.Before,
+			After:      c.After,
+		}); err != nil {
 			return err
 		}
 	}

@@ -140,9 +140,15 @@ func (s *Service) completeEnrolment(ctx context.Context, st *store.Store, t stor
 		if err != nil {
 			return err
 		}
-		return tx.Audit(ctx, t.ID, nil, endUserActor(before.ID), "end_user.mobile_confirmed", "end_user", fmt.Sprint(before.ID),
-			contactView{before.Mobile, before.MobileSource, rules.StatusOf(before.Rules()), ip},
-			contactView{after.Mobile, after.MobileSource, rules.StatusOf(after.Rules()), ip})
+		return tx.Audit(ctx, store.AuditRecord{
+			TenantID:   t.ID,
+			Actor:      endUserActor(before.ID),
+			Action:     "end_user.mobile_confirmed",
+			ObjectType: "end_user",
+			ObjectID:   fmt.Sprint(before.ID),
+			Before:     contactView{before.Mobile, before.MobileSource, rules.StatusOf(before.Rules()), ip},
+			After:      contactView{after.Mobile, after.MobileSource, rules.StatusOf(after.Rules()), ip},
+		})
 	})
 	if errors.Is(err, store.ErrLinkUsed) {
 		return errLinkUsed

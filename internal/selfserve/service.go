@@ -592,9 +592,15 @@ func (s *Service) issueGrant(ctx context.Context, tx *store.Store, t store.Tenan
 	if err != nil {
 		return v, err
 	}
-	return v, tx.Audit(ctx, t.ID, nil, endUserActor(before.ID), "end_user.first_access", "end_user", fmt.Sprint(before.ID),
-		accessView{before.FirstAccessAt, rules.StatusOf(before.Rules()), ip},
-		accessView{after.FirstAccessAt, rules.StatusOf(after.Rules()), ip})
+	return v, tx.Audit(ctx, store.AuditRecord{
+		TenantID:   t.ID,
+		Actor:      endUserActor(before.ID),
+		Action:     "end_user.first_access",
+		ObjectType: "end_user",
+		ObjectID:   fmt.Sprint(before.ID),
+		Before:     accessView{before.FirstAccessAt, rules.StatusOf(before.Rules()), ip},
+		After:      accessView{after.FirstAccessAt, rules.StatusOf(after.Rules()), ip},
+	})
 }
 
 func endUserActor(id int64) string { return fmt.Sprintf("end_user:%d", id) }

@@ -330,8 +330,14 @@ func (s *Service) finish(ctx context.Context, t store.Tenant, u store.EndUser, j
 		if job.Action == store.PurposeUnlock {
 			action = "end_user.unlocked"
 		}
-		if err := tx.Audit(ctx, t.ID, nil, endUserActor(u.ID), action, "end_user", fmt.Sprint(u.ID), nil,
-			jobView{done.ID, string(done.Action), done.Target, done.State, done.Reason, done.ClientIP}); err != nil {
+		if err := tx.Audit(ctx, store.AuditRecord{
+			TenantID:   t.ID,
+			Actor:      endUserActor(u.ID),
+			Action:     action,
+			ObjectType: "end_user",
+			ObjectID:   fmt.Sprint(u.ID),
+			After:      jobView{done.ID, string(done.Action), done.Target, done.State, done.Reason, done.ClientIP},
+		}); err != nil {
 			return err
 		}
 		if state != store.JobDone {

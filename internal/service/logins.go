@@ -86,7 +86,15 @@ func (s *Service) AcceptInvite(ctx context.Context, token, passwordHash string) 
 		if login, err = tx.Login(ctx, inv.TenantID, inv.LoginID); err != nil {
 			return err
 		}
-		return tx.Audit(ctx, inv.TenantID, &login.ID, "login:"+login.Email, "login.password_set", "login", fmt.Sprint(login.ID), nil, map[string]any{"invite_id": inv.ID})
+		return tx.Audit(ctx, store.AuditRecord{
+			TenantID:   inv.TenantID,
+			LoginID:    &login.ID,
+			Actor:      "login:" + login.Email,
+			Action:     "login.password_set",
+			ObjectType: "login",
+			ObjectID:   fmt.Sprint(login.ID),
+			After:      map[string]any{"invite_id": inv.ID},
+		})
 	})
 	return login, err
 }

@@ -134,5 +134,14 @@ func (a Actor) RequireSettings() error {
 // Audit records a change of the actor in the audit log, in tx (the
 // transaction of the change).
 func Audit(ctx context.Context, tx *store.Store, a Actor, action, objectType string, objectID any, before, after any) error {
-	return tx.Audit(ctx, a.Tenant.ID, a.LoginID(), a.Name(), action, objectType, fmt.Sprint(objectID), before, after)
+	return tx.Audit(ctx, store.AuditRecord{
+		TenantID:   a.Tenant.ID,
+		LoginID:    a.LoginID(),
+		Actor:      a.Name(),
+		Action:     action,
+		ObjectType: objectType,
+		ObjectID:   fmt.Sprint(objectID),
+		Before:     before,
+		After:      after,
+	})
 }

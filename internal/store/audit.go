@@ -7,21 +7,37 @@ import (
 	"time"
 )
 
-// Audit records a change in the tenant's audit log. before and after are
-// marshalled to JSON (nil is JSON null).
-func (s *Store) Audit(ctx context.Context, tenantID int64, loginID *int64, actor, action, objectType, objectID string, before, after any) error {
-	b, err := json.Marshal(before)
+// AuditRecord is one change to record in a tenant's audit log: who made it
+// (LoginID nil when no console login did: the CLI, apply, the sync engine, an
+// end user), what it was, to which object, and the object before and after.
+type AuditRecord struct {
+	TenantID int64
+	LoginID  *int64
+	// Actor names who made the change: a login's email, "cli:token",
+	// "apply", "end_user:42"…
+	Actor string
+	// Action is what happened, as object.verb: "login.created".
+	Action     string
+	ObjectType string
+	ObjectID   string
+	// Before and After are marshalled to JSON (nil is JSON null).
+	Before, After any
+}
+
+// Audit records r in its tenant's audit log.
+func (s *Store) Audit(ctx context.Context, r AuditRecord) error {
+	b, err := json.Marshal(r.Before)
 	if err != nil {
 		return fmt.Errorf("audit: %w", err)
 	}
-	a, err := json.Marshal(after)
+	a, err := json.Marshal(r.After)
 	if err != nil {
 		return fmt.Errorf("audit: %w", err)
 	}
 	_, err = s.exec(ctx, `INSERT INTO audit_log (tenant_id, login_id, actor, action, object_type, object_id, before, after, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		tenantID, loginID, actor, action, objectType, objectID, string(b), string(a), s.stamp())
+		r.TenantID, r.LoginID, r.Actor, r.Action, r.ObjectType, r.ObjectID, string(b), string(a), s.stamp())
 	if err != nil {
-		return fmt.Errorf("audit %s %s/%s: %w", action, objectType, objectID, err)
+		return fmt.Errorf("audit %s %s/%s: %w", r.Action, r.ObjectType, r.ObjectID, err)
 	}
 	return nil
 }

@@ -563,9 +563,24 @@ func testAudit(t *testing.T, s *store.Store) {
 	ctx := context.Background()
 	f := newFixture(t, s, "audit")
 	other := newFixture(t, s, "audit-other")
-	must(t, s.Audit(ctx, f.tenant.ID, nil, "lead@acme.example", "tenant.self_serve", "tenant", "1", map[string]bool{"self_serve": true}, map[string]bool{"self_serve": false}))
-	must(t, s.Audit(ctx, f.tenant.ID, nil, "lead@acme.example", "end_user.mobile", "end_user", "7", nil, "+447700900001"))
-	must(t, s.Audit(ctx, other.tenant.ID, nil, "x", "tenant.self_serve", "tenant", "2", nil, nil))
+	must(t, s.Audit(ctx, store.AuditRecord{
+		TenantID:   f.tenant.ID,
+		Actor:      "lead@acme.example",
+		Action:     "tenant.self_serve",
+		ObjectType: "tenant",
+		ObjectID:   "1",
+		Before:     map[string]bool{"self_serve": true},
+		After:      map[string]bool{"self_serve": false},
+	}))
+	must(t, s.Audit(ctx, store.AuditRecord{
+		TenantID:   f.tenant.ID,
+		Actor:      "lead@acme.example",
+		Action:     "end_user.mobile",
+		ObjectType: "end_user",
+		ObjectID:   "7",
+		After:      "+447700900001",
+	}))
+	must(t, s.Audit(ctx, store.AuditRecord{TenantID: other.tenant.ID, Actor: "x", Action: "tenant.self_serve", ObjectType: "tenant", ObjectID: "2"}))
 	all, err := s.AuditLog(ctx, f.tenant.ID, store.AuditFilter{})
 	must(t, err)
 	if len(all) != 2 || all[0].Action != "end_user.mobile" {
