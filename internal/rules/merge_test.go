@@ -9,13 +9,6 @@ import (
 
 func TestMergeContactField(t *testing.T) {
 	t.Parallel()
-	const (
-		dir     = rules.ProvenanceDirectory
-		psa     = rules.ProvenancePSA
-		manual  = rules.ProvenanceManual
-		endUser = rules.ProvenanceEndUser
-		none    = rules.ProvenanceNone
-	)
 	type value struct {
 		v    string
 		from rules.Provenance

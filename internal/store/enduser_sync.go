@@ -162,10 +162,11 @@ func (s *Store) applyUserPage(ctx context.Context, target PageTarget, recs []Use
 				}
 				continue
 			}
-			merged := mergeEndUser(old, rec, now)
+			var emails, mobiles []string
 			if lk != nil {
-				lk.fillMissing(&merged)
+				emails, mobiles = lk.linked(old.ID)
 			}
+			merged := mergeEndUser(old, rec, now, emails, mobiles)
 			if !tookOver && sameEndUser(old, merged) {
 				unchanged = append(unchanged, old.ID)
 				// A run that lists its source again (it could not resume
@@ -196,7 +197,7 @@ func (s *Store) applyUserPage(ctx context.Context, target PageTarget, recs []Use
 			}
 			writes = append(writes, lk.userWrites()...)
 		}
-		if err := s.upsertEndUsers(ctx, writes); err != nil {
+		if err := s.UpsertEndUsers(ctx, writes); err != nil {
 			return res, err
 		}
 		if err := s.markSeen(ctx, target, unchanged); err != nil {
@@ -282,27 +283,21 @@ func newEndUser(target PageTarget, rec UserRecord, now time.Time) EndUser {
 		UpdatedAt:    now,
 	}
 	applyDirectoryFields(&u, rec, now)
-	if !rec.EmailInvalid {
-		u.Email, u.EmailSource = rules.MergeContactField("", rules.ProvenanceNone, rec.Email, rules.ProvenanceDirectory)
-	}
-	if !rec.MobileInvalid {
-		u.Mobile, u.MobileSource = rules.MergeContactField("", rules.ProvenanceNone, rec.Mobile, rules.ProvenanceDirectory)
-	}
+	u.Email, u.EmailSource = rules.MergeDirectoryContact("", rules.ProvenanceNone, rec.Email, rec.EmailInvalid, nil)
+	u.Mobile, u.MobileSource = rules.MergeDirectoryContact("", rules.ProvenanceNone, rec.Mobile, rec.MobileInvalid, nil)
 	return u
 }
 
-func mergeEndUser(old EndUser, rec UserRecord, now time.Time) EndUser {
+// mergeEndUser is old updated by rec; emails and mobiles are what the
+// Entra links of a hybrid AD end user last gave.
+func mergeEndUser(old EndUser, rec UserRecord, now time.Time, emails, mobiles []string) EndUser {
 	u := old
 	applyDirectoryFields(&u, rec, now)
 	if u.LockedOut && old.LockedOut && old.LockedOutAt != nil && rec.LockedOutAt.IsZero() {
 		u.LockedOutAt = old.LockedOutAt // still the same lockout
 	}
-	if !rec.EmailInvalid {
-		u.Email, u.EmailSource = rules.MergeContactField(old.Email, old.EmailSource, rec.Email, rules.ProvenanceDirectory)
-	}
-	if !rec.MobileInvalid {
-		u.Mobile, u.MobileSource = rules.MergeContactField(old.Mobile, old.MobileSource, rec.Mobile, rules.ProvenanceDirectory)
-	}
+	u.Email, u.EmailSource = rules.MergeDirectoryContact(old.Email, old.EmailSource, rec.Email, rec.EmailInvalid, emails)
+	u.Mobile, u.MobileSource = rules.MergeDirectoryContact(old.Mobile, old.MobileSource, rec.Mobile, rec.MobileInvalid, mobiles)
 	u.RemovedAt = nil
 	u.UpdatedAt = now
 	return u
@@ -369,21 +364,32 @@ const endUserWriteColumns = `tenant_id, customer_id, connection_id, source, exte
 	password_last_set, password_expires_at, immutable_id, self_serve, privileged, privileged_reason, removed_at, seen_run_id, created_at, updated_at`
 
 // onConflictUpdate replaces the directory-owned fields of an existing end
-// user; the switch, access and welcome stamps are kept; and a human-typed
-// email or mobile is kept even if it was typed after the page was read.
-const onConflictUpdate = ` ON CONFLICT (connection_id, external_id) DO UPDATE SET
+// user; the switch, access and welcome stamps are kept. The email and mobile
+// the caller decided (rules.MergeDirectoryContact and the hybrid rules) go
+// through contactGuard.
+var onConflictUpdate = ` ON CONFLICT (connection_id, external_id) DO UPDATE SET
 	customer_id = excluded.customer_id, username = excluded.username, upn = excluded.upn,
 	first_name = excluded.first_name, last_name = excluded.last_name, display_name = excluded.display_name,
-	email = CASE WHEN end_users.email_source IN ('manual', 'end_user') AND end_users.email <> '' THEN end_users.email ELSE excluded.email END,
-	email_source = CASE WHEN end_users.email_source IN ('manual', 'end_user') AND end_users.email <> '' THEN end_users.email_source ELSE excluded.email_source END,
-	mobile = CASE WHEN end_users.mobile_source IN ('manual', 'end_user') AND end_users.mobile <> '' THEN end_users.mobile ELSE excluded.mobile END,
-	mobile_source = CASE WHEN end_users.mobile_source IN ('manual', 'end_user') AND end_users.mobile <> '' THEN end_users.mobile_source ELSE excluded.mobile_source END,
+	` + contactGuard("email") + `,
+	` + contactGuard("mobile") + `,
 	enabled = excluded.enabled, locked_out = excluded.locked_out, locked_out_at = excluded.locked_out_at,
 	must_change_password = excluded.must_change_password, password_never_expires = excluded.password_never_expires,
 	password_last_set = excluded.password_last_set, password_expires_at = excluded.password_expires_at,
 	immutable_id = excluded.immutable_id, privileged = excluded.privileged, privileged_reason = excluded.privileged_reason,
 	removed_at = excluded.removed_at, seen_run_id = excluded.seen_run_id,
 	updated_at = excluded.updated_at`
+
+// contactGuard sets an email or mobile column (and its _source) of an
+// upsert, keeping what the row holds now where rules.MergeContactField
+// refuses a directory value: a value a person typed is never replaced, and
+// a PSA value is never cleared. The caller decided the value from the row
+// as it read it; the guard holds if a person or the PSA wrote the field
+// since (storetest's ContactGuardMirrorsRule checks both agree).
+func contactGuard(col string) string {
+	keep := `end_users.` + col + ` <> '' AND (end_users.` + col + `_source IN ('manual', 'end_user') OR (excluded.` + col + ` = '' AND end_users.` + col + `_source = 'psa'))`
+	return col + ` = CASE WHEN ` + keep + ` THEN end_users.` + col + ` ELSE excluded.` + col + ` END,
+	` + col + `_source = CASE WHEN ` + keep + ` THEN end_users.` + col + `_source ELSE excluded.` + col + `_source END`
+}
 
 // endUserRow is the write order of endUserWriteColumns.
 func endUserRow(u EndUser) []any {
@@ -398,10 +404,14 @@ var endUserArrayTypes = []string{"bigint[]", "bigint[]", "bigint[]", "text[]", "
 	"text[]", "text[]", "text[]", "text[]", "boolean[]", "boolean[]", "timestamptz[]", "boolean[]", "boolean[]",
 	"timestamptz[]", "timestamptz[]", "text[]", "boolean[]", "boolean[]", "text[]", "timestamptz[]", "bigint[]", "timestamptz[]", "timestamptz[]"}
 
-// upsertEndUsers writes rows in one statement per batch: on PostgreSQL one
-// INSERT … SELECT FROM unnest of one array per column (29 parameters however
-// many rows: cheap to plan), on SQLite a multi-row VALUES.
-func (s *Store) upsertEndUsers(ctx context.Context, users []EndUser) error {
+// UpsertEndUsers writes end users a sync decided, keyed by connection and
+// external id: new ones are inserted as they are; existing ones get the
+// directory-owned fields, and their email and mobile under the provenance
+// guard (contactGuard); their switch and stamps are kept. One statement per
+// batch: on PostgreSQL one INSERT … SELECT FROM unnest of one array per
+// column (29 parameters however many rows: cheap to plan), on SQLite a
+// multi-row VALUES.
+func (s *Store) UpsertEndUsers(ctx context.Context, users []EndUser) error {
 	cols := len(endUserArrayTypes)
 	for start := 0; start < len(users); start += batchSize {
 		chunk := users[start:min(start+batchSize, len(users))]

@@ -367,10 +367,11 @@ func sameLink(a, b EndUserLink) bool {
 }
 
 // applyEntra fills the linked end user's contact fields from the link's new
-// values; prev holds what Entra gave before. It reports a change.
+// values (rules.MergeEntraContact); prev holds what Entra gave before. It
+// reports a change.
 func (l *linker) applyEntra(u *EndUser, prev, next EndUserLink) bool {
-	email, emailFrom := entraContact(u.Email, u.EmailSource, prev.Email, next.Email)
-	mobile, mobileFrom := entraContact(u.Mobile, u.MobileSource, prev.Mobile, next.Mobile)
+	email, emailFrom := rules.MergeEntraContact(u.Email, u.EmailSource, prev.Email, next.Email)
+	mobile, mobileFrom := rules.MergeEntraContact(u.Mobile, u.MobileSource, prev.Mobile, next.Mobile)
 	if email == u.Email && emailFrom == u.EmailSource && mobile == u.Mobile && mobileFrom == u.MobileSource {
 		return false
 	}
@@ -379,49 +380,14 @@ func (l *linker) applyEntra(u *EndUser, prev, next EndUserLink) bool {
 	return true
 }
 
-// entraContact decides a linked end user's email or mobile when Entra brings
-// incoming (prev: what Entra gave before). Entra fills an empty field or
-// replaces a PSA value, and replaces its own earlier value; it never
-// replaces a human value or another directory value (AD's), and never
-// clears anything.
-func entraContact(cur string, curFrom rules.Provenance, prev, incoming string) (string, rules.Provenance) {
-	switch {
-	case incoming == "" || incoming == cur:
-		return cur, curFrom
-	case curFrom.IsHuman() && cur != "":
-		return cur, curFrom
-	case cur == "" || curFrom == rules.ProvenancePSA:
-		return incoming, rules.ProvenanceDirectory
-	case curFrom == rules.ProvenanceDirectory && prev != "" && cur == prev:
-		return incoming, rules.ProvenanceDirectory
-	}
-	return cur, curFrom
-}
-
 // foldInto merges the azure end user z (the same person) into the AD end user
-// u and schedules z's deletion: a value a human typed on z wins over a
-// non-human one of u, z's values fill u's empty fields, the switch is on if
-// it was on for either, first access is the earliest and the welcome stamp
-// the latest.
+// u (rules.FoldContact, rules.FoldStamps) and schedules z's deletion.
 func (l *linker) foldInto(u *EndUser, z EndUser) {
-	take := func(cur *string, curFrom *rules.Provenance, v string, from rules.Provenance) {
-		switch {
-		case v == "":
-		case from.IsHuman() && !(curFrom.IsHuman() && *cur != ""):
-			*cur, *curFrom = v, from
-		case *cur == "":
-			*cur, *curFrom = v, from
-		}
-	}
-	take(&u.Email, &u.EmailSource, z.Email, z.EmailSource)
-	take(&u.Mobile, &u.MobileSource, z.Mobile, z.MobileSource)
-	u.SelfServe = u.SelfServe || z.SelfServe
-	if z.FirstAccessAt != nil && (u.FirstAccessAt == nil || z.FirstAccessAt.Before(*u.FirstAccessAt)) {
-		u.FirstAccessAt = z.FirstAccessAt
-	}
-	if z.WelcomeSentAt != nil && (u.WelcomeSentAt == nil || z.WelcomeSentAt.After(*u.WelcomeSentAt)) {
-		u.WelcomeSentAt = z.WelcomeSentAt
-	}
+	u.Email, u.EmailSource = rules.FoldContact(u.Email, u.EmailSource, z.Email, z.EmailSource)
+	u.Mobile, u.MobileSource = rules.FoldContact(u.Mobile, u.MobileSource, z.Mobile, z.MobileSource)
+	st := rules.FoldStamps(rules.SelfServeStamps{SelfServe: u.SelfServe, FirstAccessAt: u.FirstAccessAt, WelcomeSentAt: u.WelcomeSentAt},
+		rules.SelfServeStamps{SelfServe: z.SelfServe, FirstAccessAt: z.FirstAccessAt, WelcomeSentAt: z.WelcomeSentAt})
+	u.SelfServe, u.FirstAccessAt, u.WelcomeSentAt = st.SelfServe, st.FirstAccessAt, st.WelcomeSentAt
 	u.UpdatedAt = l.now
 	l.stamp[u.ID] = true
 	l.fold = append(l.fold, z.ID)
@@ -443,7 +409,7 @@ func (l *linker) takeover(rec UserRecord) (EndUser, bool) {
 		link := EndUserLink{
 			TenantID: l.target.TenantID, EndUserID: z.ID, ConnectionID: *z.ConnectionID, Source: rules.SourceAzure,
 			ExternalID: z.ExternalID, ImmutableID: z.ImmutableID, UPN: z.UPN,
-			Email: directoryValue(z.Email, z.EmailSource), Mobile: directoryValue(z.Mobile, z.MobileSource),
+			Email: rules.LinkContact(z.Email, z.EmailSource), Mobile: rules.LinkContact(z.Mobile, z.MobileSource),
 			// The Entra run that last saw the user still counts it seen.
 			SeenRunID: z.SeenRunID, CreatedAt: l.now, UpdatedAt: l.now,
 		}
@@ -455,23 +421,12 @@ func (l *linker) takeover(rec UserRecord) (EndUser, bool) {
 	return z, true
 }
 
-func directoryValue(v string, from rules.Provenance) string {
-	if from == rules.ProvenanceDirectory {
-		return v
+// linked returns what the links of an AD end user last gave, oldest first.
+func (l *linker) linked(id int64) (emails, mobiles []string) {
+	for _, k := range l.fill[id] {
+		emails, mobiles = append(emails, k.Email), append(mobiles, k.Mobile)
 	}
-	return ""
-}
-
-// fillMissing fills an AD end user's empty email and mobile from its links.
-func (l *linker) fillMissing(u *EndUser) {
-	for _, k := range l.fill[u.ID] {
-		if u.Email == "" && k.Email != "" {
-			u.Email, u.EmailSource = k.Email, rules.ProvenanceDirectory
-		}
-		if u.Mobile == "" && k.Mobile != "" {
-			u.Mobile, u.MobileSource = k.Mobile, rules.ProvenanceDirectory
-		}
-	}
+	return emails, mobiles
 }
 
 func (l *linker) put(k EndUserLink) {

@@ -30,7 +30,7 @@ func Run(t *testing.T, open func(t *testing.T) *store.Store) {
 		{"CustomersAndConnections", testCustomersAndConnections},
 		{"TenantScoping", testTenantScoping},
 		{"UserPageUpsert", testUserPageUpsert},
-		{"ProvenanceKeepsHumanValues", testProvenance},
+		{"ProvenanceKeepsHumanValues", testProvenance}, {"ContactGuardMirrorsRule", testContactGuard},
 		{"Removals", testRemovals},
 		{"RunsOneActivePerConnection", testRuns}, {"RunLeases", testRunLeases},
 		{"ConcurrentWriters", testConcurrentWriters},
