@@ -243,7 +243,9 @@ func (c *Config) Open(env connectors.Env) (connectors.Source, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &source{id: id, cfg: s, log: logger}, nil
+	src := &source{id: id, cfg: s, log: logger}
+	src.pool = newConnPool(src.dialPooled, poolMaxConns)
+	return src, nil
 }
 
 func (c *Config) validate() (*settings, error) {

@@ -23,6 +23,15 @@ type conn struct {
 	*goldap.Conn
 	timeout time.Duration // for each request (one page of a search)
 	stop    func() bool   // unregisters the context watch
+	// wrote is set once a write was sent on the connection in the current
+	// operation (withConn): such an operation is never run again.
+	wrote bool
+}
+
+// modify sends a write, noting it.
+func (c *conn) modify(req *goldap.ModifyRequest) error {
+	c.wrote = true
+	return c.Modify(req)
 }
 
 // Close closes the connection and stops watching the context.

@@ -37,11 +37,18 @@ type source struct {
 	// (writeback.go).
 	hintsMu  sync.Mutex
 	hintsOID string
+
+	// pool keeps the write-back's bound connections (pool.go); a listing
+	// dials its own, which live as long as it.
+	pool *connPool
 }
 
-// Close implements connectors.Source. Connections live only as long as one
-// listing, so there is nothing to release.
-func (s *source) Close() error { return nil }
+// Close implements connectors.Source: it closes the write-back's idle
+// connections (one in use is closed when its operation ends).
+func (s *source) Close() error {
+	s.pool.close()
+	return nil
+}
 
 // Ping connects, binds, reads the RootDSE and checks that every configured
 // DN (bases, groups, exclusions) exists.

@@ -172,7 +172,7 @@ func (s *source) SetPassword(ctx context.Context, acct connectors.Account, newPa
 		}
 		req := goldap.NewModifyRequest(user.DN, []goldap.Control{hints})
 		req.Replace(attrUnicodePwd, []string{encodePassword(newPassword)})
-		if err := c.Modify(req); err != nil {
+		if err := c.modify(req); err != nil {
 			return s.writeError("resetting the password of "+user.DN, "the Reset Password right", true, err)
 		}
 		s.log.Info("ad password reset", "dn", user.DN)
@@ -191,7 +191,7 @@ func (s *source) Unlock(ctx context.Context, acct connectors.Account) error {
 		}
 		req := goldap.NewModifyRequest(user.DN, nil)
 		req.Replace(attrLockoutTime, []string{"0"})
-		if err := c.Modify(req); err != nil {
+		if err := c.modify(req); err != nil {
 			return s.writeError("unlocking "+user.DN, "write access to lockoutTime", false, err)
 		}
 		s.log.Info("ad account unlocked", "dn", user.DN)
@@ -248,9 +248,11 @@ func (s *source) CheckWriteAccess(ctx context.Context) error {
 	return s.wrap(err)
 }
 
-// withConn dials a connection for one write-back operation (refusing one
-// without TLS when write is set) and runs fn. The whole operation is
-// bounded by three times the configured timeout.
+// withConn runs fn on a bound connection of the source's pool (refusing
+// a connection without TLS when write is set). The whole operation is
+// bounded by three times the configured timeout; ending its context closes
+// the connection, which ends the request in flight. A reused connection
+// found dead before fn wrote anything is replaced by a fresh one, once.
 func (s *source) withConn(ctx context.Context, write bool, fn func(*conn) error) error {
 	if write && s.cfg.transport == transportPlain {
 		return fmt.Errorf("%w: password write-back needs an encrypted connection: use an ldaps:// url or start_tls "+
@@ -258,13 +260,38 @@ func (s *source) withConn(ctx context.Context, write bool, fn func(*conn) error)
 	}
 	ctx, cancel := context.WithTimeout(ctx, 3*s.cfg.timeout)
 	defer cancel()
-	c, err := s.dial(ctx)
-	if err != nil {
+	for {
+		c, reused, err := s.pool.get(ctx)
+		if err != nil {
+			return err
+		}
+		c.SetTimeout(s.cfg.timeout) // for Modify, which pagedSearch does not time
+		c.wrote = false
+		stop := context.AfterFunc(ctx, func() { _ = c.Conn.Close() })
+		err = fn(c)
+		cut := !stop()
+		broken := cut || c.IsClosing() || brokenBy(err)
+		s.pool.put(c, !broken)
+		if broken && reused && !c.wrote && ctx.Err() == nil {
+			continue // a connection that died while idle: once more on a new one
+		}
 		return err
 	}
-	defer c.Close()
-	c.SetTimeout(s.cfg.timeout) // for Modify, which pagedSearch does not time
-	return fn(c)
+}
+
+// dialPooled dials a connection for the pool: ctx bounds the dial, not the
+// connection's life.
+func (s *source) dialPooled(ctx context.Context) (*conn, error) {
+	c, err := s.dial(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if !c.stop() {
+		c.Close()
+		return nil, ctx.Err()
+	}
+	c.stop = func() bool { return true }
+	return c, nil
 }
 
 // findAccount finds the account by its objectGUID among the users of the

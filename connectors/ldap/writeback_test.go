@@ -165,6 +165,7 @@ func (f *fixture) writer(t *testing.T, base, user, pass string, logs *bytes.Buff
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { src.Close() })
 	return src.(*source)
 }
 
@@ -223,6 +224,7 @@ func TestWriteBackSetPassword(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer src.Close()
 	second := "Ωmega-Lantern-57"
 	if err := src.(connectors.PasswordWriter).SetPassword(ctx, acct, second); err != nil {
 		t.Fatalf("SetPassword over StartTLS: %v", err)
