@@ -314,8 +314,10 @@ func (h *harness) grant(login, purpose string) (grant string, codes []string) {
 		h.t.Fatalf("challenge: %d %s", r.status, r.raw)
 	}
 	id := r.body["challenge_id"].(string)
-	for _, f := range r.body["factors"].([]any) {
-		ch := f.(map[string]any)["channel"].(string)
+	factors := r.body["factors"].([]any)
+	for len(factors) > 0 {
+		ch := factors[0].(map[string]any)["channel"].(string)
+		factors = factors[1:]
 		c, _ := h.code(id, ch)
 		codes = append(codes, c)
 		v := h.verify(id, ch, c)
@@ -324,6 +326,9 @@ func (h *harness) grant(login, purpose string) (grant string, codes []string) {
 		}
 		if g, ok := v.body["grant"].(string); ok {
 			return g, codes
+		}
+		if next, ok := v.body["factors"].([]any); ok { // asked for only now
+			factors = append(factors, next...)
 		}
 	}
 	h.t.Fatal("no grant after every factor")

@@ -191,7 +191,11 @@ func (s *Service) verifyPost(w http.ResponseWriter, r *http.Request) {
 	}
 	switch {
 	case len(out.Remaining) > 0:
-		s.codePage(w, http.StatusOK, p, name, purpose, challenge, factors[1:])
+		next := factors[1:]
+		if len(out.Factors) > 0 { // a factor asked for only now
+			next = out.Factors
+		}
+		s.codePage(w, http.StatusOK, p, name, purpose, challenge, next)
 	case out.Enrolled:
 		p.Message = "Your mobile number is confirmed. You can now reset your password and unlock your account yourself."
 		s.render(w, http.StatusOK, "done", p)

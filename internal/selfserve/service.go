@@ -27,6 +27,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -359,34 +360,40 @@ func (s *Service) findActive(ctx context.Context, t store.Tenant, login string) 
 
 // newChallenge stores a challenge and queues its codes: to u when active,
 // to nobody (a decoy) otherwise. mobile and nonce are set for enrolment.
+//
+// Every answer lists the tenant policy's factors, whoever asks: a factor
+// only u must prove (the email of a privileged end user let in with two
+// factors) is stored as required but its code is sent, and the factor
+// named, only once the first ones are proven (Verify), so that the
+// challenge's answer does not tell a privileged account from any other.
 func (s *Service) newChallenge(ctx context.Context, t store.Tenant, u store.EndUser, active bool, login string, purpose store.ChallengePurpose, mobile, nonce string) (ChallengeStarted, error) {
 	now := s.opt.Now()
 	c := store.Challenge{ID: randomToken(16), TenantID: t.ID, Purpose: purpose, Mobile: mobile, LinkNonce: nonce,
 		ExpiresAt: now.Add(CodeTTL), CreatedAt: now}
-	channels := factorsOf(t, u, active)
+	required, upfront := factorsOf(t, u, active), factorsOf(t, u, false)
 	if purpose == store.PurposeEnrol {
-		channels = []string{"sms"}
+		required, upfront = []string{"sms"}, []string{"sms"}
 	}
-	c.Factors = strings.Join(channels, ",")
+	c.Factors = strings.Join(required, ",")
 	out := ChallengeStarted{ChallengeID: c.ID}
 	var msgs []outgoing
 	decoyMobile, decoyEmail := s.keys.decoyDestinations(t.ID, login)
-	for _, ch := range channels {
-		code := newCode()
+	for _, ch := range upfront {
 		f := Factor{Channel: ch}
-		if active {
-			h := s.keys.codeHash(c.ID, ch, code)
-			to := u.Email
+		switch {
+		case active:
+			code := newCode()
+			h, to := s.keys.codeHash(c.ID, ch, code), destination(u, ch, mobile)
 			if ch == "sms" {
-				to = cmpString(mobile, u.Mobile)
-				c.SMSCodeHash, f.To = h, maskMobile(to)
+				c.SMSCodeHash = h
 			} else {
-				c.EmailCodeHash, f.To = h, maskEmail(to)
+				c.EmailCodeHash = h
 			}
+			f.To = maskDestination(ch, to)
 			msgs = append(msgs, outgoing{channel: store.Channel(ch), msg: codeMessage(c.ID, ch, to, code, t.Name, purpose)})
-		} else if ch == "sms" {
+		case ch == "sms":
 			f.To = decoyMobile
-		} else {
+		default:
 			f.To = decoyEmail
 		}
 		out.Factors = append(out.Factors, f)
@@ -406,7 +413,35 @@ func (s *Service) newChallenge(ctx context.Context, t store.Tenant, u store.EndU
 	return out, nil
 }
 
-// factorsOf is the channels a challenge sends codes to: the rules' for an
+// destination is where u's code on channel goes (mobile, when set, is the
+// number being enrolled).
+func destination(u store.EndUser, channel, mobile string) string {
+	if channel == "sms" {
+		return cmpString(mobile, u.Mobile)
+	}
+	return u.Email
+}
+
+// maskDestination is the destination as the answer shows it.
+func maskDestination(channel, to string) string {
+	if channel == "sms" {
+		return maskMobile(to)
+	}
+	return maskEmail(to)
+}
+
+// offered reports whether a code was sent on channel for c (for a decoy:
+// whether its answer named the channel). A factor not yet asked for (see
+// newChallenge) is not offered: trying it answers as on any challenge that
+// never named it.
+func offered(c store.Challenge, channel string) bool {
+	if !slices.Contains(c.FactorList(), channel) {
+		return false
+	}
+	return c.EndUserID == nil || c.CodeHash(channel) != nil
+}
+
+// factorsOf is the channels a challenge must verify: the rules' for an
 // active end user, the tenant's for a decoy.
 func factorsOf(t store.Tenant, u store.EndUser, active bool) []string {
 	if !active {
@@ -454,12 +489,14 @@ func codeMessage(challengeID, channel, to, code, tenant string, purpose store.Ch
 
 // Verified is the answer to a right code: the grant once every factor is
 // verified (with the end user's policy), else the channels still to
-// verify; Enrolled for an enrolment.
+// verify, with the codes this answer sent (a factor asked for only now);
+// Enrolled for an enrolment.
 type Verified struct {
 	Grant     string     `json:"grant,omitempty"`
 	ExpiresAt *time.Time `json:"expires_at,omitempty"`
 	Policy    *Policy    `json:"policy,omitempty"`
 	Remaining []string   `json:"remaining,omitempty"`
+	Factors   []Factor   `json:"factors,omitempty"`
 	Enrolled  bool       `json:"enrolled,omitempty"`
 	// user is the verified end user (for the policy).
 	user store.EndUser
@@ -494,7 +531,7 @@ func (s *Service) Verify(ctx context.Context, tenantName, challengeID, channel, 
 	if !c.Live(now) {
 		return Verified{}, errDeadChallenge
 	}
-	if !strings.Contains(","+c.Factors+",", ","+channel+",") {
+	if !offered(c, channel) {
 		return Verified{}, fieldError("channel", "no code was sent by %s for this challenge", channel)
 	}
 	if c.Verified(channel) {
@@ -521,6 +558,7 @@ func (s *Service) Verify(ctx context.Context, tenantName, challengeID, channel, 
 	// user verifies again (resets and unlocks themselves commit durably).
 	// An enrolment stores the mobile: that commit waits for the disk.
 	var out Verified
+	var msgs []outgoing
 	inTx := s.opt.Store.EphemeralTx
 	if c.Purpose == store.PurposeEnrol {
 		inTx = s.opt.Store.InTx
@@ -537,7 +575,8 @@ func (s *Service) Verify(ctx context.Context, tenantName, challengeID, channel, 
 		}
 		switch {
 		case len(out.Remaining) > 0:
-			return nil
+			out.Factors, msgs, err = s.askNextFactors(ctx, tx, t, c)
+			return err
 		case c.Purpose == store.PurposeEnrol:
 			out.Enrolled = true
 			return s.completeEnrolment(ctx, tx, t, c, ip)
@@ -551,6 +590,9 @@ func (s *Service) Verify(ctx context.Context, tenantName, challengeID, channel, 
 	if err != nil {
 		return Verified{}, err
 	}
+	for _, m := range msgs {
+		s.enqueueCode(m)
+	}
 	if out.Grant != "" && c.Purpose == store.PurposeReset {
 		// The policy the new password must meet, shown before it is typed.
 		if r, err := s.routeOf(ctx, t, out.user); err == nil {
@@ -559,6 +601,34 @@ func (s *Service) Verify(ctx context.Context, tenantName, challengeID, channel, 
 		}
 	}
 	return out, nil
+}
+
+// askNextFactors makes the codes of the factors of c that were not asked
+// for up front (newChallenge), in tx: their hashes are stored (each with
+// ten more minutes) and their messages returned, to be sent once tx
+// commits.
+func (s *Service) askNextFactors(ctx context.Context, tx *store.Store, t store.Tenant, c store.Challenge) ([]Factor, []outgoing, error) {
+	var factors []Factor
+	var msgs []outgoing
+	var u store.EndUser
+	for _, ch := range c.FactorList() {
+		if c.Verified(ch) || c.CodeHash(ch) != nil {
+			continue
+		}
+		if u.ID == 0 {
+			var err error
+			if u, err = tx.EndUser(ctx, t.ID, *c.EndUserID); err != nil {
+				return nil, nil, err
+			}
+		}
+		code, to := newCode(), destination(u, ch, c.Mobile)
+		if err := tx.SetChallengeCode(ctx, t.ID, c.ID, ch, s.keys.codeHash(c.ID, ch, code), s.opt.Now().Add(CodeTTL)); err != nil {
+			return nil, nil, err
+		}
+		factors = append(factors, Factor{Channel: ch, To: maskDestination(ch, to)})
+		msgs = append(msgs, outgoing{channel: store.Channel(ch), msg: codeMessage(c.ID, ch, to, code, t.Name, c.Purpose)})
+	}
+	return factors, msgs, nil
 }
 
 // issueGrant ends a verified challenge with a grant and records the end

@@ -143,6 +143,28 @@ func (s *Store) VerifyChallengeFactor(ctx context.Context, tenantID int64, id, c
 	return c, nil
 }
 
+// SetChallengeCode stores the hash of the code sent on channel for a live
+// challenge that had none yet (a factor asked for once the first was
+// proven); the challenge's codes may then be tried until expires. A
+// challenge no longer live, or one with that code already, is
+// ErrChallengeDead.
+func (s *Store) SetChallengeCode(ctx context.Context, tenantID int64, id, channel string, hash []byte, expires time.Time) error {
+	col := "sms_code_hash"
+	if channel == "email" {
+		col = "email_code_hash"
+	}
+	res, err := s.exec(ctx, `UPDATE challenges SET `+col+` = ?, expires_at = ?
+		WHERE tenant_id = ? AND id = ? AND `+col+` IS NULL AND voided_at IS NULL AND grant_hash IS NULL`,
+		hash, expires.UTC(), tenantID, id)
+	if err != nil {
+		return fmt.Errorf("set challenge code: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return ErrChallengeDead
+	}
+	return nil
+}
+
 // IssueGrant ends the verified challenge with the grant whose SHA-256 is
 // hash, valid until expires. A challenge that already has one is
 // ErrChallengeDead.
