@@ -8,37 +8,35 @@ import (
 	"sync"
 	"time"
 
-	"selfserve/internal/rules"
+	"selfserve/internal/planner"
 	"selfserve/internal/store"
 )
 
 // Scanner is the expiry scan: it plans the notices due at an instant across
 // every tenant and writes them to the ledger, then queues the new rows.
 //
-// The store prefilters in SQL (served tenants, switch on, enabled, present,
-// email and mobile, directory source, and a password expiring within the
-// widest reminder window or a lockout within LockoutLookback); rules.Plan
-// decides each candidate at the customer's time zone. Rows are written in
-// batches of INSERT … ON CONFLICT DO NOTHING (on PostgreSQL from unnest
-// arrays, by Writers connections side by side), and only the rows this scan
-// created are queued: DispatchBatch rows per dispatch task, which fans them
-// out into send tasks of SendBatch rows. Enqueueing one task per notice
-// instead would cost the scan a Redis round trip per notice (60,000 for
-// 30,000 notices on two channels, seconds); batching costs about a hundred.
-// Running the scan again, at any later instant of the same local day, from
-// any number of schedulers, creates no second row.
+// The plan is package planner's, the one path the preview shows too: the
+// store's candidate query prefilters in SQL (served tenants, switch on,
+// enabled, present, email and mobile, directory source, and a password
+// expiring within rules.ExpiryWindow or a lockout within
+// rules.LockoutLookback), and rules.ScanPlan decides each candidate at its
+// customer's time zone. Rows are written in batches of INSERT … ON CONFLICT
+// DO NOTHING (on PostgreSQL from unnest arrays, by Writers connections side
+// by side), and only the rows this scan created are queued: DispatchBatch
+// rows per dispatch task, which fans them out into send tasks of SendBatch
+// rows. Enqueueing one task per notice instead would cost the scan a Redis
+// round trip per notice (60,000 for 30,000 notices on two channels,
+// seconds); batching costs about a hundred. Running the scan again, at any
+// later instant of the same local day, from any number of schedulers,
+// creates no second row.
 type Scanner struct {
 	Store   *store.Store
 	Enqueue *Client
-	// Channels are the channels notices are written for (default email and
+	// Channels are the channels notices are written for (nil: email and
 	// SMS); a channel without a provider gets no rows.
 	Channels []store.Channel
 	// Now is the clock (default time.Now).
 	Now func() time.Time
-	// LockoutLookback is how far back a lockout is still notified (default
-	// 24h): lockouts normally arrive through the sync's lockout tasks, the
-	// scan catches any that were missed.
-	LockoutLookback time.Duration
 	// StrandedAfter re-queues rows left pending that long (default
 	// DefaultStrandedAfter), at each scan and every RequeueCronspec.
 	StrandedAfter time.Duration
@@ -78,90 +76,15 @@ func (s *Scanner) Scan(ctx context.Context) (ScanResult, error) {
 	}
 	at := now()
 	res := ScanResult{At: at}
+	p := planner.Planner{Store: s.Store, Channels: s.Channels}
+	plan, err := p.Plan(ctx, planner.Scope{}, at)
+	if err != nil {
+		return res, fmt.Errorf("expiry scan: %w", err)
+	}
+	res.Candidates, res.Due, res.Query, res.Plan = plan.Candidates, len(plan.Notices), plan.Query, plan.Rules
+
 	start := time.Now()
-
-	tenants, err := s.Store.Tenants(ctx)
-	if err != nil {
-		return res, fmt.Errorf("expiry scan: %w", err)
-	}
-	served := map[int64]store.Tenant{}
-	var ids []int64
-	window := 0
-	for _, t := range tenants {
-		if t.Subscription.AllowsSelfServe() && t.SelfServe {
-			served[t.ID] = t
-			ids = append(ids, t.ID)
-			window = max(window, t.ReminderDays, rules.DefaultReminderDays)
-		}
-	}
-	if len(ids) == 0 {
-		return res, nil
-	}
-	lookback := s.LockoutLookback
-	if lookback <= 0 {
-		lookback = 24 * time.Hour
-	}
-	// The customers' zones load beside the candidates.
-	var customers []store.Customer
-	var customersErr error
-	loaded := make(chan struct{})
-	go func() {
-		defer close(loaded)
-		customers, customersErr = s.Store.ScanCustomers(ctx, ids)
-	}()
-	// A local day is at most 26 hours from UTC either way: two days of
-	// margin on both sides of the window keep every due user.
-	users, err := s.Store.ScanCandidates(ctx, store.ScanWindow{
-		ExpiresFrom: at.Add(-48 * time.Hour), ExpiresBefore: at.Add(time.Duration(window+2) * 24 * time.Hour),
-		LockedSince: at.Add(-lookback), LockedUntil: at,
-	})
-	<-loaded
-	if err != nil {
-		return res, fmt.Errorf("expiry scan: %w", err)
-	}
-	if customersErr != nil {
-		return res, fmt.Errorf("expiry scan: %w", customersErr)
-	}
-	res.Candidates = len(users)
-	res.Query = time.Since(start)
-
-	start = time.Now()
-	zones := map[string]*time.Location{}
-	locs := make(map[int64]*time.Location, len(customers))
-	for _, c := range customers {
-		t := served[c.TenantID]
-		name := c.TimeZone
-		if name == "" {
-			name = t.TimeZone
-		}
-		loc, ok := zones[name]
-		if !ok {
-			loc = c.Location(t)
-			zones[name] = loc
-		}
-		locs[c.ID] = loc
-	}
-	channels := s.Channels
-	if channels == nil {
-		channels = []store.Channel{store.ChannelEmail, store.ChannelSMS}
-	}
-	rows := make([]store.NewNotice, 0, len(users)/2*len(channels))
-	for _, u := range users {
-		t, ok := served[u.TenantID]
-		if !ok {
-			continue
-		}
-		for _, n := range rules.Plan(t.Rules(), locs[u.CustomerID], u.Rules(), at) {
-			res.Due++
-			for _, ch := range channels {
-				rows = append(rows, store.NewNotice{TenantID: u.TenantID, EndUserID: u.ID, Kind: n.Kind, Occasion: n.Occasion, Channel: ch})
-			}
-		}
-	}
-	res.Plan = time.Since(start)
-
-	start = time.Now()
-	created, err := s.write(ctx, rows)
+	created, err := s.write(ctx, plan.Rows())
 	res.Created = len(created)
 	res.Ledger = time.Since(start)
 	if err != nil {

@@ -555,9 +555,10 @@ func (c *cli) preview(ctx context.Context, tenantName string, at time.Time) ([]p
 	if err != nil {
 		return nil, err
 	}
+	pl := planner.Planner{Store: c.st}
 	var due []planner.Due
 	for _, t := range tenants {
-		d, err := planner.Tenant(ctx, c.st, t, at)
+		d, err := pl.Preview(ctx, planner.Scope{TenantID: t.ID}, at)
 		if err != nil {
 			return nil, err
 		}

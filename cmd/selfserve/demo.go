@@ -378,8 +378,9 @@ func (c *cli) demoReport(ctx context.Context) error {
 		}
 		var due []planner.Due
 		now := time.Now()
+		pl := planner.Planner{Store: c.st}
 		for _, cu := range customers {
-			d, err := planner.Customer(ctx, c.st, t, cu, laterOfNowAndSendHour(now, t, cu))
+			d, err := pl.Preview(ctx, planner.Scope{TenantID: t.ID, CustomerID: cu.ID}, laterOfNowAndSendHour(now, t, cu))
 			if err != nil {
 				return err
 			}

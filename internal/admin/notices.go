@@ -12,7 +12,8 @@ import (
 )
 
 // previewNotices shows the notices due at an instant (default now), for the
-// whole tenant or one customer, sending nothing.
+// whole tenant or one customer, sending nothing: what the expiry scan would
+// write at that instant (one planner serves both).
 func (a *api) previewNotices(w http.ResponseWriter, r *http.Request, p *principal) error {
 	q, err := newQuery(r, "at", "customer_id")
 	if err != nil {
@@ -29,18 +30,17 @@ func (a *api) previewNotices(w http.ResponseWriter, r *http.Request, p *principa
 	if err != nil {
 		return err
 	}
-	ctx := r.Context()
-	var due []planner.Due
+	scope := planner.Scope{TenantID: p.tenant.ID}
 	if customerID != 0 {
-		c, err := a.Store.Customer(ctx, p.tenant.ID, customerID)
+		c, err := a.Store.Customer(r.Context(), p.tenant.ID, customerID)
 		if err != nil {
 			return err
 		}
-		due, err = planner.Customer(ctx, a.Store, p.tenant, c, at)
-		if err != nil {
-			return err
-		}
-	} else if due, err = planner.Tenant(ctx, a.Store, p.tenant, at); err != nil {
+		scope.CustomerID = c.ID
+	}
+	pl := planner.Planner{Store: a.Store}
+	due, err := pl.Preview(r.Context(), scope, at)
+	if err != nil {
 		return err
 	}
 	if due == nil {
