@@ -217,21 +217,30 @@ func (a *Agent) journalDone(id int64) {
 // finishJournal reports write-backs a killed agent left unreported as
 // failed (the server has failed them already when their lease ran out; it
 // answers 404 or 409, which is fine) and forgets entries older than a day.
+// An entry still being written when the agent died (its .tmp file) is a
+// job that was not carried out.
 func (a *Agent) finishJournal(ctx context.Context) {
-	entries, _ := os.ReadDir(filepath.Join(a.State.dir, journalDir))
+	dir := filepath.Join(a.State.dir, journalDir)
+	entries, _ := os.ReadDir(dir)
 	for _, e := range entries {
-		id, err := strconv.ParseInt(e.Name(), 10, 64)
+		name, partial := strings.CutSuffix(e.Name(), ".tmp")
+		id, err := strconv.ParseInt(name, 10, 64)
 		if err != nil {
 			continue
 		}
-		data, _ := os.ReadFile(a.journalPath(id))
+		data, _ := os.ReadFile(filepath.Join(dir, e.Name()))
 		info, _ := e.Info()
-		if strings.Contains(string(data), "started") {
-			job := agentproto.Job{ID: id, LeaseUntil: time.Now()}
-			_ = a.report(ctx, job, agentproto.Result{Code: agentproto.ResultFailed, Reason: "the agent stopped while carrying this out; it is not applied twice"})
+		switch {
+		case partial || strings.Contains(string(data), "started"):
+			reason := "the agent stopped while carrying this out; it is not applied twice"
+			if partial && !a.journalHas(id) {
+				reason = "the agent stopped before carrying this out"
+			}
+			job := agentproto.Job{ID: id, LeaseUntil: a.client.serverNow()}
+			_ = a.report(ctx, job, agentproto.Result{Code: agentproto.ResultFailed, Reason: reason})
 			a.journalDone(id)
-		} else if info != nil && time.Since(info.ModTime()) > 24*time.Hour {
-			_ = os.Remove(a.journalPath(id))
+		case info != nil && time.Since(info.ModTime()) > 24*time.Hour:
+			_ = os.Remove(filepath.Join(dir, e.Name()))
 		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"time"
 
 	"selfserve/agent"
 )
@@ -25,6 +26,9 @@ const agentUsage = `agent enrol --server URL --code CODE [--directory FILE] [--s
        agent run [--state DIR]
        agent status [--state DIR]
        agent install|uninstall [--state DIR]   (Windows: the agent as a service)`
+
+// agentNow is the running agent's clock (the process tests skew it).
+var agentNow = time.Now
 
 // runAgent is `selfserve agent …`: the on-premises agent. It needs no
 // database, Redis or server configuration: only its state folder.
@@ -116,6 +120,6 @@ func runAgent(ctx context.Context, c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	a := &agent.Agent{State: st, Registry: reg, Logger: log}
+	a := &agent.Agent{State: st, Registry: reg, Logger: log, Now: agentNow}
 	return agent.RunService(ctx, a)
 }

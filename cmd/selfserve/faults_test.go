@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -20,9 +21,19 @@ import (
 // arguments (TestMain): a separate process the kill test can SIGKILL.
 const childArgs = "SELFSERVE_TEST_CLI_ARGS"
 
+// childClockSkew, when set (a time.Duration), skews the clock of a child
+// `agent run` by that much.
+const childClockSkew = "SELFSERVE_TEST_AGENT_CLOCK_SKEW"
+
 func TestMain(m *testing.M) {
 	if args := os.Getenv(childArgs); args != "" {
-		os.Exit(run(context.Background(), strings.Fields(args), os.Stdout, os.Stderr))
+		if skew, err := time.ParseDuration(os.Getenv(childClockSkew)); err == nil {
+			agentNow = func() time.Time { return time.Now().Add(skew) }
+		}
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		code := run(ctx, strings.Fields(args), os.Stdout, os.Stderr)
+		stop()
+		os.Exit(code)
 	}
 	os.Exit(m.Run())
 }

@@ -224,6 +224,10 @@ func (s *Service) answerError(w http.ResponseWriter, r *http.Request, a *store.A
 	log := s.logger().With("path", r.URL.Path, "remote", r.RemoteAddr)
 	if a != nil {
 		log = log.With("agent_id", a.ID, "tenant_id", a.TenantID, "connection_id", a.ConnectionID)
+	} else if sig, perr := agentproto.Parse(r.Header.Get("Authorization")); perr == nil {
+		// Refused before its signature could be checked (a body too
+		// large to read): whom the request claims to come from.
+		log = log.With("claimed_agent_id", sig.AgentID)
 	}
 	var he *httpError
 	switch {
