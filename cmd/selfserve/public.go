@@ -104,8 +104,5 @@ func servePublic(ctx context.Context, ln net.Listener, h http.Handler, log *slog
 	srv := admin.NewServer(ln.Addr().String(), h)
 	srv.ErrorLog = slog.NewLogLogger(log.Handler(), slog.LevelWarn)
 	log.Info("public self-serve listener running", "listen", ln.Addr().String())
-	if err := admin.Serve(ctx, srv, ln); err != nil {
-		return fmt.Errorf("public listener: %w", err)
-	}
-	return nil
+	return admin.Serve(ctx, srv, ln)
 }

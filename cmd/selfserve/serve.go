@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"log/slog"
 	"net"
@@ -14,6 +16,7 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"golang.org/x/sync/errgroup"
 
 	"selfserve/config"
 	"selfserve/internal/admin"
@@ -29,9 +32,9 @@ import (
 
 // The service roles:
 //
-//	selfserve worker     [--sync-concurrency N] [--notify-concurrency N] [--ops-addr ADDR]
-//	selfserve scheduler  [--ops-addr ADDR]
-//	selfserve serve      [--sync-concurrency N] [--notify-concurrency N]
+//	selfserve worker     [--sync-concurrency N] [--notify-concurrency N] [--ops-addr ADDR] [--redis-down-limit D]
+//	selfserve scheduler  [--ops-addr ADDR] [--redis-down-limit D]
+//	selfserve serve      [--sync-concurrency N] [--notify-concurrency N] [--redis-down-limit D]
 //
 // worker processes the queues, scheduler enqueues the periodic work (any
 // number of replicas: each occurrence is enqueued once), serve runs both and
@@ -40,52 +43,93 @@ import (
 // timeout to finish and the others go back to their queues (a sync keeps
 // its run, and resumes from its last saved page when retried).
 
+// role is what a service process runs.
+type role string
+
+// The service roles.
+const (
+	// roleServe runs every role in one process: the worker, the scheduler,
+	// the admin API with the ops endpoints, and the public listener.
+	roleServe role = "serve"
+	// roleWorker processes the queues.
+	roleWorker role = "worker"
+	// roleScheduler enqueues the periodic work.
+	roleScheduler role = "scheduler"
+)
+
+// runsWorker reports whether r processes the queues.
+func (r role) runsWorker() bool { return r == roleServe || r == roleWorker }
+
+// runsScheduler reports whether r enqueues the periodic work.
+func (r role) runsScheduler() bool { return r == roleServe || r == roleScheduler }
+
+// allInOne reports whether r runs every role in one process: it serves the
+// admin API and the public listener, and may use the embedded Redis (which
+// no other process can reach).
+func (r role) allInOne() bool { return r == roleServe }
+
+// redisDownFlag adds --redis-down-limit: how long Redis may stay unreachable
+// before the process exits non-zero, for its orchestrator to restart it.
+func redisDownFlag(fs *flag.FlagSet) *time.Duration {
+	return fs.Duration("redis-down-limit", 30*time.Second, "exit non-zero when Redis has been unreachable this long")
+}
+
 func runServe(ctx context.Context, c *cli, args []string) error {
-	fs := flags(c, "serve", "[--sync-concurrency N] [--notify-concurrency N]")
+	fs := flags(c, "serve", "[--sync-concurrency N] [--notify-concurrency N] [--redis-down-limit DURATION]")
 	syncN := fs.Int("sync-concurrency", 2, "syncs and customer imports run at once")
 	notifyN := fs.Int("notify-concurrency", 10, "notices, scans and schedule ticks handled at once")
+	redisDown := redisDownFlag(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	return c.runRoles(ctx, roleOptions{name: "serve", worker: true, scheduler: true, opsAddr: "admin", syncN: *syncN, notifyN: *notifyN})
+	return c.runRoles(ctx, roleOptions{role: roleServe, opsAddr: "admin", syncN: *syncN, notifyN: *notifyN, redisDownLimit: *redisDown})
 }
 
 func runWorker(ctx context.Context, c *cli, args []string) error {
-	fs := flags(c, "worker", "[--sync-concurrency N] [--notify-concurrency N] [--ops-addr ADDR]")
+	fs := flags(c, "worker", "[--sync-concurrency N] [--notify-concurrency N] [--ops-addr ADDR] [--redis-down-limit DURATION]")
 	syncN := fs.Int("sync-concurrency", 2, "syncs and customer imports run at once")
 	notifyN := fs.Int("notify-concurrency", 10, "notices, scans and schedule ticks handled at once")
 	opsAddr := fs.String("ops-addr", "", "serve /healthz, /readyz and /metrics on this `host:port` (default: none)")
+	redisDown := redisDownFlag(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	return c.runRoles(ctx, roleOptions{name: "worker", worker: true, opsAddr: *opsAddr, syncN: *syncN, notifyN: *notifyN})
+	return c.runRoles(ctx, roleOptions{role: roleWorker, opsAddr: *opsAddr, syncN: *syncN, notifyN: *notifyN, redisDownLimit: *redisDown})
 }
 
 func runScheduler(ctx context.Context, c *cli, args []string) error {
-	fs := flags(c, "scheduler", "[--ops-addr ADDR]")
+	fs := flags(c, "scheduler", "[--ops-addr ADDR] [--redis-down-limit DURATION]")
 	opsAddr := fs.String("ops-addr", "", "serve /healthz, /readyz and /metrics on this `host:port` (default: none)")
+	redisDown := redisDownFlag(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	return c.runRoles(ctx, roleOptions{name: "scheduler", scheduler: true, opsAddr: *opsAddr})
+	return c.runRoles(ctx, roleOptions{role: roleScheduler, opsAddr: *opsAddr, redisDownLimit: *redisDown})
 }
 
 type roleOptions struct {
-	name              string
-	worker, scheduler bool
+	role role
 	// opsAddr is where the ops endpoints listen: "admin" for the
 	// configured admin address, "" for nowhere.
 	opsAddr        string
 	syncN, notifyN int
+	// redisDownLimit is how long Redis may stay unreachable before the
+	// process gives up.
+	redisDownLimit time.Duration
 }
 
-// runRoles runs the roles until ctx is cancelled, then shuts them down.
+// runRoles runs the roles until ctx is cancelled or one of them fails: the
+// asynq worker and scheduler, the Redis watch, the admin API (or the ops
+// endpoints) and the public listener run under one errgroup, so the first
+// failure stops the others and is returned (the process exits non-zero with
+// the cause, for an orchestrator to restart it). On ctx's end they all shut
+// down gracefully and runRoles returns nil.
 func (c *cli) runRoles(ctx context.Context, o roleOptions) error {
 	cfg, err := c.config()
 	if err != nil {
 		return err
 	}
-	log := c.log().With("role", o.name)
+	log := c.log().With("role", string(o.role))
 	st, err := c.store(ctx)
 	if err != nil {
 		return err
@@ -95,7 +139,7 @@ func (c *cli) runRoles(ctx context.Context, o roleOptions) error {
 		return err
 	}
 	defer rd.Close()
-	if rd.Embedded() && o.name != "serve" {
+	if rd.Embedded() && !o.role.allInOne() {
 		return fmt.Errorf("%w: SELFSERVE_REDIS_URL=embedded is an in-process Redis that no other process can reach: run `selfserve serve` (every role in one process) or set SELFSERVE_REDIS_URL=redis://…", errUsage)
 	}
 	if err := rd.Ping(ctx); err != nil {
@@ -103,38 +147,93 @@ func (c *cli) runRoles(ctx context.Context, o roleOptions) error {
 	}
 	log.Info("starting", "config", cfg, "embedded_redis", rd.Embedded())
 
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	metrics := worker.NewMetrics(reg)
-	var stops []func()
-	defer func() {
-		for i := len(stops) - 1; i >= 0; i-- {
-			stops[i]()
+	// A part that cannot start ends those already running.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	p := &process{c: c, o: o, cfg: cfg, st: st, rd: rd, reg: prometheus.NewRegistry(), log: log}
+	p.g, p.ctx = errgroup.WithContext(ctx)
+	defer p.close()
+	if err := p.start(ctx); err != nil {
+		cancel()
+		return errors.Join(err, p.g.Wait())
+	}
+	return p.g.Wait()
+}
+
+// process is a service process's parts, running under one errgroup: the
+// first to fail ends ctx for the others.
+type process struct {
+	c       *cli
+	o       roleOptions
+	cfg     *config.Config
+	st      *store.Store
+	rd      *worker.Redis
+	reg     *prometheus.Registry
+	log     *slog.Logger
+	g       *errgroup.Group
+	ctx     context.Context
+	closers []func() // run in reverse order once every part has stopped
+}
+
+// part runs run under the errgroup until p.ctx ends. A part that returns
+// before then, even without error, fails the process.
+func (p *process) part(name string, run func(ctx context.Context) error) {
+	p.g.Go(func() error {
+		err := run(p.ctx)
+		if err == nil && p.ctx.Err() == nil {
+			err = errors.New("stopped unexpectedly")
 		}
-	}()
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		return nil
+	})
+}
+
+// until is a part that waits for ctx's end, then runs stop.
+func until(stop func()) func(context.Context) error {
+	return func(ctx context.Context) error {
+		<-ctx.Done()
+		stop()
+		return nil
+	}
+}
+
+func (p *process) close() {
+	for i := len(p.closers) - 1; i >= 0; i-- {
+		p.closers[i]()
+	}
+}
+
+// start starts the role's parts.
+func (p *process) start(ctx context.Context) error {
+	cfg, st, rd, log := p.cfg, p.st, p.rd, p.log
+	p.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metrics := worker.NewMetrics(p.reg)
+	p.part("redis", func(ctx context.Context) error { return watchRedis(ctx, rd, p.o.redisDownLimit, log) })
 
 	var enqueuer *worker.Client
 	var scan func(context.Context) (any, error)
 	var agents *agentserver.Service
-	if o.worker {
-		n, err := c.workerNode(ctx, cfg, rd.Opt, log, metrics, time.Now)
+	if p.o.role.runsWorker() {
+		n, err := p.c.workerNode(ctx, cfg, rd.Opt, log, metrics, time.Now)
 		if err != nil {
 			return err
 		}
-		stops = append(stops, n.close)
+		p.closers = append(p.closers, n.close)
 		enqueuer, agents = n.client, n.agents
 		scan = func(ctx context.Context) (any, error) { return n.scanner.Scan(ctx) }
-		w := worker.NewWorker(worker.ServerOptions{Redis: rd.Opt, SyncConcurrency: o.syncN, NotifyConcurrency: o.notifyN, Logger: log,
+		w := worker.NewWorker(worker.ServerOptions{Redis: rd.Opt, SyncConcurrency: p.o.syncN, NotifyConcurrency: p.o.notifyN, Logger: log,
 			ErrorHandler: &worker.NoticeFinaliser{Store: st, Logger: log}})
 		if err := w.Start(n.mux); err != nil {
 			return err
 		}
-		stops = append(stops, func() {
+		p.part("worker", until(func() {
 			log.Info("stopping the worker: tasks in flight finish or go back to their queues")
 			w.Shutdown()
-		})
+		}))
 	}
-	if o.scheduler {
+	if p.o.role.runsScheduler() {
 		ptm, err := worker.NewScheduler(worker.SchedulerOptions{Redis: rd.Opt, Logger: log},
 			&worker.Schedules{Store: st, CustomerImports: true, Logger: log})
 		if err != nil {
@@ -143,62 +242,90 @@ func (c *cli) runRoles(ctx context.Context, o roleOptions) error {
 		if err := ptm.Start(); err != nil {
 			return fmt.Errorf("start the scheduler: %w", err)
 		}
-		stops = append(stops, func() {
+		p.part("scheduler", until(func() {
 			log.Info("stopping the scheduler")
 			ptm.Shutdown()
-		})
+		}))
 	}
-	addr := o.opsAddr
+
+	// The HTTP parts: the ops endpoints alone on o.opsAddr (worker,
+	// scheduler), or the admin API with the ops endpoints on the admin
+	// address and the public listener (serve).
+	addr := p.o.opsAddr
 	if addr == "admin" {
 		addr = cfg.AdminAddr
 	}
 	if addr == "" {
 		log.Info("running; stop with Ctrl-C or SIGTERM")
-		<-ctx.Done()
 		return nil
 	}
-	if insp, err := worker.RegisterQueueMetrics(reg, rd.Opt); err == nil {
-		stops = append(stops, func() { insp.Close() })
+	if insp, err := worker.RegisterQueueMetrics(p.reg, rd.Opt); err == nil {
+		p.closers = append(p.closers, func() { insp.Close() })
 	}
 	var mon asynq.RedisConnOpt
-	if o.name == "serve" {
+	if p.o.role.allInOne() {
 		mon = rd.Opt
 	}
-	h := ops.New(ops.Options{Store: st, Schema: st, Redis: rd, Gatherer: reg, RedisConnOpt: mon, OpsToken: cfg.OpsToken.Reveal(), Scan: scan, Logger: log})
-	stops = append(stops, func() { h.Close() })
-	if o.name != "serve" {
-		return serveHTTP(ctx, addr, h, log)
+	h := ops.New(ops.Options{Store: st, Schema: st, Redis: rd, Gatherer: p.reg, RedisConnOpt: mon, OpsToken: cfg.OpsToken.Reveal(), Scan: scan, Logger: log})
+	p.closers = append(p.closers, func() { h.Close() })
+	if !p.o.role.allInOne() {
+		p.part("ops endpoints", func(ctx context.Context) error { return serveHTTP(ctx, addr, h, log) })
+		return nil
 	}
-	api, err := c.adminAPI(cfg, st, enqueuer, agents, h, log)
+	api, err := p.c.adminAPI(cfg, st, enqueuer, agents, h, log)
 	if err != nil {
 		return err
 	}
-	svc, closeSvc, err := c.publicService(cfg, st, rd, enqueuer, agents, log, "")
+	svc, closeSvc, err := p.c.publicService(cfg, st, rd, enqueuer, agents, log, "")
 	if err != nil {
 		return err
 	}
-	defer closeSvc()
-	if svc == nil {
-		return serveHTTP(ctx, addr, api, log)
+	p.closers = append(p.closers, closeSvc)
+	if svc != nil {
+		ln, err := listenPublic(cfg)
+		if err != nil {
+			return err
+		}
+		p.part("public listener", func(ctx context.Context) error {
+			return servePublic(ctx, ln, publicHandler(svc.Handler(), agents), log)
+		})
 	}
-	ln, err := listenPublic(cfg)
-	if err != nil {
-		return err
-	}
-	// Both listeners stop together: when one fails, or on the signal.
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	public := make(chan error, 1)
-	go func() {
-		public <- servePublic(ctx, ln, publicHandler(svc.Handler(), agents), log)
+	p.part("admin API", func(ctx context.Context) error { return serveHTTP(ctx, addr, api, log) })
+	return nil
+}
+
+// watchRedis pings Redis until ctx ends. It returns an error once Redis has
+// been unreachable for limit: the worker and the scheduler would otherwise
+// retry forever while the process looks alive.
+func watchRedis(ctx context.Context, rd *worker.Redis, limit time.Duration, log *slog.Logger) error {
+	every := min(max(limit/5, 10*time.Millisecond), 5*time.Second)
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	var downSince time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+		pctx, cancel := context.WithTimeout(ctx, every)
+		err := rd.Ping(pctx)
 		cancel()
-	}()
-	err = serveHTTP(ctx, addr, api, log)
-	cancel()
-	if perr := <-public; err == nil {
-		err = perr
+		switch {
+		case err == nil:
+			if !downSince.IsZero() {
+				log.Info("redis reachable again", "after", time.Since(downSince).Round(time.Millisecond))
+			}
+			downSince = time.Time{}
+		case ctx.Err() != nil:
+			return nil
+		case downSince.IsZero():
+			downSince = time.Now()
+			log.Warn("redis unreachable", "err", err)
+		case time.Since(downSince) >= limit:
+			return fmt.Errorf("unreachable for %s: %w", time.Since(downSince).Round(time.Second), err)
+		}
 	}
-	return err
 }
 
 // runScan runs the expiry scan in this process against the configured
