@@ -3,11 +3,13 @@
 GO ?= go
 export TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test?sslmode=disable
 export TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
+# VERSION is what `selfserve version` prints (and the agent reports).
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null)
 
 .PHONY: build test test-short demo vet fmt bench bench-quick
 
 build: ## the binary, into bin/selfserve
-	$(GO) build -o bin/selfserve ./cmd/selfserve
+	$(GO) build -ldflags "-X main.version=$(VERSION)" -o bin/selfserve ./cmd/selfserve
 
 test: ## every test; first brings up PostgreSQL and Redis where missing (as root: installs them), or says what is missing
 	scripts/test-services.sh

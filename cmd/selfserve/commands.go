@@ -31,7 +31,9 @@ func flags(c *cli, name, usage string) *flag.FlagSet {
 
 // parse parses args with flags allowed before, between and after the
 // positional arguments (`import NAME --tenant T` as well as
-// `import --tenant T NAME`); afterwards fs.Args() holds the positionals.
+// `import --tenant T NAME`; after "--" everything is positional);
+// afterwards fs.Args() holds the positionals. It is the CLI's one flag
+// parser.
 func parse(fs *flag.FlagSet, args []string) error {
 	var positional []string
 	for {
@@ -42,6 +44,11 @@ func parse(fs *flag.FlagSet, args []string) error {
 			return fmt.Errorf("%w: %v", errUsage, err)
 		}
 		if fs.NArg() == 0 {
+			break
+		}
+		if at := len(args) - fs.NArg(); at > 0 && args[at-1] == "--" {
+			// Everything after "--" is positional.
+			positional = append(positional, fs.Args()...)
 			break
 		}
 		positional = append(positional, fs.Arg(0))
@@ -129,35 +136,26 @@ func runApply(ctx context.Context, c *cli, args []string) error {
 	return nil
 }
 
-func runToken(ctx context.Context, c *cli, args []string) error {
-	if len(args) == 0 || args[0] != "create" {
-		return fmt.Errorf("%w: token create --tenant NAME --email EMAIL [--role ROLE] [--expires 90d]", errUsage)
-	}
+// runTokenCreate is `token create`: a new API token of a login, printed
+// once. It creates a missing login with --role, and never changes the role
+// of an existing one.
+func runTokenCreate(ctx context.Context, c *cli, args []string) error {
 	fs := flags(c, "token create", "--tenant NAME --email EMAIL [--role ROLE] [--expires DURATION]")
-	tenantName := fs.String("tenant", "", "tenant `name`")
-	email := fs.String("email", "", "the login's `email` (created with --role if missing)")
-	role := fs.String("role", "", "`role` of a new login (super, primary, manager, engineer or helpdesk); for an existing login it must be its role: a token never changes a role (see login set-role)")
+	lf := addLoginFlags(fs, "the login's `email` (created with --role if missing)",
+		"`role` of a new login (super, primary, manager, engineer or helpdesk); for an existing login it must be its role: a token never changes a role (see login set-role)")
 	expires := fs.String("expires", "", "lifetime, e.g. 90d or 720h (default: never expires)")
-	if err := parse(fs, args[1:]); err != nil {
+	if err := parse(fs, args); err != nil {
 		return err
 	}
-	var problems []string
-	if *tenantName == "" {
-		problems = append(problems, "--tenant is required")
-	}
-	if *email == "" {
-		problems = append(problems, "--email is required")
-	}
-	if *role != "" && !store.Role(*role).Valid() {
-		problems = append(problems, fmt.Sprintf("--role %q: want super, primary, manager, engineer or helpdesk", *role))
-	}
 	lifetime, err := parseLifetime(*expires)
+	var more []string
 	if err != nil {
-		problems = append(problems, err.Error())
+		more = append(more, err.Error())
 	}
-	if len(problems) > 0 {
-		return fmt.Errorf("%w: %s", errUsage, strings.Join(problems, "; "))
+	if err := lf.check(false, more...); err != nil {
+		return err
 	}
+	tenantName, email, role := lf.tenant, lf.email, lf.role
 	st, err := c.store(ctx)
 	if err != nil {
 		return err
@@ -225,33 +223,22 @@ type loginRole struct {
 	Role store.Role `json:"role"`
 }
 
-// runLoginSetRole changes a login's role: login set-role.
+// runLoginSetRole is `login set-role`: it changes a login's role, audited.
 func runLoginSetRole(ctx context.Context, c *cli, args []string) error {
 	fs := flags(c, "login set-role", "--tenant NAME --email EMAIL --role ROLE")
-	tenantName := fs.String("tenant", "", "tenant `name`")
-	email := fs.String("email", "", "the login's `email`")
-	role := fs.String("role", "", "the new `role`: super, primary, manager, engineer or helpdesk")
-	if err := parse(fs, args[1:]); err != nil {
+	lf := addLoginFlags(fs, "the login's `email`", "the new `role`: super, primary, manager, engineer or helpdesk")
+	if err := parse(fs, args); err != nil {
 		return err
 	}
-	var problems []string
-	if *tenantName == "" {
-		problems = append(problems, "--tenant is required")
+	if err := lf.check(true); err != nil {
+		return err
 	}
-	if *email == "" {
-		problems = append(problems, "--email is required")
-	}
-	if !store.Role(*role).Valid() {
-		problems = append(problems, fmt.Sprintf("--role %q: want super, primary, manager, engineer or helpdesk", *role))
-	}
-	if len(problems) > 0 {
-		return fmt.Errorf("%w: %s", errUsage, strings.Join(problems, "; "))
-	}
+	email, role := lf.email, lf.role
 	st, err := c.store(ctx)
 	if err != nil {
 		return err
 	}
-	tenant, err := st.TenantByName(ctx, *tenantName)
+	tenant, err := st.TenantByName(ctx, *lf.tenant)
 	if err != nil {
 		return err
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -286,5 +287,76 @@ func TestFlagsAnywhere(t *testing.T) {
 	}
 	if fs.NArg() != 1 || fs.Arg(0) != "conn-a" || *tenant != "acme" || !*inline {
 		t.Fatalf("args %v tenant %q inline %v", fs.Args(), *tenant, *inline)
+	}
+}
+
+func TestFlagsAfterDoubleDashArePositional(t *testing.T) {
+	fs := flags(&cli{stderr: &bytes.Buffer{}}, "import", "")
+	tenant := fs.String("tenant", "", "")
+	if err := parse(fs, []string{"--tenant", "acme", "--", "-odd-name", "--tenant"}); err != nil {
+		t.Fatal(err)
+	}
+	if *tenant != "acme" || strings.Join(fs.Args(), " ") != "-odd-name --tenant" {
+		t.Fatalf("args %q tenant %q", fs.Args(), *tenant)
+	}
+}
+
+// TestHelpAndDispatch: --help groups the commands by what they work on (the
+// local database, the remote API, service roles, on their own); nested
+// commands are dispatched from the table, and an unknown or missing one is
+// a usage error (exit 2) listing the group's commands; `version` prints the
+// binary's version.
+func TestHelpAndDispatch(t *testing.T) {
+	code, _, _ := runCLI(t, "--help")
+	if code != 2 { // the flag package's -h/--help on the global flags
+		t.Fatalf("--help: exit %d", code)
+	}
+	code, out, _ := runCLI(t, "help")
+	if code != 0 {
+		t.Fatalf("help: exit %d", code)
+	}
+	local := strings.Index(out, "commands on the local database")
+	remote := strings.Index(out, "commands through the remote admin API")
+	roles := strings.Index(out, "commands service roles")
+	own := strings.Index(out, "commands on their own")
+	if local < 0 || remote < local || roles < remote || own < roles {
+		t.Fatalf("help does not group the commands by reach:\n%s", out)
+	}
+	for name, section := range map[string][2]int{
+		"  users ": {local, remote}, "  login invite|set-role ": {local, remote}, "  import ": {remote, roles}, "  settings ": {remote, roles},
+		"  serve ": {roles, own}, "  agent enrol|configure": {own, len(out)}, "  version ": {own, len(out)},
+	} {
+		if i := strings.Index(out, name); i < section[0] || i > section[1] {
+			t.Errorf("help lists %q in the wrong section:\n%s", name, out)
+		}
+	}
+
+	code, out, _ = runCLI(t, "login", "-h")
+	if code != 0 || !strings.Contains(out, "selfserve login invite --tenant T --email E") || !strings.Contains(out, "selfserve login set-role") {
+		t.Errorf("login -h: exit %d\n%s", code, out)
+	}
+	for _, args := range [][]string{{"login"}, {"login", "promote"}, {"agent", "fly"}, {"token"}} {
+		code, _, errOut := runCLI(t, args...)
+		if code != 2 || !strings.Contains(errOut, "usage:\n  selfserve "+args[0]+" ") {
+			t.Errorf("%v: exit %d, stderr:\n%s", args, code, errOut)
+		}
+	}
+	code, _, errOut := runCLI(t, "agent", "status", "--state", t.TempDir())
+	if code != 1 || strings.Contains(errOut, "usage") {
+		t.Errorf("agent status of an empty state folder: exit %d %s", code, errOut)
+	}
+	code, _, errOut = runCLI(t, "agent", "enroll", "--code", "x")
+	if code != 2 || !strings.Contains(errOut, "--server and --code are required") {
+		t.Errorf("agent enroll (the alias) without --server: exit %d %s", code, errOut)
+	}
+
+	code, out, _ = runCLI(t, "version")
+	if code != 0 || !strings.HasPrefix(out, "selfserve ") || !strings.Contains(out, runtime.Version()) {
+		t.Errorf("version: exit %d %q", code, out)
+	}
+	version = "v9.8.7"
+	defer func() { version = "" }()
+	if _, out, _ = runCLI(t, "version"); !strings.HasPrefix(out, "selfserve v9.8.7 (") {
+		t.Errorf("version set by -ldflags: %q", out)
 	}
 }

@@ -3,24 +3,18 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
-	"strings"
 
 	"selfserve/internal/enrich"
 	"selfserve/internal/store"
 )
 
-// runCustomers is `selfserve customers import CONNECTION [--tenant NAME]`:
-// the customer import of a PSA connection, run in this process.
-func runCustomers(ctx context.Context, c *cli, args []string) error {
-	const usage = "import CONNECTION [--tenant NAME]\n\nImports the customers of a PSA connection (itglue, hudu, connectwise) in this process and prints the run."
-	if len(args) == 0 || args[0] != "import" {
-		return fmt.Errorf("%w: customers %s", errUsage, strings.SplitN(usage, "\n", 2)[0])
-	}
-	fs := flags(c, "customers import", strings.TrimPrefix(usage, "import "))
+// runCustomersImport is `selfserve customers import CONNECTION [--tenant
+// NAME]`: the customer import of a PSA connection, run in this process.
+func runCustomersImport(ctx context.Context, c *cli, args []string) error {
+	fs := flags(c, "customers import", "CONNECTION [--tenant NAME]\n\nImports the customers of a PSA connection (itglue, hudu, connectwise) in this process and prints the run.")
 	tenantName := fs.String("tenant", "", "tenant `name` (needed when several tenants have a connection of that name)")
-	if err := parse(fs, flagsFirst(fs, args[1:])); err != nil {
+	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
@@ -35,7 +29,7 @@ func runEnrich(ctx context.Context, c *cli, args []string) error {
 	fs := flags(c, "enrich", "CONNECTION [--customer NAME] [--tenant NAME]\n\nFills the missing email and mobile of the end users of the customers linked to a PSA connection from its contacts, in this process, and prints the run.")
 	tenantName := fs.String("tenant", "", "tenant `name` (needed when several tenants have a connection of that name)")
 	customerName := fs.String("customer", "", "only this customer (`name`; default: every customer linked to the connection's PSA)")
-	if err := parse(fs, flagsFirst(fs, args)); err != nil {
+	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
@@ -131,39 +125,4 @@ func printPSARun(c *cli, name string, r store.PSARun) {
 	if r.Error != "" {
 		fmt.Fprintf(c.stdout, "  %s\n", r.Error)
 	}
-}
-
-// flagsFirst moves flags (and the values of flags that take one) before
-// positional arguments, so that `enrich NAME --tenant T` works as well as
-// `enrich --tenant T NAME`.
-func flagsFirst(fs *flag.FlagSet, args []string) []string {
-	var flagArgs, positional []string
-	for i := 0; i < len(args); i++ {
-		a := args[i]
-		if a == "--" {
-			positional = append(positional, args[i+1:]...)
-			break
-		}
-		if !strings.HasPrefix(a, "-") || a == "-" {
-			positional = append(positional, a)
-			continue
-		}
-		flagArgs = append(flagArgs, a)
-		name := strings.TrimLeft(a, "-")
-		if strings.Contains(name, "=") {
-			continue
-		}
-		f := fs.Lookup(name)
-		if f == nil {
-			continue
-		}
-		if b, ok := f.Value.(interface{ IsBoolFlag() bool }); ok && b.IsBoolFlag() {
-			continue
-		}
-		if i+1 < len(args) {
-			i++
-			flagArgs = append(flagArgs, args[i])
-		}
-	}
-	return append(flagArgs, positional...)
 }
