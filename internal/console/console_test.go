@@ -19,6 +19,7 @@ import (
 	"github.com/pquerna/otp/totp"
 
 	"selfserve/connectors"
+	"selfserve/internal/agentserver"
 	"selfserve/internal/importer"
 	"selfserve/internal/rules"
 	"selfserve/internal/secretbox"
@@ -118,7 +119,8 @@ func setup(t *testing.T, users int) *bundle {
 		b.logins[role] = b.addLogin(t, b.tenant, string(role)+"@acme.example", role, role == store.RoleSuper)
 	}
 	b.addLogin(t, b.other, "super@rival.example", store.RoleSuper, true)
-	svc := &service.Service{Store: st, Enqueuer: b.queue}
+	svc := &service.Service{Store: st, Enqueuer: b.queue, Registry: testRegistry(), Secrets: box,
+		Agents: &agentserver.Service{Store: st}, PublicURL: "https://selfserve.example"}
 	con, err := New(Options{Service: svc, Secrets: box, MonitoringPath: "/monitoring"})
 	must(t, err)
 	b.srv = httptest.NewServer(con)
