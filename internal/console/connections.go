@@ -23,6 +23,8 @@ type connectionRow struct {
 	KindLabel string
 	Customer  string
 	LastRun   *store.SyncRun
+	// Agent is an agent connection's agent's state.
+	Agent *agentserver.Status
 }
 
 // connectionsView is the connections page's data.
@@ -45,9 +47,24 @@ func (c *Console) connectionsPage(w http.ResponseWriter, r *http.Request, s *ses
 	for _, cu := range customers {
 		names[cu.ID] = cu.Name
 	}
+	agents, err := c.st.Agents(ctx, t.ID)
+	if err != nil {
+		return err
+	}
+	states := map[int64]agentserver.Status{}
+	for _, a := range agents {
+		states[a.ConnectionID] = agentserver.StatusOf(a, c.opts.Now())
+	}
 	var v connectionsView
 	for _, co := range conns {
 		row := connectionRow{Connection: co, KindLabel: kindLabel(co.Kind)}
+		if co.Kind == connectors.KindAgent {
+			st, ok := states[co.ID]
+			if !ok {
+				st.State = "not_enrolled"
+			}
+			row.Agent = &st
+		}
 		if co.CustomerID != nil {
 			row.Customer = names[*co.CustomerID]
 		}

@@ -255,6 +255,11 @@ func TestBrowserAgentInstallCodeAndRevoke(t *testing.T) {
 		t.Errorf("enrolled agent: %q", body)
 	}
 	check(t, tb, "agent-enrolled")
+	run(t, tb, chromedp.Navigate(b.srv.URL+"/connections"), chromedp.WaitVisible(chromedp.CSS("main table")))
+	if list := get(t, tb, chromedp.Text(chromedp.CSS("main table"))); !strings.Contains(list, "agent offline since") {
+		t.Errorf("the connections list does not show the agent's state: %q", list)
+	}
+	run(t, tb, chromedp.Navigate(page), chromedp.WaitVisible(chromedp.CSS("#revoke-agent")))
 	run(t, tb, chromedp.Click(chromedp.CSS("#revoke-agent")), chromedp.WaitVisible(chromedp.CSS("#revoked")))
 	if state := get(t, tb, chromedp.Text(chromedp.CSS("#agent-state"))); state != "not enrolled" {
 		t.Errorf("after revoking: %q", state)
