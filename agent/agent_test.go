@@ -461,3 +461,73 @@ func TestWriteBackUnsupported(t *testing.T) {
 		t.Fatal("the password reached the log")
 	}
 }
+
+// TestInterruptedWriteBackReported: an agent killed while it journalled a
+// write-back (only the journal's .tmp file is there) or while it carried
+// one out (the entry says "started") reports each failed when it starts
+// again, without carrying it out; the end user's request learns at once
+// rather than when the lease runs out.
+func TestInterruptedWriteBackReported(t *testing.T) {
+	ctx := context.Background()
+	h := newHarness(t, storetest.Backends()[0].Open(t), "acme")
+	a := h.enrol(sampleCSV(t))
+	row, err := h.st.AgentForAuth(ctx, a.State.AgentID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Two unlocks delivered to the agent before it was killed.
+	var jobs []store.AgentJob
+	for range 2 {
+		if _, err := h.st.CreateAgentJob(ctx, store.AgentJob{TenantID: h.tenant.ID, ConnectionID: h.conn.ID, Kind: store.AgentJobUnlock,
+			Payload: `{"account":{"external_id":"x"}}`, ExpiresAt: time.Now().Add(time.Minute)}); err != nil {
+			t.Fatal(err)
+		}
+		j, err := h.st.LeaseAgentJob(ctx, row, time.Now().Add(agentserver.WriteLease))
+		if err != nil {
+			t.Fatal(err)
+		}
+		jobs = append(jobs, j)
+	}
+	journal := filepath.Join(a.State.Dir(), "journal")
+	if err := os.WriteFile(filepath.Join(journal, fmt.Sprintf("%d.tmp", jobs[0].ID)), []byte("2026-12-05T06:00:00Z started\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(journal, fmt.Sprintf("%d", jobs[1].ID)), []byte("2026-12-05T06:00:00Z started\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	run(t, a)
+	want := map[int64]string{jobs[0].ID: "the agent stopped before carrying this out", jobs[1].ID: "the agent stopped while carrying this out; it is not applied twice"}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		finished := 0
+		for id, reason := range want {
+			j, err := h.st.AgentJob(ctx, h.tenant.ID, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if j.Finished() {
+				if j.State != store.AgentJobFailed || j.Reason != reason || j.Deliveries != 1 {
+					t.Fatalf("job %d: %s %q, %d deliveries; want failed %q, delivered once", id, j.State, j.Reason, j.Deliveries, reason)
+				}
+				finished++
+			}
+		}
+		if finished == len(want) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the restarted agent did not report its interrupted jobs; log:\n%s", h.logs)
+		}
+	}
+	for _, j := range jobs {
+		path := filepath.Join(journal, fmt.Sprint(j.ID))
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+			data, err := os.ReadFile(path)
+			if err == nil && strings.Contains(string(data), "reported") {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("journal of job %d: %q %v; want it reported", j.ID, data, err)
+			}
+		}
+	}
+}
