@@ -1096,6 +1096,39 @@ func TestAgentProcess(t *testing.T) {
 		if rows := endUserRows(t, w.st, acme.tenant.ID, acme.customer.ID); len(rows) != agentDCUsers {
 			t.Errorf("%d end users, want %d", len(rows), agentDCUsers)
 		}
+
+		// A reset the agent is carrying out when the server dies: the end
+		// user's request is lost with the server, the agent's result is
+		// not; the job ends done, delivered once.
+		const newPassword = "Copper-Thistle-5190!"
+		upn := w.dc.upn(32)
+		w.dc.setPasswordAsAdmin(t, upn, w.dc.UserPass)
+		w.giveMobile(acme, upn, 32)
+		grant := w.grant(acme, upn, "reset")
+		journal := filepath.Join(acme.state, "journal")
+		seen, _ := os.ReadDir(journal)
+		go func() {
+			_, _, _ = w.selfServe(ctx, acme, "/password", map[string]any{"grant": grant, "new_password": newPassword})
+		}()
+		waitFor(t, 30*time.Second, "the agent did not start the reset", func() bool {
+			now, _ := os.ReadDir(journal)
+			return len(now) > len(seen)
+		})
+		w.server.kill()
+		w.startServer()
+		jobs := w.writeJobs(acme)
+		j := jobs[len(jobs)-1]
+		waitFor(t, time.Minute, "the reset did not end", func() bool {
+			var err error
+			j, err = w.st.AgentJob(ctx, acme.tenant.ID, j.ID)
+			return err == nil && j.Finished()
+		})
+		if j.Kind != "reset" || j.State != store.AgentJobDone || j.Deliveries != 1 {
+			t.Errorf("job %d (%s): %s (%s), %d deliveries; want done, delivered once", j.ID, j.Kind, j.State, j.Reason, j.Deliveries)
+		}
+		if !w.dc.bind(t, upn, newPassword) || w.dc.bind(t, upn, w.dc.UserPass) {
+			t.Error("after the server's restart the new password does not bind, or the old one still does")
+		}
 	})
 
 	t.Run("clock skew", func(t *testing.T) {
