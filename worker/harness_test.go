@@ -163,7 +163,7 @@ func userRec(i int, expires time.Time) store.UserRecord {
 // put stores users in the fixture's customer c.
 func (f fixture) put(t *testing.T, st *store.Store, c int, recs ...store.UserRecord) {
 	t.Helper()
-	_, err := st.ApplyUserPage(context.Background(), store.PageTarget{TenantID: f.tenant.ID, CustomerID: f.customers[c].ID,
+	_, err := importer.ApplyPage(context.Background(), st, store.PageTarget{TenantID: f.tenant.ID, CustomerID: f.customers[c].ID,
 		ConnectionID: f.conns[c].ID, Source: rules.SourceLocal, EnableSelfServe: true}, recs, nil)
 	must(t, err)
 }

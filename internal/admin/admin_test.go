@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"selfserve/internal/importer"
 	"slices"
 	"strings"
 	"sync"
@@ -179,7 +180,7 @@ func (b *bundle) tenant(name string) tenantFixture {
 		{User: connectors.User{ExternalID: "bob", Username: "bob", Email: "bob@contoso.example", Enabled: true}},
 		{User: connectors.User{ExternalID: "carol", Username: "carol", Mobile: "+447400123003", Enabled: true, LockedOut: true}},
 	}
-	_, err = st.ApplyUserPage(ctx, store.PageTarget{TenantID: f.tenant.ID, CustomerID: f.customer.ID, ConnectionID: f.conn.ID, RunID: run.ID,
+	_, err = importer.ApplyPage(ctx, st, store.PageTarget{TenantID: f.tenant.ID, CustomerID: f.customer.ID, ConnectionID: f.conn.ID, RunID: run.ID,
 		Source: rules.SourceLocal, EnableSelfServe: false}, recs, nil)
 	must(t, err)
 	run.Status = store.RunSucceeded

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"selfserve/internal/importer"
 	"strings"
 	"testing"
 	"time"
@@ -20,7 +21,7 @@ func (b *bundle) addEndUser(f tenantFixture, rec connectors.User, on bool) store
 	ctx := context.Background()
 	run, err := b.st.CreateRun(ctx, f.tenant.ID, f.conn.ID, store.ModeIncremental, "test", store.RunRunning, false, 0)
 	must(b.t, err)
-	_, err = b.st.ApplyUserPage(ctx, store.PageTarget{TenantID: f.tenant.ID, CustomerID: f.customer.ID, ConnectionID: f.conn.ID, RunID: run.ID,
+	_, err = importer.ApplyPage(ctx, b.st, store.PageTarget{TenantID: f.tenant.ID, CustomerID: f.customer.ID, ConnectionID: f.conn.ID, RunID: run.ID,
 		Source: rules.SourceLocal, EnableSelfServe: on}, []store.UserRecord{{User: rec}}, nil)
 	must(b.t, err)
 	run.Status = store.RunSucceeded

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"selfserve/internal/importer"
 	"strings"
 	"testing"
 
@@ -20,7 +21,7 @@ func (b *bundle) makePrivileged(f tenantFixture, reason string) {
 	must(b.t, err)
 	rec := store.UserRecord{User: connectors.User{ExternalID: "alice", Username: "alice", Email: "alice@contoso.example", Mobile: "+447400123001",
 		Enabled: true, Privileged: true, PrivilegedReason: reason}}
-	_, err = b.st.ApplyUserPage(ctx, store.PageTarget{TenantID: f.tenant.ID, CustomerID: f.customer.ID, ConnectionID: f.conn.ID, RunID: run.ID,
+	_, err = importer.ApplyPage(ctx, b.st, store.PageTarget{TenantID: f.tenant.ID, CustomerID: f.customer.ID, ConnectionID: f.conn.ID, RunID: run.ID,
 		Source: rules.SourceLocal}, []store.UserRecord{rec}, nil)
 	must(b.t, err)
 	run.Status = store.RunSucceeded

@@ -161,7 +161,7 @@ func ChallengeVerify() Scenario {
 			if err != nil {
 				return 0, err
 			}
-			_, err = st.ApplyUserPage(ctx, store.PageTarget{TenantID: tgt.tenantID, CustomerID: tgt.customerID, ConnectionID: tgt.connectionID, RunID: 1,
+			_, err = importer.ApplyPage(ctx, st, store.PageTarget{TenantID: tgt.tenantID, CustomerID: tgt.customerID, ConnectionID: tgt.connectionID, RunID: 1,
 				Source: rules.SourceLocal, EnableSelfServe: true},
 				[]store.UserRecord{{User: connectors.User{ExternalID: "u1", Username: "alice", UPN: "alice@bench.example", Email: "alice@bench.example", Mobile: "+447400123456", Enabled: true}}}, nil)
 			if err != nil {

@@ -112,7 +112,7 @@ func setup(t *testing.T, users int) *bundle {
 			PasswordExpiresAt: time.Date(2027, 1, 1+i%28, 0, 0, 0, 0, time.UTC)}})
 	}
 	if len(recs) > 0 {
-		_, err = st.ApplyUserPage(ctx, store.PageTarget{TenantID: b.tenant.ID, CustomerID: b.cust.ID, ConnectionID: b.conn.ID, Source: rules.SourceLocal, EnableSelfServe: false}, recs, nil)
+		_, err = importer.ApplyPage(ctx, st, store.PageTarget{TenantID: b.tenant.ID, CustomerID: b.cust.ID, ConnectionID: b.conn.ID, Source: rules.SourceLocal, EnableSelfServe: false}, recs, nil)
 		must(t, err)
 	}
 	for _, role := range []store.Role{store.RoleSuper, store.RoleHelpdesk} {

@@ -2,6 +2,7 @@ package enrich_test
 
 import (
 	"context"
+	"selfserve/internal/importer"
 	"strings"
 	"testing"
 
@@ -24,7 +25,7 @@ func (b *bundle) directory(t testing.TB, c store.Customer, users ...connectors.U
 		u.Enabled = true
 		recs[i] = store.UserRecord{User: u}
 	}
-	_, err = b.st.ApplyUserPage(ctx, store.PageTarget{TenantID: b.tenant.ID, CustomerID: c.ID, ConnectionID: conn.ID, RunID: 1, Source: rules.SourceLocal, EnableSelfServe: true}, recs, nil)
+	_, err = importer.ApplyPage(ctx, b.st, store.PageTarget{TenantID: b.tenant.ID, CustomerID: c.ID, ConnectionID: conn.ID, RunID: 1, Source: rules.SourceLocal, EnableSelfServe: true}, recs, nil)
 	must(t, err)
 	return b.endUsers(t)
 }

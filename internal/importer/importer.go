@@ -10,10 +10,12 @@
 // connector could read its key, and one without a key means nobody is
 // removed (the run says why). A run that would remove more than the
 // allowed share of users removes nothing and asks for confirmation.
-// Hybrid identities are joined as pages are stored: an Entra user whose
-// onPremisesImmutableId is an AD end user's of the same customer becomes a
-// link of that end user, whichever connection syncs first (see the store's
-// links.go); the run counts them as linked.
+// ApplyPage stores a page: it decides each user's fields (package rules:
+// provenance and hybrid merging) and writes them through narrow store
+// methods in the page's transaction. Hybrid identities are joined as pages
+// are stored: an Entra user whose onPremisesImmutableId is an AD end user's
+// of the same customer becomes a link of that end user, whichever
+// connection syncs first (linker.go); the run counts them as linked.
 // Privilege (connectors.User.Privileged) is stored with each user; a last
 // page that carries the source's complete set of privileged accounts
 // (UserPage.Privileged) reconciles the connection's other end users too.
@@ -404,7 +406,7 @@ func (r *runner) commit(ctx context.Context, p prepared) error {
 			EnableSelfServe: r.t.conn.EnableSelfServe,
 		}
 		var err error
-		res, err = tx.ApplyUserPage(ctx, target, recs, page.Removed)
+		res, err = ApplyPage(ctx, tx, target, recs, page.Removed)
 		if err != nil {
 			return err
 		}

@@ -2,7 +2,8 @@
 // end user gets notices (NoticesAllowed) and may use self-serve (Active, and
 // with which factors: RequiredFactors), their registration status, which notices are
 // due at an instant (Plan), how imported contact values merge with what is
-// stored (MergeContactField), and phone normalisation. Nothing here does I/O:
+// stored (MergeContactField) and how a hybrid AD↔Entra identity's values
+// merge (hybrid.go), and phone normalisation. Nothing here does I/O:
 // the API, the planner and the sender all call the same functions.
 package rules
 

@@ -112,7 +112,7 @@ func TestSyncedUserGoesToAD(t *testing.T) {
 		adConn, _, err = st.UpsertConnection(ctx, store.Connection{TenantID: tn.ID, CustomerID: &cu.ID, Name: "contoso-ad", Kind: connectors.KindAD,
 			Settings: []byte(`{"url":"ldaps://127.0.0.1:1","base_dn":"DC=contoso,DC=example","timeout":"1s"}`), EnableSelfServe: true}, false)
 		must(t, err)
-		_, err = st.ApplyUserPage(ctx, store.PageTarget{TenantID: tn.ID, CustomerID: cu.ID, ConnectionID: adConn.ID, RunID: 1, Source: rules.SourceAD, EnableSelfServe: true},
+		_, err = importer.ApplyPage(ctx, st, store.PageTarget{TenantID: tn.ID, CustomerID: cu.ID, ConnectionID: adConn.ID, RunID: 1, Source: rules.SourceAD, EnableSelfServe: true},
 			[]store.UserRecord{{User: connectors.User{ExternalID: "guid-sam", Username: "sam", UPN: "sam@contoso.example", Email: "sam@contoso.example",
 				Mobile: "+447400123202", Enabled: true, ImmutableID: immutable}}}, nil)
 		must(t, err)

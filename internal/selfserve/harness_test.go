@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"selfserve/internal/importer"
 	"strings"
 	"sync"
 	"testing"
@@ -130,7 +131,7 @@ func seed(t *testing.T, st *store.Store) (store.Tenant, map[string]store.EndUser
 		return store.UserRecord{User: connectors.User{ExternalID: name, Username: name, UPN: name + "@contoso.example",
 			DisplayName: strings.ToUpper(name[:1]) + name[1:] + " Example", Email: name + "@contoso.example", Mobile: mobile, Enabled: enabled}}
 	}
-	_, err = st.ApplyUserPage(ctx, store.PageTarget{TenantID: tn.ID, CustomerID: cu.ID, ConnectionID: co.ID, RunID: 1, Source: rules.SourceLocal, EnableSelfServe: true},
+	_, err = importer.ApplyPage(ctx, st, store.PageTarget{TenantID: tn.ID, CustomerID: cu.ID, ConnectionID: co.ID, RunID: 1, Source: rules.SourceLocal, EnableSelfServe: true},
 		[]store.UserRecord{
 			user("alice", "+447700900101", true), // active
 			user("carol", "+447700900103", true), // switch off (below)

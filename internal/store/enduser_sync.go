@@ -47,7 +47,7 @@ type Lockout struct {
 	At        time.Time
 }
 
-// PageResult counts what ApplyUserPage did.
+// PageResult counts what a sync page did (importer.ApplyPage).
 type PageResult struct {
 	Created int
 	Updated int
@@ -55,7 +55,7 @@ type PageResult struct {
 	// lists its source again after an interruption counts each user once).
 	Unchanged int
 	// Linked counts users joined to their hybrid counterpart (see
-	// links.go): an Entra user linked to an AD end user, or an AD user that
+	// internal/importer/linker.go): an Entra user linked to an AD end user, or an AD user that
 	// took over the Entra end user it is. They are not counted as created or
 	// updated.
 	Linked   int
@@ -79,284 +79,46 @@ type Privilege struct {
 	Reason     string `json:"privileged_reason,omitempty"`
 }
 
-// ApplyUserPage stores one page of directory users for a connection, in one
-// transaction (the caller's if there is one): new users are created with the
-// target's switch; existing users are updated field by field under the
-// provenance rules (rules.MergeContactField: never over a manual or end-user
-// value), keep their switch, and are restored if they had been removed.
-// Every user of the page is stamped as seen by the run. removals (from delta
-// sources) mark users removed. Pages of ad and azure connections link hybrid
-// identities (links.go). The pages of one customer are serialised (a lock on
-// its row on PostgreSQL). It returns the counts and the lockout transitions.
-func (s *Store) ApplyUserPage(ctx context.Context, target PageTarget, recs []UserRecord, removals []connectors.Removal) (PageResult, error) {
-	var res PageResult
-	err := s.InTx(ctx, func(tx *Store) error {
-		var err error
-		if res, err = tx.applyUserPage(ctx, target, recs, removals); err != nil {
-			return err
-		}
-		return tx.recordRefusals(ctx, target, recs)
-	})
-	return res, err
-}
-
-func (s *Store) applyUserPage(ctx context.Context, target PageTarget, recs []UserRecord, removals []connectors.Removal) (PageResult, error) {
-	var res PageResult
-	now := s.stamp()
-	if len(recs) == 0 && len(removals) == 0 {
-		return res, nil
-	}
-	// Page transactions of one customer take turns: an AD and an Entra page
-	// then see each other's new users (links.go), and overlapping writers
-	// cannot deadlock on rows they would lock in different orders.
-	if err := s.lockCustomer(ctx, target.TenantID, target.CustomerID); err != nil {
-		return res, err
-	}
-	var scope linkScope
-	if hybrid(target.Source) {
-		var err error
-		if scope, err = s.linkScope(ctx, target); err != nil {
-			return res, err
-		}
-	}
-	for start := 0; start < len(recs); start += batchSize {
-		chunk := recs[start:min(start+batchSize, len(recs))]
-		existing, err := s.existingUsers(ctx, target, chunk)
-		if err != nil {
-			return res, err
-		}
-		var lk *linker
-		if scope.Counterparts || scope.Links {
-			if lk, err = s.newLinker(ctx, target, scope, chunk, existing, now); err != nil {
-				return res, err
-			}
-		}
-		var writes []EndUser
-		var unchanged []int64
-		var newPrivileged []string // external ids: their end user ids exist once written
-		for _, rec := range chunk {
-			if lk != nil {
-				switch lk.linkEntra(rec, existing) {
-				case linkNew:
-					res.Linked++
-					continue
-				case linkUpdated:
-					res.Updated++
-					continue
-				case linkUnchanged:
-					res.Unchanged++
-					continue
-				}
-			}
-			old, ok := existing[rec.ExternalID]
-			tookOver := false
-			if !ok && lk != nil {
-				old, tookOver = lk.takeover(rec)
-				ok = tookOver
-			}
-			if !ok {
-				writes = append(writes, newEndUser(target, rec, now))
-				res.Created++
-				if rec.Privileged {
-					newPrivileged = append(newPrivileged, rec.ExternalID)
-				}
-				continue
-			}
-			var emails, mobiles []string
-			if lk != nil {
-				emails, mobiles = lk.linked(old.ID)
-			}
-			merged := mergeEndUser(old, rec, now, emails, mobiles)
-			if !tookOver && sameEndUser(old, merged) {
-				unchanged = append(unchanged, old.ID)
-				// A run that lists its source again (it could not resume
-				// where it stopped) counted this user already.
-				if old.SeenRunID == nil || *old.SeenRunID != target.RunID {
-					res.Unchanged++
-				}
-				continue
-			}
-			if old.Privileged != merged.Privileged {
-				res.Privileges = append(res.Privileges, PrivilegeChange{EndUserID: old.ID,
-					Before: Privilege{old.Privileged, old.PrivilegedReason}, After: Privilege{merged.Privileged, merged.PrivilegedReason}})
-			}
-			if !old.LockedOut && merged.LockedOut {
-				res.Lockouts = append(res.Lockouts, Lockout{EndUserID: old.ID, At: *merged.LockedOutAt})
-			}
-			merged.SeenRunID = &target.RunID
-			writes = append(writes, merged)
-			if tookOver {
-				res.Linked++
-			} else {
-				res.Updated++
-			}
-		}
-		if lk != nil {
-			if err := lk.flushBefore(ctx); err != nil {
-				return res, err
-			}
-			writes = append(writes, lk.userWrites()...)
-		}
-		if err := s.UpsertEndUsers(ctx, writes); err != nil {
-			return res, err
-		}
-		if err := s.markSeen(ctx, target, unchanged); err != nil {
-			return res, err
-		}
-		if err := s.newPrivileges(ctx, target, newPrivileged, &res); err != nil {
-			return res, err
-		}
-		if lk != nil {
-			if err := lk.flushAfter(ctx); err != nil {
-				return res, err
-			}
-			scope.Links = scope.Links || len(lk.order) > 0
-		}
-	}
-	n, err := s.removeByExternalID(ctx, target, removals, now)
-	res.Removed = n
-	return res, err
-}
-
-// newPrivileges adds the end users just created privileged, by external id,
-// to res.Privileges.
-func (s *Store) newPrivileges(ctx context.Context, target PageTarget, externalIDs []string, res *PageResult) error {
+// NewPrivilegeChanges returns, as privilege changes for the audit, the
+// target connection's privileged end users with these external ids (just
+// created by a page).
+func (s *Store) NewPrivilegeChanges(ctx context.Context, target PageTarget, externalIDs []string) ([]PrivilegeChange, error) {
 	if len(externalIDs) == 0 {
-		return nil
+		return nil, nil
 	}
 	var rows []struct {
 		ID     int64  `db:"id"`
 		Reason string `db:"privileged_reason"`
 	}
 	cond, args := inList(s.dialect, "external_id", externalIDs)
-	if err := s.list(ctx, &rows, `SELECT id, privileged_reason FROM end_users WHERE tenant_id = ? AND connection_id = ? AND `+cond+` ORDER BY id`,
+	if err := s.list(ctx, &rows, `SELECT id, privileged_reason FROM end_users WHERE tenant_id = ? AND connection_id = ? AND privileged AND `+cond+` ORDER BY id`,
 		append([]any{target.TenantID, target.ConnectionID}, args...)...); err != nil {
-		return fmt.Errorf("read new privileged end users: %w", err)
+		return nil, fmt.Errorf("read new privileged end users: %w", err)
 	}
-	for _, r := range rows {
-		res.Privileges = append(res.Privileges, PrivilegeChange{EndUserID: r.ID, After: Privilege{true, r.Reason}})
+	out := make([]PrivilegeChange, len(rows))
+	for i, r := range rows {
+		out[i] = PrivilegeChange{EndUserID: r.ID, After: Privilege{true, r.Reason}}
 	}
-	return nil
+	return out, nil
 }
 
-func (s *Store) existingUsers(ctx context.Context, target PageTarget, recs []UserRecord) (map[string]EndUser, error) {
-	out := make(map[string]EndUser, len(recs))
-	if len(recs) == 0 {
+// EndUsersByExternalID returns the target connection's end users with these
+// external ids, by external id.
+func (s *Store) EndUsersByExternalID(ctx context.Context, target PageTarget, externalIDs []string) (map[string]EndUser, error) {
+	out := make(map[string]EndUser, len(externalIDs))
+	if len(externalIDs) == 0 {
 		return out, nil
 	}
 	var rows []EndUser
-	q := `SELECT ` + endUserColumns + ` FROM end_users WHERE tenant_id = ? AND connection_id = ? AND external_id `
-	args := []any{target.TenantID, target.ConnectionID}
-	if s.dialect == Postgres {
-		ids := make([]string, len(recs))
-		for i, r := range recs {
-			ids[i] = r.ExternalID
-		}
-		q += `= ANY(?)`
-		args = append(args, ids)
-	} else {
-		q += `IN (` + placeholders(len(recs)) + `)`
-		for _, r := range recs {
-			args = append(args, r.ExternalID)
-		}
-	}
-	if err := s.list(ctx, &rows, q, args...); err != nil {
+	cond, args := inList(s.dialect, "external_id", externalIDs)
+	if err := s.list(ctx, &rows, `SELECT `+endUserColumns+` FROM end_users WHERE tenant_id = ? AND connection_id = ? AND `+cond,
+		append([]any{target.TenantID, target.ConnectionID}, args...)...); err != nil {
 		return nil, fmt.Errorf("read existing end users: %w", err)
 	}
 	for _, u := range rows {
 		out[u.ExternalID] = u
 	}
 	return out, nil
-}
-
-func newEndUser(target PageTarget, rec UserRecord, now time.Time) EndUser {
-	connID, runID := target.ConnectionID, target.RunID
-	u := EndUser{
-		TenantID:     target.TenantID,
-		CustomerID:   target.CustomerID,
-		ConnectionID: &connID,
-		Source:       target.Source,
-		ExternalID:   rec.ExternalID,
-		SelfServe:    target.EnableSelfServe,
-		SeenRunID:    &runID,
-		CreatedAt:    now,
-		UpdatedAt:    now,
-	}
-	applyDirectoryFields(&u, rec, now)
-	u.Email, u.EmailSource = rules.MergeDirectoryContact("", rules.ProvenanceNone, rec.Email, rec.EmailInvalid, nil)
-	u.Mobile, u.MobileSource = rules.MergeDirectoryContact("", rules.ProvenanceNone, rec.Mobile, rec.MobileInvalid, nil)
-	return u
-}
-
-// mergeEndUser is old updated by rec; emails and mobiles are what the
-// Entra links of a hybrid AD end user last gave.
-func mergeEndUser(old EndUser, rec UserRecord, now time.Time, emails, mobiles []string) EndUser {
-	u := old
-	applyDirectoryFields(&u, rec, now)
-	if u.LockedOut && old.LockedOut && old.LockedOutAt != nil && rec.LockedOutAt.IsZero() {
-		u.LockedOutAt = old.LockedOutAt // still the same lockout
-	}
-	u.Email, u.EmailSource = rules.MergeDirectoryContact(old.Email, old.EmailSource, rec.Email, rec.EmailInvalid, emails)
-	u.Mobile, u.MobileSource = rules.MergeDirectoryContact(old.Mobile, old.MobileSource, rec.Mobile, rec.MobileInvalid, mobiles)
-	u.RemovedAt = nil
-	u.UpdatedAt = now
-	return u
-}
-
-// applyDirectoryFields copies what the directory owns.
-func applyDirectoryFields(u *EndUser, rec UserRecord, now time.Time) {
-	u.Username, u.UPN = rec.Username, rec.UPN
-	u.FirstName, u.LastName, u.DisplayName = rec.FirstName, rec.LastName, rec.DisplayName
-	u.Enabled = rec.Enabled
-	u.LockedOut = rec.LockedOut
-	u.LockedOutAt = nil
-	if rec.LockedOut {
-		at := rec.LockedOutAt
-		if at.IsZero() {
-			at = now
-		}
-		at = at.UTC().Truncate(time.Microsecond)
-		u.LockedOutAt = &at
-	}
-	u.MustChangePassword = rec.MustChangePassword
-	u.PasswordNeverExpires = rec.PasswordNeverExpires
-	u.PasswordLastSet = timePtr(rec.PasswordLastSet)
-	u.PasswordExpiresAt = timePtr(rec.PasswordExpiresAt)
-	if rec.PasswordNeverExpires {
-		u.PasswordExpiresAt = nil
-	}
-	u.ImmutableID = rec.ImmutableID
-	u.Privileged, u.PrivilegedReason = rec.Privileged, rec.PrivilegedReason
-	if !rec.Privileged {
-		u.PrivilegedReason = ""
-	}
-}
-
-func timePtr(t time.Time) *time.Time {
-	if t.IsZero() {
-		return nil
-	}
-	t = t.UTC().Truncate(time.Microsecond)
-	return &t
-}
-
-func sameTime(a, b *time.Time) bool {
-	if a == nil || b == nil {
-		return a == b
-	}
-	return a.Equal(*b)
-}
-
-// sameEndUser compares what an import may change.
-func sameEndUser(a, b EndUser) bool {
-	return a.Username == b.Username && a.UPN == b.UPN && a.FirstName == b.FirstName && a.LastName == b.LastName &&
-		a.DisplayName == b.DisplayName && a.Email == b.Email && a.EmailSource == b.EmailSource &&
-		a.Mobile == b.Mobile && a.MobileSource == b.MobileSource && a.Enabled == b.Enabled &&
-		a.LockedOut == b.LockedOut && sameTime(a.LockedOutAt, b.LockedOutAt) &&
-		a.MustChangePassword == b.MustChangePassword && a.PasswordNeverExpires == b.PasswordNeverExpires &&
-		sameTime(a.PasswordLastSet, b.PasswordLastSet) && sameTime(a.PasswordExpiresAt, b.PasswordExpiresAt) &&
-		a.ImmutableID == b.ImmutableID && sameTime(a.RemovedAt, b.RemovedAt) &&
-		a.Privileged == b.Privileged && a.PrivilegedReason == b.PrivilegedReason
 }
 
 const endUserWriteColumns = `tenant_id, customer_id, connection_id, source, external_id, username, upn, first_name, last_name, display_name,
@@ -450,7 +212,9 @@ func (s *Store) UpsertEndUsers(ctx context.Context, users []EndUser) error {
 	return nil
 }
 
-func (s *Store) markSeen(ctx context.Context, target PageTarget, ids []int64) error {
+// MarkEndUsersSeen stamps the tenant's end users ids as seen by the
+// target's run.
+func (s *Store) MarkEndUsersSeen(ctx context.Context, target PageTarget, ids []int64) error {
 	for start := 0; start < len(ids); start += batchSize {
 		chunk := ids[start:min(start+batchSize, len(ids))]
 		args := make([]any, 0, len(chunk)+2)
@@ -473,7 +237,7 @@ func (s *Store) MarkSeenByExternalID(ctx context.Context, target PageTarget, ext
 	if len(externalIDs) == 0 {
 		return nil
 	}
-	if err := s.lockCustomer(ctx, target.TenantID, target.CustomerID); err != nil {
+	if err := s.LockCustomer(ctx, target.TenantID, target.CustomerID); err != nil {
 		return err
 	}
 	for start := 0; start < len(externalIDs); start += batchSize {
@@ -494,30 +258,21 @@ func (s *Store) MarkSeenByExternalID(ctx context.Context, target PageTarget, ext
 	return nil
 }
 
-func (s *Store) removeByExternalID(ctx context.Context, target PageTarget, removals []connectors.Removal, now time.Time) (int, error) {
+// MarkRemoved marks removed the target connection's end users with these
+// external ids (a delta source reported them deleted). It returns how many
+// it marked.
+func (s *Store) MarkRemoved(ctx context.Context, target PageTarget, externalIDs []string) (int, error) {
 	total := 0
-	for start := 0; start < len(removals); start += batchSize {
-		chunk := removals[start:min(start+batchSize, len(removals))]
-		args := []any{now, now, target.TenantID, target.ConnectionID}
-		for _, r := range chunk {
-			args = append(args, r.ExternalID)
-		}
-		res, err := s.exec(ctx, `UPDATE end_users SET removed_at = ?, updated_at = ? WHERE tenant_id = ? AND connection_id = ? AND removed_at IS NULL AND external_id IN (`+placeholders(len(chunk))+`)`, args...)
+	now := s.stamp()
+	for start := 0; start < len(externalIDs); start += batchSize {
+		cond, in := inList(s.dialect, "external_id", externalIDs[start:min(start+batchSize, len(externalIDs))])
+		res, err := s.exec(ctx, `UPDATE end_users SET removed_at = ?, updated_at = ? WHERE tenant_id = ? AND connection_id = ? AND removed_at IS NULL AND `+cond,
+			append([]any{now, now, target.TenantID, target.ConnectionID}, in...)...)
 		if err != nil {
 			return total, fmt.Errorf("mark end users removed: %w", err)
 		}
 		n, _ := res.RowsAffected()
 		total += int(n)
-		ext := make([]string, len(chunk))
-		for i, r := range chunk {
-			ext[i] = r.ExternalID
-		}
-		// A linked Entra user's deletion removes only its link.
-		links, err := s.removeLinks(ctx, target, ext)
-		if err != nil {
-			return total, err
-		}
-		total += links
 	}
 	return total, nil
 }

@@ -35,10 +35,10 @@ func (s *Store) SetRefusal(ctx context.Context, tenantID, endUserID int64, field
 	return nil
 }
 
-// recordRefusals keeps, for each user of a sync page, the last value the
+// RecordRefusals keeps, for each user of a sync page, the last value the
 // sync refused per field, and forgets a field's refusal once the source
 // gives a good value (or none).
-func (s *Store) recordRefusals(ctx context.Context, target PageTarget, recs []UserRecord) error {
+func (s *Store) RecordRefusals(ctx context.Context, target PageTarget, recs []UserRecord) error {
 	var fine []any
 	for _, r := range recs {
 		if !r.EmailInvalid && !r.MobileInvalid {

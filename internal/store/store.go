@@ -5,6 +5,13 @@
 //
 // Every method that reads or writes tenant data takes the tenant's id and
 // filters on it: an object of another tenant is ErrNotFound, never visible.
+//
+// The store reads and writes; it does not decide. What a sync stores is
+// decided by package rules and the sync engine (internal/importer), which
+// calls the store's narrow page methods in one transaction. Where a write
+// can race a person or the PSA, its SQL keeps a guard that mirrors the rule
+// (UpsertEndUsers' contact guard, ApplyContactFills), and the conformance
+// suite (storetest) checks each guard agrees with its rule.
 package store
 
 import (

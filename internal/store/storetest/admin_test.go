@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"selfserve/internal/importer"
 	"testing"
 	"time"
 
@@ -155,7 +156,7 @@ func testAdminMethods(t *testing.T, s *store.Store) {
 	// rolled-back use leaves the link usable.
 	run, err := s.CreateRun(ctx, a.ID, conn.ID, store.ModeFull, "test", store.RunRunning, false, 0)
 	must(t, err)
-	_, err = s.ApplyUserPage(ctx, store.PageTarget{TenantID: a.ID, CustomerID: c1.ID, ConnectionID: conn.ID, RunID: run.ID, Source: rules.SourceLocal},
+	_, err = importer.ApplyPage(ctx, s, store.PageTarget{TenantID: a.ID, CustomerID: c1.ID, ConnectionID: conn.ID, RunID: run.ID, Source: rules.SourceLocal},
 		[]store.UserRecord{{User: connectors.User{ExternalID: "u1", Username: "u1", Enabled: true}}}, nil)
 	must(t, err)
 	users, err := s.EndUsers(ctx, a.ID, store.EndUserFilter{})

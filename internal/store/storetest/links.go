@@ -3,6 +3,7 @@ package storetest
 import (
 	"context"
 	"fmt"
+	"selfserve/internal/importer"
 	"sync"
 	"testing"
 	"time"
@@ -78,14 +79,14 @@ func (h *hybrid) entraUser(name, immutable, email, mobile string) store.UserReco
 
 func (h *hybrid) adPage(t *testing.T, s *store.Store, recs ...store.UserRecord) store.PageResult {
 	t.Helper()
-	res, err := s.ApplyUserPage(context.Background(), h.target(h.ad, h.adRun), recs, nil)
+	res, err := importer.ApplyPage(context.Background(), s, h.target(h.ad, h.adRun), recs, nil)
 	must(t, err)
 	return res
 }
 
 func (h *hybrid) entraPage(t *testing.T, s *store.Store, recs ...store.UserRecord) store.PageResult {
 	t.Helper()
-	res, err := s.ApplyUserPage(context.Background(), h.target(h.entra, h.entraRun), recs, nil)
+	res, err := importer.ApplyPage(context.Background(), s, h.target(h.entra, h.entraRun), recs, nil)
 	must(t, err)
 	return res
 }
@@ -231,7 +232,7 @@ func testLinkADFirst(t *testing.T, s *store.Store) {
 	}
 
 	// Same immutable id in another customer: not the same person.
-	res, err = s.ApplyUserPage(ctx, h.target(h.otherEntra, 300), []store.UserRecord{h.entraUser("alice", "IMM-alice", "", "")}, nil)
+	res, err = importer.ApplyPage(ctx, s, h.target(h.otherEntra, 300), []store.UserRecord{h.entraUser("alice", "IMM-alice", "", "")}, nil)
 	must(t, err)
 	checkCounts(t, "other customer's Entra page", res, 1, 0, 0, 0)
 }
@@ -377,7 +378,7 @@ func testLinkRemovals(t *testing.T, s *store.Store) {
 	}
 
 	// A delta deletion of a linked user: only the link goes.
-	res, err := s.ApplyUserPage(ctx, h.target(h.entra, 202), nil, []connectors.Removal{{ExternalID: "entra-bob", Permanent: true}})
+	res, err := importer.ApplyPage(ctx, s, h.target(h.entra, 202), nil, []connectors.Removal{{ExternalID: "entra-bob", Permanent: true}})
 	must(t, err)
 	if res.Removed != 1 || h.users(t, s)["bob"].RemovedAt != nil {
 		t.Fatalf("Entra deletion of linked bob: %+v, bob removed at %v; want the link removed, bob present", res, h.users(t, s)["bob"].RemovedAt)
@@ -431,7 +432,7 @@ func testLinkConcurrentSources(t *testing.T, s *store.Store) {
 		}{{h.ad, h.adRun, ad}, {h.entra, h.entraRun, entra}} {
 			wg.Go(func() {
 				err := s.InTx(ctx, func(tx *store.Store) error {
-					_, err := tx.ApplyUserPage(ctx, h.target(p.c, p.run), p.recs, nil)
+					_, err := importer.ApplyPage(ctx, tx, h.target(p.c, p.run), p.recs, nil)
 					return err
 				})
 				if err != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"selfserve/internal/importer"
 	"sync"
 	"testing"
 	"time"
@@ -347,11 +348,11 @@ func testCandidatesFollowRules(t *testing.T, s *store.Store) {
 						kept = append(kept, u)
 					}
 				}
-				_, err = s.ApplyUserPage(ctx, target, all, nil)
+				_, err = importer.ApplyPage(ctx, s, target, all, nil)
 				must(t, err)
 				_, err = s.RemoveUnseen(ctx, tn.ID, co.ID, -1)
 				must(t, err)
-				_, err = s.ApplyUserPage(ctx, target, kept, nil)
+				_, err = importer.ApplyPage(ctx, s, target, kept, nil)
 				must(t, err)
 				_, err = s.SetSelfServe(ctx, tn.ID, []int64{endUsers(t, s, tn.ID)[string(src)+"-switch"].ID}, false)
 				must(t, err)

@@ -1,13 +1,15 @@
 // Package storetest is the conformance suite of package store: every
 // database the store runs on (PostgreSQL, SQLite) passes the same checks of
 // not-found and conflict errors, idempotent upserts, tenant scoping,
-// provenance and concurrent writers.
+// provenance (the SQL guards agree with package rules), concurrent writers,
+// and the sync engine's page writes (importer.ApplyPage, hybrid links).
 package storetest
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"selfserve/internal/importer"
 	"strings"
 	"sync"
 	"testing"
@@ -92,7 +94,7 @@ func user(id, mobile string) store.UserRecord {
 
 func applyPage(t *testing.T, s *store.Store, f fixture, runID int64, recs ...store.UserRecord) store.PageResult {
 	t.Helper()
-	res, err := s.ApplyUserPage(context.Background(), f.target(runID), recs, nil)
+	res, err := importer.ApplyPage(context.Background(), s, f.target(runID), recs, nil)
 	must(t, err)
 	return res
 }
@@ -360,7 +362,7 @@ func testRemovals(t *testing.T, s *store.Store) {
 		t.Fatalf("d not restored: %+v", res)
 	}
 	// A delta removal.
-	res, err = s.ApplyUserPage(ctx, f.target(4), nil, []connectors.Removal{{ExternalID: "a", Permanent: true}, {ExternalID: "unknown"}})
+	res, err = importer.ApplyPage(ctx, s, f.target(4), nil, []connectors.Removal{{ExternalID: "a", Permanent: true}, {ExternalID: "unknown"}})
 	must(t, err)
 	if res.Removed != 1 || endUsers(t, s, f.tenant.ID)["a"].RemovedAt == nil {
 		t.Fatalf("delta removal: %+v", res)
@@ -519,7 +521,7 @@ func testConcurrentWriters(t *testing.T, s *store.Store) {
 				recs = append(recs, user(fmt.Sprintf("u%03d", (w*25+i)%120), ""))
 			}
 			err := s.InTx(ctx, func(tx *store.Store) error {
-				_, err := tx.ApplyUserPage(ctx, f.target(int64(w+1)), recs, nil)
+				_, err := importer.ApplyPage(ctx, tx, f.target(int64(w+1)), recs, nil)
 				return err
 			})
 			if err != nil {
