@@ -18,6 +18,9 @@ import (
 //   - behind its back: the sync read the field empty, and a person or the
 //     PSA wrote it before the page was written; the guard alone must give
 //     what the rule gives for the stored value.
+//
+// The same table goes to the PSA fill (ApplyContactFills), whose statement
+// is its own guard: it must give what the rule gives for a PSA value.
 func testContactGuard(t *testing.T, s *store.Store) {
 	ctx := context.Background()
 	f := newFixture(t, s, "contactguard")
@@ -60,13 +63,41 @@ func testContactGuard(t *testing.T, s *store.Store) {
 		writes[i] = u
 	}
 	must(t, s.UpsertEndUsers(ctx, writes))
+	var fills []store.ContactFill
+	for _, st := range stored {
+		for _, in := range incoming {
+			i := len(recs)
+			recs = append(recs, user(fmt.Sprintf("u%02d", i), ""))
+			cases = append(cases, tcase{name: "PSA fill", current: st.v, currentFrom: st.from, incoming: in})
+			fills = append(fills, store.ContactFill{})
+			if in != "" {
+				fills[len(fills)-1].Email, fills[len(fills)-1].Mobile = &in, &in
+			}
+		}
+	}
+	psaRecs := recs[len(writes):]
+	applyPage(t, s, f, 2, psaRecs...)
+	created := endUsers(t, s, f.tenant.ID)
+	for i, r := range psaRecs {
+		c := cases[len(writes)+i]
+		id := created[r.ExternalID].ID
+		_, _, err := s.SetContact(ctx, f.tenant.ID, id, &c.current, &c.current, c.currentFrom)
+		must(t, err)
+		fills[i].EndUserID = id
+	}
+	_, err := s.ApplyContactFills(ctx, f.tenant.ID, fills)
+	must(t, err)
 	after := endUsers(t, s, f.tenant.ID)
 	for i, c := range cases {
-		wantV, wantFrom := rules.MergeContactField(c.current, c.currentFrom, c.incoming, rules.ProvenanceDirectory)
+		from := rules.ProvenanceDirectory
+		if c.name == "PSA fill" {
+			from = rules.ProvenancePSA
+		}
+		wantV, wantFrom := rules.MergeContactField(c.current, c.currentFrom, c.incoming, from)
 		u := after[recs[i].ExternalID]
 		if u.Email != wantV || u.EmailSource != wantFrom || u.Mobile != wantV || u.MobileSource != wantFrom {
-			t.Errorf("%s: stored %q(%s), directory brings %q: SQL keeps email %q(%s) mobile %q(%s), rule says %q(%s)",
-				c.name, c.current, c.currentFrom, c.incoming, u.Email, u.EmailSource, u.Mobile, u.MobileSource, wantV, wantFrom)
+			t.Errorf("%s: stored %q(%s), %s brings %q: SQL keeps email %q(%s) mobile %q(%s), rule says %q(%s)",
+				c.name, c.current, c.currentFrom, from, c.incoming, u.Email, u.EmailSource, u.Mobile, u.MobileSource, wantV, wantFrom)
 		}
 	}
 }
