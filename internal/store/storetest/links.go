@@ -455,3 +455,29 @@ func testLinkConcurrentSources(t *testing.T, s *store.Store) {
 		t.Fatalf("%d links, want 160", n)
 	}
 }
+
+// testLinkPSAEitherOrder: a hybrid end user whose field holds a PSA value
+// while its Entra link holds a value ends with Entra's value whichever
+// source syncs next (rules.MergeDirectoryContact, rules.MergeEntraContact):
+// an AD page that brings no value lets the link's value replace the PSA one,
+// as an Entra page does.
+func testLinkPSAEitherOrder(t *testing.T, s *store.Store) {
+	ctx := context.Background()
+	h := newHybrid(t, s, "link-psa-order")
+	h.adPage(t, s, h.adUser("gina", "IMM-gina", "", ""), h.adUser("hank", "IMM-hank", "", ""))
+	gina, hank := h.entraUser("gina", "IMM-gina", "gina@contoso.example", ""), h.entraUser("hank", "IMM-hank", "hank@contoso.example", "")
+	checkCounts(t, "Entra page", h.entraPage(t, s, gina, hank), 0, 0, 0, 2)
+	before := h.users(t, s)
+	for _, name := range []string{"gina", "hank"} {
+		_, _, err := s.SetContact(ctx, h.tenant.ID, before[name].ID, ptr(name+"@psa.example"), nil, rules.ProvenancePSA)
+		must(t, err)
+	}
+	h.adPage(t, s, h.adUser("gina", "IMM-gina", "", ""))
+	h.entraPage(t, s, hank)
+	us := h.users(t, s)
+	for _, name := range []string{"gina", "hank"} {
+		if u := us[name]; u.Email != name+"@contoso.example" || u.EmailSource != rules.ProvenanceDirectory {
+			t.Errorf("%s: email %q (%s), want Entra's %q (directory) whichever source synced after the PSA value", name, u.Email, u.EmailSource, name+"@contoso.example")
+		}
+	}
+}

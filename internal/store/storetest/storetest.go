@@ -41,7 +41,7 @@ func Run(t *testing.T, open func(t *testing.T) *store.Store) {
 		{"Privileged", testPrivileged}, {"TenantPrivilegedSelfServe", testTenantPrivilegedSelfServe},
 		{"NoticeLedger", testNoticeLedger}, {"ScanCandidates", testScanCandidates}, {"CandidatesFollowRules", testCandidatesFollowRules},
 		{"PSACustomerPage", testPSACustomerPage}, {"PSARuns", testPSARuns}, {"ContactFillsGuard", testContactFillsGuard},
-		{"LinkADFirst", testLinkADFirst}, {"LinkEntraFirst", testLinkEntraFirst}, {"LinkFold", testLinkFold},
+		{"LinkADFirst", testLinkADFirst}, {"LinkEntraFirst", testLinkEntraFirst}, {"LinkFold", testLinkFold}, {"LinkPSAEitherOrder", testLinkPSAEitherOrder},
 		{"LinkRemovals", testLinkRemovals}, {"SelfServe", testSelfServe}, {"LinkConcurrentSources", testLinkConcurrentSources},
 		{"ConsoleAuth", testConsoleAuth}, {"EndUserPage", testEndUserPage},
 	}
