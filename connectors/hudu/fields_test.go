@@ -113,13 +113,23 @@ func TestLooksLikeHTML(t *testing.T) {
 	}
 }
 
+// TestDeepJSONIsBounded: a value nested up to maxDepth arrays is read; one
+// nested deeper is dropped instead of recursed into without bound.
 func TestDeepJSONIsBounded(t *testing.T) {
 	t.Parallel()
-	v := `"x"`
-	for range 50 {
-		v = "[" + v + "]"
+	nested := func(depth int) json.RawMessage {
+		v := `"x"`
+		for range depth {
+			v = "[" + v + "]"
+		}
+		return json.RawMessage(v)
 	}
-	_ = fieldEntries(json.RawMessage(v)) // must not recurse without bound
+	if got := fieldEntries(nested(maxDepth)); len(got) != 1 || got[0].text != "x" {
+		t.Errorf("%d levels deep: %+v, want the one entry x", maxDepth, got)
+	}
+	if got := fieldEntries(nested(50)); len(got) != 0 {
+		t.Errorf("50 levels deep: %+v, want nothing", got)
+	}
 }
 
 func TestPhoneKey(t *testing.T) {

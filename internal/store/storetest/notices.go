@@ -106,10 +106,16 @@ func testNoticeLedger(t *testing.T, s *store.Store) {
 	if !ok || n.Status != store.NoticeSending || n.Attempts != 2 {
 		t.Fatalf("second claim ok=%v %+v", ok, n)
 	}
-	// A sender that died leaves the row sending: a claim after the lease
-	// takes it over.
-	time.Sleep(5 * time.Millisecond)
-	if _, ok, err := s.ClaimNotice(ctx, f.tenant.ID, id, time.Millisecond); err != nil || !ok {
+	// A sender that died leaves the row sending: a claim within the lease
+	// is refused, one after the lease takes it over.
+	if _, ok, err := s.ClaimNotice(ctx, f.tenant.ID, id, time.Minute); ok || !errors.Is(err, store.ErrNoticeBusy) {
+		t.Fatalf("claim within the lease: ok=%v err=%v, want ErrNoticeBusy", ok, err)
+	}
+	leaseOver := time.Now().Add(time.Minute + time.Second)
+	s.SetClock(func() time.Time { return leaseOver })
+	_, ok, err = s.ClaimNotice(ctx, f.tenant.ID, id, time.Minute)
+	s.SetClock(time.Now)
+	if err != nil || !ok {
 		t.Fatalf("claim after the lease: ok=%v err=%v", ok, err)
 	}
 	sentAt := time.Date(2026, 12, 3, 9, 0, 1, 0, time.UTC)
