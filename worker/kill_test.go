@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
 
 	"selfserve/internal/notify"
 	"selfserve/internal/notify/smtpsink"
@@ -159,10 +160,14 @@ func TestWorkerKilledMidSyncAndMidSend(t *testing.T) {
 		t.Fatalf("run at the kill: %+v", atKill)
 	}
 
-	// asynq hands a dead worker's tasks over once their lease has been
-	// expired for 30s; a worker's recoverer looks at start-up and every
-	// minute. Start the new worker when the tasks are due.
-	time.Sleep(time.Until(killedAt.Add(62 * time.Second)))
+	// As if a minute had passed since the kill: asynq hands a dead worker's
+	// tasks over once their lease has been expired for 30s (a worker's
+	// recoverer looks at start-up), the store takes over a run whose
+	// heartbeat is HeartbeatTimeout old and a notice whose ledger lease is
+	// over.
+	expireAsynqLeases(t, rd, killedAt.Add(-time.Minute))
+	st.SetClock(func() time.Time { return time.Now().Add(time.Minute) })
+	defer st.SetClock(time.Now)
 	parent.start(t)
 	deadline = time.Now().Add(2 * time.Minute)
 	for {
@@ -218,5 +223,23 @@ func TestWorkerKilledMidSyncAndMidSend(t *testing.T) {
 	t.Logf("after the takeover: run resumed to page %d; 600 notices sent, %d delivered twice (all in flight at the kill)", final.Pages, dups)
 	if strings.Contains(final.Error, "abandoned") {
 		t.Fatalf("run was abandoned: %s", final.Error)
+	}
+}
+
+// expireAsynqLeases sets the asynq leases of every queue's active tasks to
+// at, as if their worker had stopped extending them then.
+func expireAsynqLeases(t *testing.T, rd asynq.RedisClientOpt, at time.Time) {
+	t.Helper()
+	ctx := context.Background()
+	c := redis.NewClient(&redis.Options{Addr: rd.Addr, Username: rd.Username, Password: rd.Password, DB: rd.DB})
+	defer c.Close()
+	keys, err := c.Keys(ctx, "asynq:{*}:lease").Result()
+	must(t, err)
+	for _, k := range keys {
+		ids, err := c.ZRange(ctx, k, 0, -1).Result()
+		must(t, err)
+		for _, id := range ids {
+			must(t, c.ZAdd(ctx, k, redis.Z{Score: float64(at.Unix()), Member: id}).Err())
+		}
 	}
 }

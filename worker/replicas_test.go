@@ -83,7 +83,20 @@ func TestTwoSchedulersTwoWorkers(t *testing.T) {
 		schedulers = append(schedulers, ptm)
 	}
 	began := time.Now()
-	time.Sleep(9 * time.Second)
+	// Both schedulers run until three occurrences have been processed for
+	// each connection.
+	ticked := func() int {
+		return counter(t, a.metrics.Tasks.WithLabelValues(worker.TypeScheduledSync, "ok")) + counter(t, b.metrics.Tasks.WithLabelValues(worker.TypeScheduledSync, "ok"))
+	}
+	poll := time.NewTicker(20 * time.Millisecond)
+	for deadline := time.After(time.Minute); ticked() < 3*len(f.conns); {
+		select {
+		case <-deadline:
+			t.Fatalf("%d schedule ticks processed in a minute", ticked())
+		case <-poll.C:
+		}
+	}
+	poll.Stop()
 	for _, s := range schedulers {
 		s.Shutdown()
 	}
@@ -91,7 +104,7 @@ func TestTwoSchedulersTwoWorkers(t *testing.T) {
 	drain(t, rd, time.Minute)
 
 	occurrences := int(elapsed/every) + 1
-	ticks := counter(t, a.metrics.Tasks.WithLabelValues(worker.TypeScheduledSync, "ok")) + counter(t, b.metrics.Tasks.WithLabelValues(worker.TypeScheduledSync, "ok"))
+	ticks := ticked()
 	total := 0
 	for _, conn := range f.conns {
 		runs, err := st.Runs(ctx, f.tenant.ID, conn.ID, 100)

@@ -5,29 +5,31 @@ import (
 	"testing"
 	"time"
 
-	"selfserve/internal/bench"
+	"selfserve/internal/population"
 	"selfserve/worker"
 )
 
-// TestScanGeneratedPopulation runs the expiry scan over the benchmark's
-// generated population (internal/bench, scenario "scan", at its quick size:
-// 20,000 end users in 200 customers of five time zones, some unserved):
-// every due notice gets one ledger row per channel and one queued task
-// batch, the due users are among those the bare query selects, and a second
-// scan at the same instant creates nothing. Timing the scan against the
-// bare query is the benchmark's job: go run ./cmd/bench -run scan.
+// TestScanGeneratedPopulation runs the expiry scan over a generated
+// population (internal/population, as the scan benchmark's at its quick
+// size: 20,000 end users in 200 customers of five time zones, some
+// unserved): every due notice gets one ledger row per channel and one
+// queued task batch, the due users are among those the bare query selects,
+// and a second scan at the same instant creates nothing. Timing the scan
+// against the bare query is the benchmark's job: go run ./cmd/bench -run
+// scan.
 func TestScanGeneratedPopulation(t *testing.T) {
 	requireServices(t)
 	ctx := context.Background()
 	st, _ := postgresStore(t)
 	rd := testRedis(t)
-	must(t, bench.ScanPopulation(20_000, 20261124).Load(ctx, st))
-	selected, err := bench.BareDueQuery(ctx, st, bench.ScanAt)
+	at := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC) // past 09:00 in London, Kolkata, Sydney and UTC, not in New York
+	must(t, population.Spec{Users: 20_000, Customers: 200, Seed: 20261124, At: at, FirstExpiryDay: -1, ExpiryDays: 250, Mixed: true}.Load(ctx, st))
+	selected, err := population.CountDue(ctx, st, at)
 	must(t, err)
 
 	client := worker.NewClient(rd, nil, nil)
 	defer client.Close()
-	scanner := &worker.Scanner{Store: st, Enqueue: client, Now: func() time.Time { return bench.ScanAt }}
+	scanner := &worker.Scanner{Store: st, Enqueue: client, Now: func() time.Time { return at }}
 	res, err := scanner.Scan(ctx)
 	must(t, err)
 	if res.Due == 0 || res.Due > selected {

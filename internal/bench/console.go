@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"selfserve/internal/console"
+	"selfserve/internal/population"
 	"selfserve/internal/service"
 	"selfserve/internal/store"
 )
@@ -69,7 +70,7 @@ func measureConsole(ctx context.Context, env *Env, side Side, n int, query, bare
 		return 0, err
 	}
 	defer cleanup()
-	if err := (Population{Users: n, Customers: 1, Seed: env.Seed, At: ScanAt, FirstExpiryDay: -1, ExpiryDays: 250, Mixed: true}).Load(ctx, st); err != nil {
+	if err := (population.Spec{Users: n, Customers: 1, Seed: env.Seed, At: ScanAt, FirstExpiryDay: -1, ExpiryDays: 250, Mixed: true}).Load(ctx, st); err != nil {
 		return 0, err
 	}
 	if _, err := st.DB().ExecContext(ctx, `ANALYZE end_users`); err != nil {

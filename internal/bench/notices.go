@@ -13,6 +13,7 @@ import (
 
 	"selfserve/internal/notify"
 	"selfserve/internal/notify/smtpsink"
+	"selfserve/internal/population"
 	"selfserve/internal/store"
 	"selfserve/worker"
 )
@@ -137,7 +138,7 @@ func (r NoticeRun) Noop(ctx context.Context) (time.Duration, error) {
 // if a notice is missing, went out twice or is not recorded sent.
 func (r NoticeRun) Send(ctx context.Context, st *store.Store) (time.Duration, error) {
 	n := r.Notices
-	pop := Population{Users: n, Customers: min(100, max(n/100, 1)), Seed: r.Seed, At: NoticeAt,
+	pop := population.Spec{Users: n, Customers: min(100, max(n/100, 1)), Seed: r.Seed, At: NoticeAt,
 		FirstExpiryDay: 1, ExpiryDays: 8, Zones: []string{"America/New_York", "Europe/London"}}
 	if err := pop.Load(ctx, st); err != nil {
 		return 0, err
