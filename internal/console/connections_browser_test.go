@@ -82,6 +82,12 @@ func TestBrowserCreateLDAPConnectionAndTest(t *testing.T) {
 		chromedp.SendKeys(byID("secrets.bind_dn"), `CONTOSO\svc-selfserve`),
 		chromedp.SendKeys(byID("secrets.bind_password"), "S3cret-bind!"))
 	check(t, tb, "connection-new-ad")
+	run(t, tb, chromedp.EmulateViewport(390, 844))
+	if get(t, tb, chromedp.Evaluate[bool](`document.documentElement.scrollWidth > window.innerWidth + 1`)) {
+		t.Error("the connection form scrolls sideways at 390 px")
+	}
+	check(t, tb, "connection-new-ad-390px")
+	run(t, tb, chromedp.EmulateViewport(1280, 900))
 	run(t, tb, chromedp.Submit(byID("connection-form")), chromedp.WaitVisible(chromedp.CSS("#test-button")))
 	body := get(t, tb, chromedp.Text(chromedp.CSS("main")))
 	if !strings.Contains(body, "Connection created") || !strings.Contains(body, "set (never shown)") || strings.Contains(body, "S3cret-bind!") || strings.Contains(body, "svc-selfserve") {
