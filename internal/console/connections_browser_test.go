@@ -126,6 +126,26 @@ func TestBrowserCreateLDAPConnectionAndTest(t *testing.T) {
 	if string(after.SealedSecrets) != string(conn.SealedSecrets) || !strings.Contains(string(after.Settings), `"page_size":200`) {
 		t.Errorf("after the edit: settings %s, secrets kept %v", after.Settings, string(after.SealedSecrets) == string(conn.SealedSecrets))
 	}
+
+	// A new address without the secrets drops them (they never follow the
+	// connection somewhere new); one typed secret is kept, the other asked
+	// for by the test.
+	run(t, tb, chromedp.Click(chromedp.CSS("#edit-connection")), chromedp.WaitVisible(byID("settings.url")),
+		chromedp.SetValue(byID("settings.url"), "ldap://"+silentLDAP(t)), chromedp.Submit(byID("connection-form")),
+		chromedp.WaitVisible(chromedp.CSS("main .warning")))
+	if after, _ = b.st.Connection(ctx, b.tenant.ID, conn.ID); len(after.SealedSecrets) != 0 {
+		t.Error("the secrets followed the connection to a new address")
+	}
+	run(t, tb, chromedp.Click(chromedp.CSS("#edit-connection")), chromedp.WaitVisible(byID("secrets.bind_dn")),
+		chromedp.SendKeys(byID("secrets.bind_dn"), `CONTOSO\svc-selfserve`), chromedp.Submit(byID("connection-form")),
+		chromedp.WaitVisible(chromedp.CSS(".notice")), htmxReady(), chromedp.Click(chromedp.CSS("#test-button")),
+		chromedp.WaitVisible(chromedp.CSS("#test-result .test-result")))
+	if result := get(t, tb, chromedp.Text(chromedp.CSS("#test-result"))); !strings.Contains(result, "Test failed:") {
+		t.Errorf("test with one secret of two: %q", result)
+	}
+	if after, _ = b.st.Connection(ctx, b.tenant.ID, conn.ID); len(after.SealedSecrets) == 0 {
+		t.Error("the typed secret was not stored")
+	}
 }
 
 func TestBrowserConnectionBadInput(t *testing.T) {
