@@ -13,6 +13,7 @@
 //	log_level: info                          # debug | info | warn | error
 //	log_format: json                         # json | text
 //	ops_token: ""                            # bearer token for /monitoring and /metrics
+//	ops_tenant: ""                           # the tenant whose super logins open /monitoring from the console
 //	outbox: ""                               # directory where the demo "sends" notices
 //	public_addr: 127.0.0.1:8081              # the end users' self-serve listener (plain HTTP behind a TLS proxy)
 //	public_url: https://reset.acme-msp.example  # its external base URL: every link to it
@@ -99,6 +100,14 @@ type Config struct {
 	// leaves those endpoints closed.
 	// YAML ops_token, env SELFSERVE_OPS_TOKEN, no default.
 	OpsToken redact.Secret `yaml:"ops_token"`
+
+	// OpsTenant names the tenant whose super logins may open /monitoring
+	// with their console session (the console's Ops link), besides the ops
+	// token: the operator's own tenant. The dashboard shows every tenant's
+	// queues, so no other tenant's login opens it.
+	// YAML ops_tenant, env SELFSERVE_OPS_TENANT, default "" (the ops token
+	// only).
+	OpsTenant string `yaml:"ops_tenant"`
 
 	// OutboxDir is a directory where notices are written as files instead of
 	// being sent (the demo's outbox). Empty sends through SMTP and SMS.
@@ -423,6 +432,7 @@ var envVars = []envVar{
 	{"SELFSERVE_LOG_LEVEL", "log_level", func(c *Config, v string) error { c.LogLevel = v; return nil }},
 	{"SELFSERVE_LOG_FORMAT", "log_format", func(c *Config, v string) error { c.LogFormat = v; return nil }},
 	{"SELFSERVE_OPS_TOKEN", "ops_token", func(c *Config, v string) error { c.OpsToken = redact.Secret(v); return nil }},
+	{"SELFSERVE_OPS_TENANT", "ops_tenant", func(c *Config, v string) error { c.OpsTenant = v; return nil }},
 	{"SELFSERVE_OUTBOX", "outbox", func(c *Config, v string) error { c.OutboxDir = v; return nil }},
 	{"SELFSERVE_FILE_IMPORT_DIR", "file_import_dir", func(c *Config, v string) error { c.FileImportDir = v; return nil }},
 	{"SELFSERVE_PUBLIC_ADDR", "public_addr", func(c *Config, v string) error { c.PublicAddr = v; return nil }},
@@ -527,6 +537,7 @@ func (c *Config) LogValue() slog.Value {
 		slog.String("log_level", c.LogLevel),
 		slog.String("log_format", c.LogFormat),
 		slog.Bool("ops_token_set", c.OpsToken != ""),
+		slog.String("ops_tenant", c.OpsTenant),
 		slog.String("outbox", c.OutboxDir),
 		slog.String("file_import_dir", c.FileImportDir),
 		slog.String("public_addr", c.PublicAddr),

@@ -378,9 +378,6 @@ func (c *cli) adminAPI(cfg *config.Config, st *store.Store, enqueuer *worker.Cli
 		{Pattern: "GET /readyz", Handler: h.Ready()},
 		{Pattern: "GET /metrics", Handler: h.RequireToken(h.Metrics())},
 	}
-	if mon := h.Monitoring(); mon != nil {
-		mounts = append(mounts, admin.Mount{Pattern: ops.MonitoringPath + "/", Handler: h.RequireToken(mon)})
-	}
 	if scan := h.ScanNow(); scan != nil {
 		mounts = append(mounts, admin.Mount{Pattern: ops.ScanPath, Handler: h.RequireToken(scan)})
 	}
@@ -393,9 +390,14 @@ func (c *cli) adminAPI(cfg *config.Config, st *store.Store, enqueuer *worker.Cli
 	svc := &service.Service{Store: st, Enqueuer: enq, Logger: log, Registry: c.registry(), Secrets: box,
 		FileImportDir: cfg.FileImportDir, AllowedPSAHosts: cfg.AllowedPSAHosts, Agents: agents, PublicURL: cfg.PublicURL}
 	con, err := console.New(console.Options{Service: svc, Secrets: box,
-		SecureCookies: strings.HasPrefix(cfg.APIURL, "https://"), MonitoringPath: ops.MonitoringPath, Logger: log})
+		SecureCookies: strings.HasPrefix(cfg.APIURL, "https://"), MonitoringPath: ops.MonitoringPath, OpsTenant: cfg.OpsTenant, Logger: log})
 	if err != nil {
 		return nil, err
+	}
+	if mon := h.Monitoring(); mon != nil {
+		// The ops token opens it, and so does the console session of a
+		// super login of the operator's tenant (cfg.OpsTenant).
+		mounts = append(mounts, admin.Mount{Pattern: ops.MonitoringPath + "/", Handler: con.Monitoring(mon, h.RequireToken(mon))})
 	}
 	for _, p := range con.Patterns() {
 		mounts = append(mounts, admin.Mount{Pattern: p, Handler: con})

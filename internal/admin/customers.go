@@ -2,9 +2,7 @@ package admin
 
 import (
 	"net/http"
-	"strings"
 
-	"selfserve/connectors"
 	"selfserve/internal/service"
 	"selfserve/internal/store"
 )
@@ -37,38 +35,12 @@ func (a *api) getCustomer(w http.ResponseWriter, r *http.Request, p *principal) 
 	return nil
 }
 
-type customerRequest struct {
-	Name string `json:"name"`
-	// TimeZone is an IANA zone; "" means the tenant's.
-	TimeZone string `json:"timezone"`
-	// DefaultRegion reads phone numbers without a country code.
-	DefaultRegion string `json:"default_region"`
-}
-
 func (a *api) createCustomer(w http.ResponseWriter, r *http.Request, p *principal) error {
-	var req customerRequest
+	var req service.NewCustomer
 	if err := a.decodeBody(w, r, &req); err != nil {
 		return err
 	}
-	if err := checkName("name", req.Name, 200); err != nil {
-		return err
-	}
-	if err := checkTimeZone("timezone", req.TimeZone, true); err != nil {
-		return err
-	}
-	if err := checkRegion("default_region", req.DefaultRegion); err != nil {
-		return err
-	}
-	ctx := r.Context()
-	var c store.Customer
-	err := a.Store.InTx(ctx, func(tx *store.Store) error {
-		var err error
-		c, err = tx.CreateCustomer(ctx, store.Customer{TenantID: p.tenant.ID, Name: req.Name, TimeZone: req.TimeZone, DefaultRegion: strings.ToUpper(req.DefaultRegion)})
-		if err != nil {
-			return err
-		}
-		return audit(ctx, tx, p, "customer.created", "customer", c.ID, nil, c)
-	})
+	c, err := a.svc.CreateCustomer(r.Context(), p.asActor(), req)
 	if err != nil {
 		return err
 	}
@@ -76,41 +48,16 @@ func (a *api) createCustomer(w http.ResponseWriter, r *http.Request, p *principa
 	return nil
 }
 
-// psaKinds are the connector kinds customers are imported from.
-var psaKinds = []string{string(connectors.KindITGlue), string(connectors.KindHudu), string(connectors.KindConnectWise)}
-
-type linkRequest struct {
-	// Source is the PSA: itglue, hudu or connectwise.
-	Source string `json:"source"`
-	// ExternalID is the PSA's id of the customer.
-	ExternalID string `json:"external_id"`
-}
-
 func (a *api) linkCustomer(w http.ResponseWriter, r *http.Request, p *principal) error {
 	id, err := pathID(r, "id")
 	if err != nil {
 		return err
 	}
-	var req linkRequest
+	var req service.CustomerLink
 	if err := a.decodeBody(w, r, &req); err != nil {
 		return err
 	}
-	if !contains(psaKinds, req.Source) {
-		return badField("source", "%q is not a PSA; use %s", truncate(req.Source, 40), strings.Join(psaKinds, ", "))
-	}
-	if err := checkExternalID("external_id", req.ExternalID); err != nil {
-		return err
-	}
-	ctx := r.Context()
-	var after store.Customer
-	err = a.Store.InTx(ctx, func(tx *store.Store) error {
-		before, after0, err := tx.LinkCustomer(ctx, p.tenant.ID, id, req.Source, req.ExternalID)
-		if err != nil {
-			return err
-		}
-		after = after0
-		return audit(ctx, tx, p, "customer.linked", "customer", id, before, after)
-	})
+	after, err := a.svc.LinkCustomer(r.Context(), p.asActor(), id, req)
 	if err != nil {
 		return err
 	}
@@ -131,15 +78,7 @@ func (a *api) importCustomers(w http.ResponseWriter, r *http.Request, p *princip
 	if req.ConnectionID <= 0 {
 		return badField("connection_id", "connection_id is required: the id of a PSA connection")
 	}
-	ctx := r.Context()
-	conn, err := a.Store.Connection(ctx, p.tenant.ID, req.ConnectionID)
-	if err != nil {
-		return err
-	}
-	if conn.Kind.IsDirectory() {
-		return conflict("wrong_kind", "connection %q is a %s directory connection: it imports end users, not customers; start it with POST /v1/connections/%d/sync", conn.Name, conn.Kind, conn.ID)
-	}
-	run, err := a.svc.StartRun(ctx, p.asActor(), conn, service.RunCustomerImport, store.ModeFull, false, "customer_import.requested")
+	run, err := a.svc.ImportCustomers(r.Context(), p.asActor(), req.ConnectionID)
 	if err != nil {
 		return err
 	}

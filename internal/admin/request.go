@@ -10,14 +10,11 @@ import (
 	"mime"
 	"net/http"
 	"reflect"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
-	"unicode"
 	"unicode/utf8"
 
-	"selfserve/internal/rules"
 	"selfserve/internal/service"
 )
 
@@ -259,85 +256,18 @@ var truncate = service.Truncate
 // metacharacters (quotes, ;, *, parentheses, backslashes, NUL) are refused
 // with a 400 naming the field before anything is stored.
 
-// nameChars are the punctuation marks a display name (a customer's) may
-// hold besides letters, digits and spaces: enough for "O'Brien & Sons
-// (UK) Ltd.", not for ; * = \ " < > | % or control characters.
-const nameChars = ".,-_&/@+#'()!:"
-
-// checkName checks a display name: 1..max characters of letters, digits,
-// spaces and the punctuation of nameChars, with balanced parentheses, not
-// starting or ending with a space.
-func checkName(field, s string, max int) error {
-	if strings.TrimSpace(s) == "" {
-		return badField(field, "%s is required", field)
-	}
-	if s != strings.TrimSpace(s) {
-		return badField(field, "%s must not start or end with spaces", field)
-	}
-	if n := utf8.RuneCountInString(s); n > max {
-		return badField(field, "%s is %d characters long; at most %d", field, n, max)
-	}
-	for _, c := range s {
-		if unicode.IsLetter(c) || unicode.IsDigit(c) || unicode.IsMark(c) || c == ' ' || strings.ContainsRune(nameChars, c) {
-			continue
-		}
-		return badField(field, "%s may hold letters, digits, spaces and %s only, not %q", field, nameChars, c)
-	}
-	if strings.Contains(s, "--") || strings.Contains(s, "  ") {
-		return badField(field, "%s must not hold \"--\" or double spaces", field)
-	}
-	depth, balanced := 0, true
-	for _, c := range s {
-		switch c {
-		case '(':
-			depth++
-		case ')':
-			depth--
-			balanced = balanced && depth >= 0
-		}
-	}
-	if !balanced || depth != 0 {
-		return badField(field, "%s has unbalanced parentheses", field)
-	}
-	return nil
-}
+// checkName checks a display name (service.CheckName).
+var checkName = service.CheckName
 
 // checkSlug checks an identifier such as a connection's name.
 var checkSlug = service.CheckSlug
 
-var externalIDRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$`)
-
-// checkExternalID checks a PSA id.
-func checkExternalID(field, s string) error {
-	if !externalIDRE.MatchString(s) {
-		return badField(field, "%q is not a PSA id: use 1 to 100 letters, digits, '.', '_', ':' or '-'", truncate(s, 40))
-	}
-	return nil
-}
+// checkExternalID checks a PSA id (service.CheckExternalID).
+var checkExternalID = service.CheckExternalID
 
 // checkTimeZone checks an IANA time zone name ("" is allowed when
 // allowEmpty).
 var checkTimeZone = service.CheckTimeZone
-
-// checkRegion checks a phone region (ISO 3166 alpha-2, "" allowed).
-func checkRegion(field, s string) error {
-	if s == "" {
-		return nil
-	}
-	if len(s) != 2 || !isASCIILetters(s) || !rules.ValidRegion(s) {
-		return badField(field, "%q is not a two-letter region code such as GB or US", truncate(s, 40))
-	}
-	return nil
-}
-
-func isASCIILetters(s string) bool {
-	for _, c := range s {
-		if (c < 'A' || c > 'Z') && (c < 'a' || c > 'z') {
-			return false
-		}
-	}
-	return true
-}
 
 // checkCode checks an identifier of ours used as a filter (an audit
 // action or object type).

@@ -44,9 +44,13 @@ type Options struct {
 	// SecureCookies marks cookies Secure even on plain HTTP requests (the
 	// server runs behind a TLS-terminating proxy).
 	SecureCookies bool
-	// MonitoringPath is where the ops pages are (linked for super and
-	// primary logins); "" hides the link.
+	// MonitoringPath is where the ops pages are (linked for the logins
+	// that may open them, see OpsTenant); "" hides the link.
 	MonitoringPath string
+	// OpsTenant names the tenant whose super logins may open the ops pages
+	// with their console session (Monitoring); "" lets no session open
+	// them (the ops token only).
+	OpsTenant string
 	// Logger receives failures; nil discards.
 	Logger *slog.Logger
 	// Now is the clock (default time.Now).
@@ -97,7 +101,7 @@ func New(opts Options) (*Console, error) {
 // the API.
 func (c *Console) Patterns() []string {
 	return []string{"/{$}", "/signin", "/signin/", "/signout", "/invite/", "/account", "/account/",
-		"/customers", "/customers/", "/end-users/", "/settings", "/events", "/connections", "/connections/", "/runs/", "/static/"}
+		"/customers", "/customers/", "/end-users/", "/settings", "/settings/", "/events", "/connections", "/connections/", "/runs/", "/static/"}
 }
 
 // ServeHTTP serves a console request.
@@ -165,6 +169,11 @@ func (c *Console) routes() {
 	c.mux.HandleFunc("POST /invite/{token}", c.public(c.inviteAccept))
 
 	c.mux.HandleFunc("GET /{$}", c.signedIn(c.home))
+	c.mux.HandleFunc("POST /customers", c.signedIn(c.createCustomer))
+	c.mux.HandleFunc("GET /customers/import", c.signedIn(c.importPage))
+	c.mux.HandleFunc("POST /customers/import", c.signedIn(c.importCustomers))
+	c.mux.HandleFunc("GET /customers/{id}/link", c.signedIn(c.linkPage))
+	c.mux.HandleFunc("POST /customers/{id}/link", c.signedIn(c.linkCustomer))
 	c.mux.HandleFunc("GET /customers/{id}", c.signedIn(c.endUsersPage))
 	c.mux.HandleFunc("POST /customers/{id}/self-serve", c.signedIn(c.bulkSelfServe))
 	c.mux.HandleFunc("POST /end-users/{id}/self-serve", c.signedIn(c.toggleSelfServe))
@@ -187,6 +196,7 @@ func (c *Console) routes() {
 	c.mux.HandleFunc("GET /runs/{id}", c.signedIn(c.runPage))
 	c.mux.HandleFunc("GET /settings", c.signedIn(c.settingsPage))
 	c.mux.HandleFunc("POST /settings", c.signedIn(c.saveSettings))
+	c.mux.HandleFunc("POST /settings/invite", c.signedIn(c.inviteTechnician))
 	c.mux.HandleFunc("/", c.notFound)
 }
 
@@ -269,7 +279,7 @@ func (c *Console) render(w http.ResponseWriter, status int, page, fragment strin
 		return
 	}
 	v := view{Title: title, Session: s, Nav: page, Data: data}
-	if s != nil && s.actor.CanChangeSettings() {
+	if s != nil && c.mayOpenOps(s) {
 		v.Monitoring = c.opts.MonitoringPath
 	}
 	var buf bytes.Buffer

@@ -145,3 +145,10 @@ func Audit(ctx context.Context, tx *store.Store, a Actor, action, objectType str
 		After:      after,
 	})
 }
+
+// MayOpenOps reports whether the actor may open the ops pages (the queue
+// dashboard, which shows every tenant's queues) without the ops token: a
+// super login of opsTenant, the operator's own tenant ("" lets no login).
+func (a Actor) MayOpenOps(opsTenant string) bool {
+	return opsTenant != "" && a.Tenant.Name == opsTenant && a.Login.ID != 0 && a.Login.Role == store.RoleSuper
+}
