@@ -94,7 +94,7 @@ func (c *cli) demoAdmin(ctx context.Context, dir string, sender *demoSender) (fu
 	fmt.Fprintf(w, "  admin API   curl -H 'Authorization: Bearer %s' %s/v1/customers\n", creds.apiToken, base)
 	fmt.Fprintf(w, "              (a super token of %s in tenant %s; every route: %s/openapi.json)\n", creds.login.Email, creds.tenant.Name, base)
 	fmt.Fprintf(w, "  console     %s/invite/%s   (sets %s's console password; single use)\n", base, invite, creds.login.Email)
-	fmt.Fprintf(w, "  monitoring  %s%s/   (user ops, password %s; or the console's Ops link)\n", base, ops.MonitoringPath, creds.opsToken)
+	fmt.Fprintf(w, "  monitoring  %s%s/   (user ops, password %s)\n", base, ops.MonitoringPath, creds.opsToken)
 	fmt.Fprintf(w, "  metrics     curl -H 'Authorization: Bearer %s' %s/metrics\n", creds.opsToken, base)
 	fmt.Fprintf(w, "  health      %s/healthz  %s/readyz\n", base, base)
 	return func() {
