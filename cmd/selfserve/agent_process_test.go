@@ -300,8 +300,7 @@ func lockRedisDB(t *testing.T) string {
 			c.FlushDB(context.Background())
 			c.Close()
 		})
-		u := *opt
-		return fmt.Sprintf("redis://%s/%d", u.Addr, db)
+		return fmt.Sprintf("redis://%s/%d", opt.Addr, db)
 	}
 	t.Skip("every Redis test DB is held by another test")
 	return ""
@@ -384,11 +383,7 @@ func newAgentWorld(t *testing.T) *agentWorld {
 		t.Fatalf("apply: %s%s", out, errOut)
 	}
 	ctx := context.Background()
-	for _, side := range []*tenantSide{&w.acme, &w.other} {
-		name := "acme-msp"
-		if side == &w.other {
-			name = "other-msp"
-		}
+	for side, name := range map[*tenantSide]string{&w.acme: "acme-msp", &w.other: "other-msp"} {
 		code, token, errOut := runCLI(t, "token", "create", "--tenant", name, "--email", "lead@"+name+".example", "--role", "super")
 		if code != 0 {
 			t.Fatalf("token: %s", errOut)
