@@ -403,8 +403,7 @@ func (s *Service) newChallenge(ctx context.Context, t store.Tenant, u store.EndU
 	}
 	// A challenge lost in a crash costs the end user one more ask: its
 	// commit does not wait for the disk.
-	err := s.opt.Store.EphemeralTx(ctx, func(tx *store.Store) error { return tx.CreateChallenge(ctx, c) })
-	if err != nil {
+	if err := s.opt.Store.Ephemeral().CreateChallenge(ctx, c); err != nil {
 		return ChallengeStarted{}, err
 	}
 	for _, m := range msgs {

@@ -252,8 +252,14 @@ func (s *Service) writeBack(ctx context.Context, t store.Tenant, c store.Challen
 			return Done{}, &Error{Status: 422, Code: "password_policy", Field: "new_password", Rule: string(re.Rule), Message: re.Message}
 		}
 	}
+	// A job this request carries out is recorded running from the start
+	// (one commit fewer); a refused one is recorded queued, then failed.
+	state := store.JobRunning
+	if r.refusal != "" {
+		state = store.JobQueued
+	}
 	job, err := s.opt.Store.CreatePasswordJob(ctx, store.PasswordJob{TenantID: t.ID, EndUserID: u.ID, ChallengeID: c.ID, Action: action,
-		Target: r.target, ConnectionID: connID(r.conn), ExternalID: r.acct.ExternalID, ClientIP: ip})
+		Target: r.target, ConnectionID: connID(r.conn), ExternalID: r.acct.ExternalID, ClientIP: ip, State: state})
 	if err != nil {
 		s.releaseGrant(ctx, c)
 		return Done{}, err
@@ -263,10 +269,6 @@ func (s *Service) writeBack(ctx context.Context, t store.Tenant, c store.Challen
 		// cannot help), the job says why.
 		s.finish(ctx, t, u, job, store.JobFailed, r.refusal)
 		return Done{}, &Error{Status: 409, Code: "not_supported", Message: r.refusal}
-	}
-	if err := s.opt.Store.StartPasswordJob(ctx, t.ID, job.ID); err != nil {
-		s.releaseGrant(ctx, c)
-		return Done{}, err
 	}
 	var note string
 	if r.target == store.TargetOutbox {

@@ -57,29 +57,24 @@ type PasswordJob struct {
 
 const jobColumns = `id, tenant_id, end_user_id, challenge_id, action, target, connection_id, external_id, state, reason, client_ip, created_at, started_at, finished_at`
 
-// CreatePasswordJob records a queued job and returns it with its id.
+// CreatePasswordJob records a queued job and returns it with its id; a
+// job given the state running is recorded as started now (a job carried
+// out at once by the request that made it).
 func (s *Store) CreatePasswordJob(ctx context.Context, j PasswordJob) (PasswordJob, error) {
-	j.State, j.CreatedAt = JobQueued, s.stamp()
-	id, err := s.insertID(ctx, `INSERT INTO password_jobs (tenant_id, end_user_id, challenge_id, action, target, connection_id, external_id, state, reason, client_ip, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		j.TenantID, j.EndUserID, j.ChallengeID, j.Action, j.Target, j.ConnectionID, j.ExternalID, j.State, j.Reason, j.ClientIP, j.CreatedAt)
+	j.CreatedAt, j.StartedAt = s.stamp(), nil
+	if j.State == JobRunning {
+		j.StartedAt = &j.CreatedAt
+	} else {
+		j.State = JobQueued
+	}
+	id, err := s.insertID(ctx, `INSERT INTO password_jobs (tenant_id, end_user_id, challenge_id, action, target, connection_id, external_id, state, reason, client_ip, created_at, started_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		j.TenantID, j.EndUserID, j.ChallengeID, j.Action, j.Target, j.ConnectionID, j.ExternalID, j.State, j.Reason, j.ClientIP, j.CreatedAt, j.StartedAt)
 	if err != nil {
 		return j, fmt.Errorf("create password job: %w", err)
 	}
 	j.ID = id
 	return j, nil
-}
-
-// StartPasswordJob moves a queued job to running.
-func (s *Store) StartPasswordJob(ctx context.Context, tenantID, id int64) error {
-	res, err := s.exec(ctx, `UPDATE password_jobs SET state = 'running', started_at = ? WHERE tenant_id = ? AND id = ? AND state = 'queued'`, s.stamp(), tenantID, id)
-	if err != nil {
-		return fmt.Errorf("start password job %d: %w", id, err)
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return fmt.Errorf("start password job %d: %w: not queued", id, ErrConflict)
-	}
-	return nil
 }
 
 // FinishPasswordJob moves a queued or running job to done or failed, with

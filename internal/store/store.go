@@ -65,6 +65,9 @@ var migrations embed.FS
 // Store is the database handle. It is safe for concurrent use.
 type Store struct {
 	db      *sqlx.DB
+	// relaxed is a small second pool of PostgreSQL sessions that commit
+	// without waiting for the disk (Ephemeral, EphemeralTx); nil on SQLite.
+	relaxed *sqlx.DB
 	tx      *sqlx.Tx
 	q       sqlx.ExtContext // db, or tx inside InTx
 	dialect Dialect
@@ -111,7 +114,18 @@ func Open(ctx context.Context, databaseURL string) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("connect to %s database: %w", dialect, err)
 	}
-	return &Store{db: db, q: db, dialect: dialect, now: time.Now}, nil
+	st := &Store{db: db, q: db, dialect: dialect, now: time.Now}
+	if dialect == Postgres {
+		// connects on first use
+		if st.relaxed, err = sqlx.Open("pgx", withRuntimeParam(dsn, "synchronous_commit", "off")); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("open %s database: %w", dialect, err)
+		}
+		st.relaxed.SetMaxOpenConns(4)
+		st.relaxed.SetMaxIdleConns(4)
+		st.relaxed.SetConnMaxIdleTime(5 * time.Minute)
+	}
+	return st, nil
 }
 
 // ParseURL splits a database URL (as dburl.Parse reads it) into
@@ -154,6 +168,19 @@ func withCustomPlans(pgURL string) string {
 	return u.String()
 }
 
+// withRuntimeParam sets a session parameter in a PostgreSQL URL (pgx sends
+// parameters it does not know at connection start).
+func withRuntimeParam(pgURL, name, value string) string {
+	u, err := url.Parse(pgURL)
+	if err != nil {
+		return pgURL
+	}
+	q := u.Query()
+	q.Set(name, value)
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
 // Dialect returns the database dialect.
 func (s *Store) Dialect() Dialect { return s.dialect }
 
@@ -165,7 +192,12 @@ func (s *Store) DB() *sqlx.DB { return s.db }
 func (s *Store) SetClock(now func() time.Time) { s.now = now }
 
 // Close closes the database.
-func (s *Store) Close() error { return s.db.Close() }
+func (s *Store) Close() error {
+	if s.relaxed != nil {
+		s.relaxed.Close()
+	}
+	return s.db.Close()
+}
 
 // Ping checks the database answers (readiness).
 func (s *Store) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
@@ -406,6 +438,9 @@ func timeOrZero(t *time.Time) time.Time {
 // verification (the end user asks again). Atomicity and isolation are
 // those of any transaction.
 func (s *Store) EphemeralTx(ctx context.Context, fn func(tx *Store) error) error {
+	if s.tx == nil && s.relaxed != nil {
+		return s.Ephemeral().InTx(ctx, fn)
+	}
 	return s.InTx(ctx, func(tx *Store) error {
 		if tx.dialect == Postgres {
 			if _, err := tx.exec(ctx, `SET LOCAL synchronous_commit TO off`); err != nil {
@@ -414,6 +449,19 @@ func (s *Store) EphemeralTx(ctx context.Context, fn func(tx *Store) error) error
 		}
 		return fn(tx)
 	})
+}
+
+// Ephemeral returns the store whose single writes commit without waiting
+// for the disk (PostgreSQL sessions with synchronous_commit off; the store
+// itself on SQLite or inside a transaction): a one-statement write of the
+// kind EphemeralTx is for, in one round trip instead of four.
+func (s *Store) Ephemeral() *Store {
+	if s.tx != nil || s.relaxed == nil {
+		return s
+	}
+	e := *s
+	e.db, e.q = s.relaxed, s.relaxed
+	return &e
 }
 
 // batchSize bounds the rows of one multi-row statement (29 parameters a row

@@ -78,12 +78,15 @@ func testSelfServe(t *testing.T, s *store.Store) {
 		t.Errorf("claim after release: %v", err)
 	}
 
+	queued, err := s.CreatePasswordJob(ctx, store.PasswordJob{TenantID: f.tenant.ID, EndUserID: u.ID, ChallengeID: "c2", Action: store.PurposeUnlock,
+		Target: store.TargetLocal, ClientIP: "203.0.113.1", State: store.JobDone})
+	if err != nil || queued.State != store.JobQueued || queued.StartedAt != nil {
+		t.Errorf("a new job in another state than running: %+v %v, want queued", queued, err)
+	}
 	j, err := s.CreatePasswordJob(ctx, store.PasswordJob{TenantID: f.tenant.ID, EndUserID: u.ID, ChallengeID: "c2", Action: store.PurposeUnlock,
-		Target: store.TargetLocal, ClientIP: "203.0.113.1"})
-	must(t, err)
-	must(t, s.StartPasswordJob(ctx, f.tenant.ID, j.ID))
-	if err := s.StartPasswordJob(ctx, f.tenant.ID, j.ID); !errors.Is(err, store.ErrConflict) {
-		t.Errorf("started twice: %v", err)
+		Target: store.TargetLocal, ClientIP: "203.0.113.1", State: store.JobRunning})
+	if err != nil || j.State != store.JobRunning || j.StartedAt == nil {
+		t.Errorf("a job carried out at once: %+v %v, want running and started", j, err)
 	}
 	if _, err := s.FinishPasswordJob(ctx, other.tenant.ID, j.ID, store.JobDone, ""); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("another tenant finishes the job: %v", err)
@@ -92,7 +95,7 @@ func testSelfServe(t *testing.T, s *store.Store) {
 	if err != nil || done.State != store.JobFailed || done.Reason != "no agent" || done.FinishedAt == nil {
 		t.Errorf("finish: %+v %v", done, err)
 	}
-	if jobs, err := s.PasswordJobs(ctx, f.tenant.ID, u.ID, 0); err != nil || len(jobs) != 1 {
+	if jobs, err := s.PasswordJobs(ctx, f.tenant.ID, u.ID, 0); err != nil || len(jobs) != 2 {
 		t.Errorf("jobs: %+v %v", jobs, err)
 	}
 
