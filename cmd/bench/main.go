@@ -33,6 +33,7 @@ func scenarios() []bench.Scenario {
 		bench.ADFull(),
 		bench.ADIncremental(),
 		bench.ADFullSQLite(),
+		bench.AgentFull(),
 		bench.StoreUpsert(),
 		bench.GraphImport(func() connectors.Config { return new(graph.Config) }),
 		bench.Scan(),
