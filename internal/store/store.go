@@ -64,7 +64,7 @@ var migrations embed.FS
 
 // Store is the database handle. It is safe for concurrent use.
 type Store struct {
-	db      *sqlx.DB
+	db *sqlx.DB
 	// relaxed is a small second pool of PostgreSQL sessions that commit
 	// without waiting for the disk (Ephemeral, EphemeralTx); nil on SQLite.
 	relaxed *sqlx.DB
