@@ -330,6 +330,19 @@ func TestImportPreviewStoresNothing(t *testing.T) {
 			t.Errorf("preview of %q: %d, want %d saying %q\n%.2000s", tc.query, status, tc.want, tc.says, body)
 		}
 	}
+	// A PSA refusing the key: a 502 saying so next to the field, not the
+	// connector's raw error.
+	bad := conn
+	bad.ID, bad.Name = 0, conn.Name+"-badkey"
+	sealed, err := connection.Opener{Box: b.box}.SealSecrets([]byte(`{"api_key":"wrong-key"}`))
+	must(t, err)
+	bad.SealedSecrets = sealed
+	bad, err = b.st.CreateConnection(ctx, bad)
+	must(t, err)
+	status, body, _ = c.do(http.MethodGet, fmt.Sprintf("/customers/import?connection=%d", bad.ID), nil, nil)
+	if status != http.StatusBadGateway || !strings.Contains(body, `id="connection_id-error"`) || !strings.Contains(body, "refused the credentials") || strings.Contains(body, srv.URL) {
+		t.Errorf("preview with a wrong key: %d\n%.3000s", status, body)
+	}
 	token := c.csrf("/customers/import")
 	if status, _, _ := c.do(http.MethodPost, "/customers/import", url.Values{"connection_id": {fmt.Sprint(conn.ID)}}, nil); status != http.StatusForbidden {
 		t.Errorf("import without the CSRF token: %d, want 403", status)
