@@ -33,6 +33,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -75,6 +76,32 @@ type Service struct {
 	Now func() time.Time
 
 	expiredAt atomic.Int64 // when expireJobs last ran (Unix ms)
+
+	// news is closed (and replaced) when this process makes a job, which
+	// wakes its waiting long-polls at once rather than at their next look
+	// (a job made by another replica is seen at the next look).
+	newsMu sync.Mutex
+	news   chan struct{}
+}
+
+// jobNews returns the channel the next announce closes.
+func (s *Service) jobNews() <-chan struct{} {
+	s.newsMu.Lock()
+	defer s.newsMu.Unlock()
+	if s.news == nil {
+		s.news = make(chan struct{})
+	}
+	return s.news
+}
+
+// announce wakes the long-polls waiting for a job.
+func (s *Service) announce() {
+	s.newsMu.Lock()
+	defer s.newsMu.Unlock()
+	if s.news != nil {
+		close(s.news)
+		s.news = nil
+	}
 }
 
 func (s *Service) now() time.Time {
@@ -191,6 +218,7 @@ func (s *Service) StartRemoteSync(ctx context.Context, run store.SyncRun, conn s
 	if err != nil {
 		return err
 	}
+	s.announce()
 	s.logger().Info("sync handed to the agent", "tenant_id", run.TenantID, "connection_id", conn.ID, "run_id", run.ID, "job_id", job.ID, "mode", run.Mode)
 	return nil
 }

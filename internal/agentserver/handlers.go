@@ -286,6 +286,7 @@ func (s *Service) nextJob(ctx context.Context, w http.ResponseWriter, _ *http.Re
 		if err := s.expireJobs(ctx); err != nil {
 			return err
 		}
+		news := s.jobNews() // before the look, so a job made during it is not missed
 		job, err := s.lease(ctx, a)
 		if err == nil {
 			writeJSON(w, http.StatusOK, job)
@@ -302,6 +303,7 @@ func (s *Service) nextJob(ctx context.Context, w http.ResponseWriter, _ *http.Re
 		case <-ctx.Done():
 			return nil
 		case <-time.After(s.poll()):
+		case <-news:
 		}
 		// A revoked agent learns it now, not at the end of its poll.
 		if cur, err := s.Store.AgentForAuth(ctx, a.ID); err == nil && cur.RevokedAt != nil {

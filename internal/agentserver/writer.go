@@ -98,6 +98,7 @@ func (w *Writer) run(ctx context.Context, kind string, acct connectors.Account, 
 	if err != nil {
 		return err
 	}
+	w.svc.announce()
 	deadline := time.NewTimer(WriteWait)
 	defer deadline.Stop()
 	tick := time.NewTicker(w.svc.poll())
