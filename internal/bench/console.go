@@ -23,15 +23,16 @@ const consoleRequests = 50
 // ConsolePage measures the console's end-users page of a customer with n
 // end users (10,000 at full size): the first page of 100, filtered by
 // status (Registration Complete) and sorted by username, as a signed-in
-// technician's browser asks for it (session check, count, rows, refused
-// values, HTML). The baseline is the bare SQL query selecting the same 100
-// rows, read into memory. Each side is timed over 50 requests. The issue's
-// target: within 2 × the bare query.
+// technician's browser asks for it (the session check, then the customer,
+// count, rows and refused values in one statement, then the HTML). The
+// baseline is the bare SQL query selecting the same 100 rows, read into
+// memory. Each side is timed over 50 requests. The issue's target: within
+// 2 × the bare query.
 func ConsolePage() Scenario {
 	return Scenario{
 		Name:     "console-page",
 		Baseline: "bare SQL query for the page's 100 rows",
-		Ours:     "console end-users page: session, count, rows, HTML",
+		Ours:     "console end-users page: session, customer, count, rows, HTML",
 		Size:     10_000, Quick: 1_000, Unit: "users", Target: 2,
 		Needs: []string{"postgres"},
 		Measure: func(ctx context.Context, env *Env, side Side, size int) (time.Duration, error) {
@@ -42,21 +43,25 @@ func ConsolePage() Scenario {
 }
 
 // ConsoleSearch measures a search on the console's end-users page over n
-// end users of one customer (1,000,000 at full size): the prefix of a
-// username matching 100 of them. The baseline is the bare indexed query
-// for the same rows (a prefix match on the username index). The issue's
+// end users of one customer (1,000,000 at full size): a prefix matching
+// 100 of them (their usernames, and their emails, which start with the
+// username). The page searches the start of the username, email and
+// display name; the baseline is the bare query for the same 100 rows
+// through the same three prefix indexes (text_pattern_ops, migration 12):
+// the same condition, sorted and limited the same way. The issue's
 // target: within 3 × the bare query.
 func ConsoleSearch() Scenario {
 	return Scenario{
 		Name:     "console-search",
-		Baseline: "bare indexed prefix query for the 100 matches",
+		Baseline: "bare indexed prefix query (username, email, name) for the 100 matches",
 		Ours:     "console end-users page searching username, email and name",
 		Size:     1_000_000, Quick: 20_000, Unit: "users", Target: 3,
 		Needs: []string{"postgres"},
 		Measure: func(ctx context.Context, env *Env, side Side, size int) (time.Duration, error) {
 			prefix := fmt.Sprintf("u%05d", (size/2)/100) // u0005000..u0005099 at full size
 			return measureConsole(ctx, env, side, size, "q="+prefix,
-				`AND lower(username) LIKE $3 ORDER BY lower(username), id LIMIT 100`, []any{prefix + "%"})
+				`AND (lower(username) LIKE $3 OR lower(email) LIKE $3 OR lower(display_name) LIKE $3) ORDER BY lower(username), id LIMIT 100`,
+				[]any{prefix + "%"})
 		},
 	}
 }

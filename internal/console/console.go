@@ -218,7 +218,6 @@ func (c *Console) parseTemplates() error {
 		"date":     formatDate,
 		"datetime": formatDateTime,
 		"list":     func(v ...any) []any { return v },
-		"cell":     newCell,
 	}
 	names, err := fs.Glob(assets, "templates/pages/*.html")
 	if err != nil {

@@ -1,14 +1,17 @@
 package console
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"html/template"
 	"net/http"
 	"net/url"
 	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"selfserve/internal/report"
 	"selfserve/internal/rules"
@@ -28,12 +31,12 @@ const maxSearchLength = 100
 // filter is the end-user page's filter, sort and offset, as in its query
 // string.
 type filter struct {
-	Status, Source, Active, Locked, Switch, Q, Sort, Dir string
-	Offset                                               int
+	Status, Source, Active, Locked, Switch, Privileged, Q, Sort, Dir string
+	Offset                                                           int
 }
 
 // filterFields are the query (and bulk form) fields of a filter.
-var filterFields = []string{"status", "source", "active", "locked", "switch", "q"}
+var filterFields = []string{"status", "source", "active", "locked", "switch", "privileged", "q"}
 
 // values encodes f (without offset when page is false).
 func (f filter) values(withPage bool) url.Values {
@@ -48,6 +51,7 @@ func (f filter) values(withPage bool) url.Values {
 	set("active", f.Active)
 	set("locked", f.Locked)
 	set("switch", f.Switch)
+	set("privileged", f.Privileged)
 	set("q", f.Q)
 	set("sort", f.Sort)
 	set("dir", f.Dir)
@@ -65,7 +69,7 @@ var sourceValues = []string{string(rules.SourceLocal), string(rules.SourceAD), s
 // its list is a 400 naming the field.
 func parseFilter(get func(string) string) (filter, store.EndUserQuery, error) {
 	f := filter{Status: get("status"), Source: get("source"), Active: get("active"), Locked: get("locked"), Switch: get("switch"),
-		Q: strings.TrimSpace(get("q")), Sort: get("sort"), Dir: get("dir")}
+		Privileged: get("privileged"), Q: strings.TrimSpace(get("q")), Sort: get("sort"), Dir: get("dir")}
 	var q store.EndUserQuery
 	if f.Status != "" && !slices.Contains(statusValues, f.Status) {
 		return f, q, service.BadField("status", "%q is not a status", service.Truncate(f.Status, 40))
@@ -75,7 +79,7 @@ func parseFilter(get func(string) string) (filter, store.EndUserQuery, error) {
 	}
 	q.Status, q.Source = rules.Status(f.Status), rules.Source(f.Source)
 	var err error
-	if q.UserActive, err = yesNo("active", f.Active); err != nil {
+	if q.Active, err = yesNo("active", f.Active); err != nil {
 		return f, q, err
 	}
 	if q.LockedOut, err = yesNo("locked", f.Locked); err != nil {
@@ -84,7 +88,13 @@ func parseFilter(get func(string) string) (filter, store.EndUserQuery, error) {
 	if q.SelfServe, err = yesNo("switch", f.Switch); err != nil {
 		return f, q, err
 	}
-	if len([]rune(f.Q)) > maxSearchLength {
+	if q.Privileged, err = yesNo("privileged", f.Privileged); err != nil {
+		return f, q, err
+	}
+	if !utf8.ValidString(f.Q) {
+		return f, q, service.BadField("q", "the search is not valid UTF-8 text")
+	}
+	if utf8.RuneCountInString(f.Q) > maxSearchLength {
 		return f, q, service.BadField("q", "the search is longer than %d characters", maxSearchLength)
 	}
 	q.Search = f.Q
@@ -124,19 +134,41 @@ func yesNo(field, s string) (*bool, error) {
 	return nil, service.BadField(field, "%s is yes or no", field)
 }
 
-// row is one end user as the page shows it.
+// row is one end user as the detail page and the contact cells show it.
 type row struct {
 	report.EndUser
 	// Refused holds what a sync refused, by field.
 	Refused map[string]*store.Refusal
-	// LockReason is why the switch is greyed ("" when it may change).
-	LockReason string
+	// EditLock is why the login may not change the end user's email,
+	// mobile or switch ("" when it may).
+	EditLock string
+}
+
+// listRow is one end user as the page's table shows it (written by
+// tableBody): only what the table prints, worked out beforehand.
+type listRow struct {
+	ID                    int64
+	Username, DisplayName string
+	Source                string
+	StatusLabel           string
+	// SelfServe is the switch; SwitchLock says why it is greyed ("" when
+	// the login may flip it).
+	SelfServe  bool
+	SwitchLock string
+	LockedOut  bool
+	Enabled    bool
+	// Expires is the password's expiry date, "never" or "".
+	Expires          string
+	Privileged       bool
+	PrivilegedReason string
+	Email, Mobile    cellView
 }
 
 // endUsersView is the end-user page's data.
 type endUsersView struct {
-	Customer   store.Customer
-	Rows       []row
+	Customer store.Customer
+	// Body is the table's rows (tableBody).
+	Body       template.HTML
 	Total      int
 	From, To   int
 	Filter     filter
@@ -166,6 +198,18 @@ func lockReason(t store.Tenant) string {
 	return ""
 }
 
+// editLock is why the actor may not change u's contact fields or switch
+// (service.Actor's rule for privileged end users), or "".
+func editLock(a service.Actor, privileged bool, reason string) string {
+	if !privileged || a.Login.Role.CanEditPrivilegedEndUsers() {
+		return ""
+	}
+	if reason == "" {
+		reason = "privileged"
+	}
+	return fmt.Sprintf("Privileged account (%s): only super and primary logins may change it.", reason)
+}
+
 // names resolves the customer's and connections' names for rows.
 func (c *Console) names(ctx context.Context, t store.Tenant, cu store.Customer) (report.Names, error) {
 	conns, err := c.st.Connections(ctx, t.ID)
@@ -179,21 +223,58 @@ func (c *Console) names(ctx context.Context, t store.Tenant, cu store.Customer) 
 	return n, nil
 }
 
-// rows builds the page rows of users.
-func (c *Console) rows(t store.Tenant, names report.Names, users []store.PageRow) []row {
-	reason := lockReason(t)
-	out := make([]row, len(users))
+// row builds the detail row of u.
+func (c *Console) row(a service.Actor, names report.Names, u store.PageRow) row {
+	rw := row{EndUser: report.NewEndUser(u.EndUser, names), Refused: map[string]*store.Refusal{},
+		EditLock: editLock(a, u.Privileged, u.PrivilegedReason)}
+	if u.RefusedEmail != nil {
+		rw.Refused["email"] = &store.Refusal{Field: "email", Value: *u.RefusedEmail, Reason: deref(u.RefusedEmailReason)}
+	}
+	if u.RefusedMobile != nil {
+		rw.Refused["mobile"] = &store.Refusal{Field: "mobile", Value: *u.RefusedMobile, Reason: deref(u.RefusedMobileReason)}
+	}
+	return rw
+}
+
+// listRows builds the table rows of users.
+func listRows(a service.Actor, users []store.PageRow) []listRow {
+	tenantLock := lockReason(a.Tenant)
+	out := make([]listRow, len(users))
 	for i, u := range users {
-		rw := row{EndUser: report.NewEndUser(u.EndUser, names), Refused: map[string]*store.Refusal{}, LockReason: reason}
+		status := rules.StatusOf(u.Rules())
+		edit := editLock(a, u.Privileged, u.PrivilegedReason)
+		r := listRow{ID: u.ID, Username: u.Username, DisplayName: u.DisplayName, Source: string(u.Source), StatusLabel: status.Label(),
+			SelfServe: u.SelfServe, SwitchLock: cmp.Or(tenantLock, edit), LockedOut: u.LockedOut, Enabled: u.Enabled,
+			Expires: formatDate(u.PasswordExpiresAt), Privileged: u.Privileged, PrivilegedReason: u.PrivilegedReason}
+		if u.PasswordNeverExpires {
+			r.Expires = "never"
+		}
+		r.Email = cellView{ID: u.ID, Username: u.Username, Field: "email", Value: u.Email, Provenance: provenanceLabel(u.EmailSource), Locked: edit}
+		r.Mobile = cellView{ID: u.ID, Username: u.Username, Field: "mobile", Value: u.Mobile, Provenance: provenanceLabel(u.MobileSource), Locked: edit}
 		if u.RefusedEmail != nil {
-			rw.Refused["email"] = &store.Refusal{Field: "email", Value: *u.RefusedEmail, Reason: deref(u.RefusedEmailReason)}
+			r.Email.Refused = &store.Refusal{Field: "email", Value: *u.RefusedEmail, Reason: deref(u.RefusedEmailReason)}
 		}
 		if u.RefusedMobile != nil {
-			rw.Refused["mobile"] = &store.Refusal{Field: "mobile", Value: *u.RefusedMobile, Reason: deref(u.RefusedMobileReason)}
+			r.Mobile.Refused = &store.Refusal{Field: "mobile", Value: *u.RefusedMobile, Reason: deref(u.RefusedMobileReason)}
 		}
-		out[i] = rw
+		out[i] = r
 	}
 	return out
+}
+
+// provenanceLabel names where a contact value came from.
+func provenanceLabel(p rules.Provenance) string {
+	switch p {
+	case rules.ProvenanceDirectory:
+		return "directory"
+	case rules.ProvenancePSA:
+		return "PSA"
+	case rules.ProvenanceManual:
+		return "typed"
+	case rules.ProvenanceEndUser:
+		return "end user"
+	}
+	return ""
 }
 
 func deref(s *string) string {
@@ -228,39 +309,33 @@ func (c *Console) endUsersPage(w http.ResponseWriter, r *http.Request, s *sessio
 	}
 	ctx := r.Context()
 	t := s.actor.Tenant
-	cu, err := c.st.Customer(ctx, t.ID, id)
+	q.CustomerID = id
+	page, err := c.st.EndUserPage(ctx, t.ID, q)
 	if err != nil {
 		return err
 	}
-	q.CustomerID = cu.ID
-	users, total, err := c.st.EndUserPage(ctx, t.ID, q)
-	if err != nil {
-		return err
-	}
-	if len(users) == 0 && q.Offset > 0 {
+	if len(page.Rows) == 0 && q.Offset > 0 {
 		f.Offset, q.Offset = 0, 0
-		if users, total, err = c.st.EndUserPage(ctx, t.ID, q); err != nil {
+		if page, err = c.st.EndUserPage(ctx, t.ID, q); err != nil {
 			return err
 		}
 	}
-	// The page shows no connection names: none are loaded.
-	names := report.Names{Tenant: t, Customers: map[int64]store.Customer{cu.ID: cu}}
-	rows := c.rows(t, names, users)
+	cu, total := page.Customer, page.Total
 	base := fmt.Sprintf("/customers/%d", cu.ID)
-	v := endUsersView{Customer: cu, Rows: rows, Total: total, Filter: f, Self: base + "?" + f.values(true).Encode(),
+	v := endUsersView{Customer: cu, Body: tableBody(listRows(s.actor, page.Rows)), Total: total, Filter: f, Self: base + "?" + f.values(true).Encode(),
 		Hidden: f.values(false), Sorts: map[string]string{}, SwitchLocked: lockReason(t) != "", LockReason: lockReason(t),
 		Notice: notice(qv)}
 	v.Hidden.Del("sort")
 	v.Hidden.Del("dir")
 	if total > 0 {
-		v.From, v.To = f.Offset+1, f.Offset+len(rows)
+		v.From, v.To = f.Offset+1, f.Offset+len(page.Rows)
 	}
 	if f.Offset > 0 {
 		p := f
 		p.Offset = max(0, f.Offset-pageSize)
 		v.Prev = base + "?" + p.values(true).Encode()
 	}
-	if f.Offset+len(rows) < total {
+	if f.Offset+len(page.Rows) < total {
 		n := f
 		n.Offset = f.Offset + pageSize
 		v.Next = base + "?" + n.values(true).Encode()
@@ -426,20 +501,30 @@ func (c *Console) bulkSelfServe(w http.ResponseWriter, r *http.Request, s *sessi
 	return nil
 }
 
-// cellView is one editable contact cell.
+// cellView is one editable contact cell (the templates "cell" and
+// "cell-edit").
 type cellView struct {
-	Row   row
-	Field string
-	Value string
-	Error string
-	CSRF  string
+	ID       int64
+	Username string
+	Field    string
+	Value    string
+	// Provenance says where Value came from (directory, PSA, typed, end
+	// user).
+	Provenance string
+	// Refused is what a sync last refused for the field, if anything.
+	Refused *store.Refusal
+	// Locked is why the login may not edit the value ("" when it may).
+	Locked string
+	Error  string
+	CSRF   string
 }
 
-// newCell is the cell of r's field (the template's "cell").
+// newCell is the cell of r's field.
 func newCell(r row, field, csrf string) cellView {
-	v := cellView{Row: r, Field: field, CSRF: csrf, Value: r.Email}
+	v := cellView{ID: r.ID, Username: r.Username, Field: field, Value: r.Email, Provenance: provenanceLabel(r.EmailSource),
+		Refused: r.Refused[field], Locked: r.EditLock, CSRF: csrf}
 	if field == "mobile" {
-		v.Value = r.Mobile
+		v.Value, v.Provenance = r.Mobile, provenanceLabel(r.MobileSource)
 	}
 	return v
 }
@@ -479,7 +564,7 @@ func (c *Console) cell(ctx context.Context, s *session, id int64) (row, error) {
 			pr.RefusedMobile, pr.RefusedMobileReason = &rf.Value, &rf.Reason
 		}
 	}
-	return c.rows(t, names, []store.PageRow{pr})[0], nil
+	return c.row(s.actor, names, pr), nil
 }
 
 func (c *Console) editCell(w http.ResponseWriter, r *http.Request, s *session) error {
@@ -532,7 +617,8 @@ func (c *Console) saveContact(w http.ResponseWriter, r *http.Request, s *session
 		if lerr != nil {
 			return lerr
 		}
-		v := cellView{Row: rw, Field: field, CSRF: s.CSRF, Value: value, Error: e.Message}
+		v := newCell(rw, field, s.CSRF)
+		v.Value, v.Error = value, e.Message
 		if isHTMX(r) {
 			c.render(w, http.StatusUnprocessableEntity, "endusers", "cell-edit", s, "", v)
 			return nil

@@ -128,7 +128,7 @@ func (s *Store) LinkCustomer(ctx context.Context, tenantID, id int64, source, ex
 type CustomerCounts struct {
 	CustomerID int64 `db:"customer_id"`
 	EndUsers   int   `db:"end_users"`
-	// UserActive counts users whose own half of rules.Active holds.
+	// UserActive counts the end users rules.Active serves (activeSQL).
 	UserActive int `db:"user_active"`
 	Incomplete int `db:"incomplete"`
 	Locked     int `db:"locked"`
@@ -138,10 +138,10 @@ type CustomerCounts struct {
 func (s *Store) CustomerCounts(ctx context.Context, tenantID int64) (map[int64]CustomerCounts, error) {
 	var rows []CustomerCounts
 	err := s.list(ctx, &rows, `SELECT customer_id, COUNT(*) AS end_users,
-		SUM(CASE WHEN `+userActiveSQL+` THEN 1 ELSE 0 END) AS user_active,
+		SUM(CASE WHEN `+activeSQL+` THEN 1 ELSE 0 END) AS user_active,
 		SUM(CASE WHEN `+StatusSQL+` = 'incomplete' THEN 1 ELSE 0 END) AS incomplete,
 		SUM(CASE WHEN locked_out THEN 1 ELSE 0 END) AS locked
-		FROM end_users WHERE tenant_id = ? AND removed_at IS NULL GROUP BY customer_id`, tenantID)
+		FROM end_users WHERE tenant_id = ? AND removed_at IS NULL GROUP BY customer_id`, append(activeArgs(tenantID), tenantID)...)
 	if err != nil {
 		return nil, fmt.Errorf("customer counts: %w", err)
 	}

@@ -13,9 +13,21 @@ import (
 // two agree).
 const StatusSQL = `(CASE WHEN first_access_at IS NOT NULL THEN 'accessed_self_serve' WHEN email <> '' AND mobile <> '' THEN 'registration_complete' WHEN welcome_sent_at IS NOT NULL THEN 'welcome_sent' ELSE 'incomplete' END)`
 
-// userActiveSQL is the end user's half of rules.Active (the tenant's half,
-// subscription and override, holds for all of a tenant's users or none).
-const userActiveSQL = `(self_serve AND email <> '' AND mobile <> '' AND enabled AND removed_at IS NULL)`
+// activeSQL is rules.Active (and rules.InactiveReason == ReasonNone) as an
+// SQL condition over end_users, for filtering and counting in the database
+// (the conformance suite checks the two agree over a table of cases): the
+// end user's switch on, email and mobile present, enabled and still in its
+// source; the tenant's subscription including self-serve and its override
+// on; and a privileged end user only where the tenant lets privileged end
+// users in with two factors. The tenant's half is read from its row once
+// per statement (uncorrelated subqueries); the condition takes the tenant
+// id twice as arguments (activeArgs).
+const activeSQL = `(self_serve AND email <> '' AND mobile <> '' AND enabled AND removed_at IS NULL
+	AND EXISTS (SELECT 1 FROM tenants WHERE id = ? AND subscription IN ('qdesk', 'bundle') AND self_serve)
+	AND (NOT privileged OR EXISTS (SELECT 1 FROM tenants WHERE id = ? AND privileged_self_serve = 'two_factors')))`
+
+// activeArgs are activeSQL's arguments.
+func activeArgs(tenantID int64) []any { return []any{tenantID, tenantID} }
 
 // EndUserSort is a column the end-user page sorts by.
 type EndUserSort string
@@ -46,11 +58,11 @@ type EndUserQuery struct {
 	CustomerID int64
 	Status     rules.Status
 	Source     rules.Source
-	// UserActive filters on the end user's half of rules.Active (switch on,
-	// email and mobile present, enabled, in its source).
-	UserActive *bool
+	// Active filters on rules.Active (activeSQL).
+	Active     *bool
 	LockedOut  *bool
 	SelfServe  *bool
+	Privileged *bool
 	// Search matches the start of the username, email or display name,
 	// ignoring case.
 	Search string
@@ -61,7 +73,13 @@ type EndUserQuery struct {
 	Limit  int
 }
 
-func (q EndUserQuery) where(tenantID int64) (string, []any) {
+// searchColumns are what a search matches the start of; each has a
+// prefix index per customer (migration 12: text_pattern_ops on
+// PostgreSQL, the default BINARY collation on SQLite).
+var searchColumns = []string{"lower(username)", "lower(email)", "lower(display_name)"}
+
+// endUserWhere is q's condition over end_users and its arguments.
+func (s *Store) endUserWhere(tenantID int64, q EndUserQuery) (string, []any) {
 	w := `tenant_id = ? AND customer_id = ? AND removed_at IS NULL`
 	args := []any{tenantID, q.CustomerID}
 	add := func(cond string, v ...any) { w += " AND " + cond; args = append(args, v...) }
@@ -71,11 +89,11 @@ func (q EndUserQuery) where(tenantID int64) (string, []any) {
 	if q.Source != "" {
 		add("source = ?", q.Source)
 	}
-	if q.UserActive != nil {
-		if *q.UserActive {
-			add(userActiveSQL)
+	if q.Active != nil {
+		if *q.Active {
+			add(activeSQL, activeArgs(tenantID)...)
 		} else {
-			add("NOT " + userActiveSQL)
+			add("NOT "+activeSQL, activeArgs(tenantID)...)
 		}
 	}
 	if q.LockedOut != nil {
@@ -84,11 +102,41 @@ func (q EndUserQuery) where(tenantID int64) (string, []any) {
 	if q.SelfServe != nil {
 		add("self_serve = ?", *q.SelfServe)
 	}
+	if q.Privileged != nil {
+		add("privileged = ?", *q.Privileged)
+	}
 	if q.Search != "" {
-		p := likePrefix(strings.ToLower(q.Search))
-		add(`(lower(username) LIKE ? ESCAPE '\' OR lower(email) LIKE ? ESCAPE '\' OR lower(display_name) LIKE ? ESCAPE '\')`, p, p, p)
+		cond, v := s.prefixMatch(tenantID, q.CustomerID, strings.ToLower(q.Search))
+		add(cond, v...)
 	}
 	return w, args
+}
+
+// prefixMatch is the condition that one of searchColumns of an end user of
+// the customer starts with p (lower case), written so that each column's
+// prefix index answers it. On PostgreSQL, LIKE 'p%': the planner turns each
+// into a range over its text_pattern_ops index and ORs the three bitmaps.
+// SQLite's LIKE optimization ignores indexes on expressions, and without
+// statistics (it keeps none unless analysed) its planner scans the
+// customer's rows rather than OR three indexes: there each column is a
+// range [p, p+"\xff") in its own subquery (UTF-8 sorts byte-wise under
+// BINARY, and 0xff never occurs in UTF-8).
+func (s *Store) prefixMatch(tenantID, customerID int64, p string) (string, []any) {
+	var conds []string
+	var args []any
+	for _, col := range searchColumns {
+		if s.dialect == Postgres {
+			conds = append(conds, col+` LIKE ? ESCAPE '\'`)
+			args = append(args, likePrefix(p))
+		} else {
+			conds = append(conds, "SELECT id FROM end_users WHERE tenant_id = ? AND customer_id = ? AND "+col+" >= ? AND "+col+" < ?")
+			args = append(args, tenantID, customerID, p, p+"\xff")
+		}
+	}
+	if s.dialect == Postgres {
+		return "(" + strings.Join(conds, " OR ") + ")", args
+	}
+	return "id IN (" + strings.Join(conds, " UNION ALL ") + ")", args
 }
 
 // likePrefix escapes s for LIKE and appends %.
@@ -106,15 +154,67 @@ type PageRow struct {
 	RefusedMobileReason *string `db:"refused_mobile_reason"`
 }
 
-// refusedSQL reads a field's refusal of each row.
-func refusedSQL(field, column string) string {
-	return fmt.Sprintf(`(SELECT %s FROM end_user_refusals r WHERE r.end_user_id = end_users.id AND r.field = '%s') AS refused_%s`, column, field, field+map[string]string{"value": "", "reason": "_reason"}[column])
+// qualified prefixes each of columns with the table alias a.
+func qualified(a, columns string) string {
+	cs := strings.Split(columns, ",")
+	for i, c := range cs {
+		cs[i] = a + "." + strings.TrimSpace(c)
+	}
+	return strings.Join(cs, ", ")
 }
 
-// EndUserPage returns one page of the tenant's end users matching q, with
-// their refused values, and how many match in all.
-func (s *Store) EndUserPage(ctx context.Context, tenantID int64, q EndUserQuery) ([]PageRow, int, error) {
-	w, args := q.where(tenantID)
+// selectNames lists the names of the columns of a select list: each
+// item's alias (after AS) or the item itself.
+func selectNames(columns string) []string {
+	var names []string
+	depth, start := 0, 0
+	for i, r := range columns + "," {
+		switch {
+		case r == '(':
+			depth++
+		case r == ')':
+			depth--
+		case r == ',' && depth == 0:
+			item := strings.TrimSpace(columns[start:i])
+			if _, alias, ok := strings.Cut(item, " AS "); ok {
+				item = strings.TrimSpace(alias)
+			}
+			names = append(names, item)
+			start = i + 1
+		}
+	}
+	return names
+}
+
+// CustomerPage is a page of a customer's end users.
+type CustomerPage struct {
+	Customer Customer
+	Rows     []PageRow
+	// Total is how many end users match in all.
+	Total int
+}
+
+// pageRowCounted is a row of EndUserPage's statement.
+type pageRowCounted struct {
+	PageRow
+	Customer Customer `db:"c"`
+	Total    int      `db:"total"`
+}
+
+// EndUserPage returns the tenant's customer q.CustomerID (ErrNotFound if
+// it has none such) and one page of its end users matching q, with their
+// refused values, and how many match in all.
+//
+// One statement answers all three (a page of a console is a round trip
+// to the database, not four): the matching rows are read once into a
+// narrow set (id and sort key), which gives the count and the page's ids;
+// only the page's rows are then read whole, with their refusals and the
+// customer. (The sort keys are expressions no index orders, so the
+// database reads every matching row to sort anyway: counting them costs no
+// second scan.) A page with no rows asks again for the customer and, past
+// the first page, the count.
+func (s *Store) EndUserPage(ctx context.Context, tenantID int64, q EndUserQuery) (CustomerPage, error) {
+	w, args := s.endUserWhere(tenantID, q)
 	col, ok := sortSQL[q.Sort]
 	if !ok {
 		col = sortSQL[SortUsername]
@@ -127,27 +227,48 @@ func (s *Store) EndUserPage(ctx context.Context, tenantID int64, q EndUserQuery)
 	if limit <= 0 {
 		limit = 100
 	}
-	// The refusals are read for the page's rows only, and the count apart:
-	// a window count would make the page read every matching row instead
-	// of walking the sort index.
-	var total int
-	if err := s.get(ctx, &total, `SELECT COUNT(*) FROM end_users WHERE `+w, args...); err != nil {
-		return nil, 0, fmt.Errorf("count end users: %w", err)
+	customer := make([]string, 0, 9)
+	for _, n := range selectNames(customerColumns) {
+		customer = append(customer, fmt.Sprintf(`c.%s AS "c.%s"`, n, n))
 	}
-	query := fmt.Sprintf(`SELECT end_users.*, %s, %s, %s, %s FROM (SELECT %s FROM end_users WHERE %s ORDER BY %s %s, id %s LIMIT %d OFFSET %d) end_users ORDER BY %s %s, id %s`,
-		refusedSQL("email", "value"), refusedSQL("email", "reason"), refusedSQL("mobile", "value"), refusedSQL("mobile", "reason"),
-		endUserColumns, w, col, dir, dir, limit, max(q.Offset, 0), col, dir, dir)
-	var out []PageRow
-	if err := s.list(ctx, &out, query, args...); err != nil {
-		return nil, 0, fmt.Errorf("list end users: %w", err)
+	query := fmt.Sprintf(`WITH m AS (SELECT id, %s AS sort_key FROM end_users WHERE %s)
+		SELECT %s, re.value AS refused_email, re.reason AS refused_email_reason, rm.value AS refused_mobile, rm.reason AS refused_mobile_reason,
+			%s, (SELECT COUNT(*) FROM m) AS total
+		FROM (SELECT id, sort_key FROM m ORDER BY sort_key %s, id %s LIMIT %d OFFSET %d) p
+		JOIN end_users u ON u.id = p.id
+		CROSS JOIN (SELECT %s FROM customers WHERE tenant_id = ? AND id = ?) c
+		LEFT JOIN end_user_refusals re ON re.tenant_id = u.tenant_id AND re.end_user_id = u.id AND re.field = 'email'
+		LEFT JOIN end_user_refusals rm ON rm.tenant_id = u.tenant_id AND rm.end_user_id = u.id AND rm.field = 'mobile'
+		ORDER BY p.sort_key %s, p.id %s`,
+		col, w, qualified("u", endUserColumns), strings.Join(customer, ", "), dir, dir, limit, max(q.Offset, 0), customerColumns, dir, dir)
+	var rows []pageRowCounted
+	if err := s.list(ctx, &rows, query, append(args, tenantID, q.CustomerID)...); err != nil {
+		return CustomerPage{}, fmt.Errorf("list end users: %w", err)
 	}
-	return out, total, nil
+	if len(rows) > 0 {
+		page := CustomerPage{Customer: rows[0].Customer, Rows: make([]PageRow, len(rows)), Total: rows[0].Total}
+		for i, r := range rows {
+			page.Rows[i] = r.PageRow
+		}
+		return page, nil
+	}
+	cu, err := s.Customer(ctx, tenantID, q.CustomerID)
+	if err != nil {
+		return CustomerPage{}, err
+	}
+	page := CustomerPage{Customer: cu, Rows: []PageRow{}}
+	if q.Offset > 0 {
+		if err := s.get(ctx, &page.Total, `SELECT COUNT(*) FROM end_users WHERE `+w, args...); err != nil {
+			return CustomerPage{}, fmt.Errorf("count end users: %w", err)
+		}
+	}
+	return page, nil
 }
 
 // EndUserIDs returns the ids of the tenant's end users matching q (its
 // paging ignored), at most max of them; more is ErrConflict.
 func (s *Store) EndUserIDs(ctx context.Context, tenantID int64, q EndUserQuery, max int) ([]int64, error) {
-	w, args := q.where(tenantID)
+	w, args := s.endUserWhere(tenantID, q)
 	var ids []int64
 	if err := s.list(ctx, &ids, fmt.Sprintf(`SELECT id FROM end_users WHERE %s ORDER BY id LIMIT %d`, w, max+1), args...); err != nil {
 		return nil, fmt.Errorf("end user ids: %w", err)

@@ -131,7 +131,8 @@ func testEndUserPage(t *testing.T, s *store.Store) {
 		want[rules.StatusOf(u.Rules())]++
 	}
 	for _, st := range []rules.Status{rules.StatusIncomplete, rules.StatusWelcomeSent, rules.StatusRegistrationComplete, rules.StatusAccessedSelfServe} {
-		rows, total, err := s.EndUserPage(ctx, f.tenant.ID, store.EndUserQuery{CustomerID: f.customer.ID, Status: st, Limit: 100})
+		page, err := s.EndUserPage(ctx, f.tenant.ID, store.EndUserQuery{CustomerID: f.customer.ID, Status: st, Limit: 100})
+		rows, total := page.Rows, page.Total
 		must(t, err)
 		if total != want[st] || len(rows) != total {
 			t.Errorf("status %s: %d rows, total %d; rules say %d", st, len(rows), total, want[st])
@@ -143,7 +144,8 @@ func testEndUserPage(t *testing.T, s *store.Store) {
 		}
 	}
 	yes := true
-	rows, total, err := s.EndUserPage(ctx, f.tenant.ID, store.EndUserQuery{CustomerID: f.customer.ID, UserActive: &yes})
+	page, err := s.EndUserPage(ctx, f.tenant.ID, store.EndUserQuery{CustomerID: f.customer.ID, Active: &yes})
+	rows, total := page.Rows, page.Total
 	must(t, err)
 	tenantRules := f.tenant.Rules()
 	activeWant := 0
@@ -155,27 +157,42 @@ func testEndUserPage(t *testing.T, s *store.Store) {
 	if total != activeWant || len(rows) != activeWant {
 		t.Errorf("active: %d rows, total %d; rules say %d", len(rows), total, activeWant)
 	}
-	rows, total, err = s.EndUserPage(ctx, f.tenant.ID, store.EndUserQuery{CustomerID: f.customer.ID, LockedOut: &yes})
+	page, err = s.EndUserPage(ctx, f.tenant.ID, store.EndUserQuery{CustomerID: f.customer.ID, LockedOut: &yes})
+	rows, total = page.Rows, page.Total
 	must(t, err)
 	if total != 1 || rows[0].Username != "u05" {
 		t.Errorf("locked: %+v", rows)
 	}
 
-	rows, total, err = s.EndUserPage(ctx, f.tenant.ID, store.EndUserQuery{CustomerID: f.customer.ID, Sort: store.SortName, Limit: 5, Offset: 5})
+	page, err = s.EndUserPage(ctx, f.tenant.ID, store.EndUserQuery{CustomerID: f.customer.ID, Sort: store.SortName, Limit: 5, Offset: 5})
+	rows, total = page.Rows, page.Total
 	must(t, err)
 	if total != 12 || len(rows) != 5 || rows[0].DisplayName != "Name 05" {
 		t.Errorf("sorted page: total %d, %d rows, first %q", total, len(rows), rows[0].DisplayName)
 	}
-	rows, total, err = s.EndUserPage(ctx, f.tenant.ID, store.EndUserQuery{CustomerID: f.customer.ID, Search: "U1", Sort: store.SortUsername, Desc: true})
+	page, err = s.EndUserPage(ctx, f.tenant.ID, store.EndUserQuery{CustomerID: f.customer.ID, Search: "U1", Sort: store.SortUsername, Desc: true})
+	rows, total = page.Rows, page.Total
 	must(t, err)
 	if total != 2 || rows[0].Username != "u11" || rows[1].Username != "u10" {
 		t.Errorf("search u1: total %d, rows %+v", total, rows)
 	}
-	if _, total, _ = s.EndUserPage(ctx, f.tenant.ID, store.EndUserQuery{CustomerID: f.customer.ID, Search: "u_"}); total != 0 {
-		t.Errorf("search u_ matched %d: LIKE wildcards must be literal", total)
+	page, err = s.EndUserPage(ctx, f.tenant.ID, store.EndUserQuery{CustomerID: f.customer.ID, Limit: 5, Offset: 20})
+	rows, total = page.Rows, page.Total
+	must(t, err)
+	if total != 12 || len(rows) != 0 {
+		t.Errorf("past the last page: total %d, %d rows; want 12 and none", total, len(rows))
 	}
-	if _, total, _ = s.EndUserPage(ctx, f.tenant.ID, store.EndUserQuery{CustomerID: other.customer.ID}); total != 0 {
-		t.Errorf("another tenant's customer listed %d end users", total)
+	page, err = s.EndUserPage(ctx, f.tenant.ID, store.EndUserQuery{CustomerID: f.customer.ID, Search: "NAME 0", Sort: store.SortName})
+	rows, total = page.Rows, page.Total
+	must(t, err)
+	if total != 10 || len(rows) != 10 || rows[0].DisplayName != "Name 00" {
+		t.Errorf("search by display name: total %d, %d rows", total, len(rows))
+	}
+	if page, _ = s.EndUserPage(ctx, f.tenant.ID, store.EndUserQuery{CustomerID: f.customer.ID, Search: "u_"}); page.Total != 0 || page.Customer.ID != f.customer.ID {
+		t.Errorf("search u_ matched %d: LIKE wildcards must be literal", page.Total)
+	}
+	if page, err = s.EndUserPage(ctx, f.tenant.ID, store.EndUserQuery{CustomerID: other.customer.ID}); !errors.Is(err, store.ErrNotFound) || len(page.Rows) != 0 {
+		t.Errorf("another tenant's customer: %d end users, %v; want ErrNotFound", len(page.Rows), err)
 	}
 	ids, err := s.EndUserIDs(ctx, f.tenant.ID, store.EndUserQuery{CustomerID: f.customer.ID, Search: "u0"}, 100)
 	must(t, err)
@@ -195,6 +212,12 @@ func testEndUserPage(t *testing.T, s *store.Store) {
 	u := users["u03"]
 	must(t, s.SetRefusal(ctx, f.tenant.ID, u.ID, "mobile", "+1 555 0000001", "not a valid number in US"))
 	must(t, s.SetRefusal(ctx, f.tenant.ID, u.ID, "mobile", "+1 555 0000002", "not a valid number in US"))
+	page, err = s.EndUserPage(ctx, f.tenant.ID, store.EndUserQuery{CustomerID: f.customer.ID, Search: "u03"})
+	rows, _ = page.Rows, page.Total
+	must(t, err)
+	if len(rows) != 1 || rows[0].RefusedMobile == nil || *rows[0].RefusedMobile != "+1 555 0000002" || rows[0].RefusedEmail != nil {
+		t.Errorf("the page's row of u03 does not carry its refused mobile: %+v", rows)
+	}
 	refs, err := s.Refusals(ctx, f.tenant.ID, []int64{u.ID})
 	must(t, err)
 	if len(refs[u.ID]) != 1 || refs[u.ID][0].Value != "+1 555 0000002" {
@@ -221,5 +244,105 @@ func testEndUserPage(t *testing.T, s *store.Store) {
 	applyPage(t, s, f, 0, user("u07", "+447900000007"))
 	if refs, _ := s.Refusals(ctx, f.tenant.ID, []int64{u7.ID}); len(refs) != 0 {
 		t.Errorf("refusal kept after a good value: %+v", refs)
+	}
+}
+
+// testActiveSQL checks that the store's active condition (the console's
+// Active filter and the customers' counts) agrees with rules.Active over a
+// table of tenants and end users: the subscription, the override, the
+// policy for privileged end users, and each of an end user's reasons.
+func testActiveSQL(t *testing.T, s *store.Store) {
+	ctx := context.Background()
+	tenants := []struct {
+		name   string
+		change func(*store.Tenant)
+	}{
+		{"bundle-deny", func(*store.Tenant) {}},
+		{"bundle-two-factors", func(tn *store.Tenant) { tn.PrivilegedSelfServe = rules.PrivilegedTwoFactors }},
+		{"qdesk-deny", func(tn *store.Tenant) { tn.Subscription = rules.SubscriptionQDesk }},
+		{"no-subscription", func(tn *store.Tenant) {
+			tn.Subscription, tn.PrivilegedSelfServe = rules.SubscriptionNone, rules.PrivilegedTwoFactors
+		}},
+		{"override-off", func(tn *store.Tenant) { tn.SelfServe, tn.PrivilegedSelfServe = false, rules.PrivilegedTwoFactors }},
+	}
+	users := []struct {
+		id     string
+		change func(*store.UserRecord)
+		off    bool // self-serve switched off after import
+	}{
+		{"served", func(*store.UserRecord) {}, false},
+		{"switch-off", func(*store.UserRecord) {}, true},
+		{"no-email", func(r *store.UserRecord) { r.Email = "" }, false},
+		{"no-mobile", func(r *store.UserRecord) { r.Mobile = "" }, false},
+		{"disabled", func(r *store.UserRecord) { r.Enabled = false }, false},
+		{"privileged", func(r *store.UserRecord) { r.Privileged, r.PrivilegedReason = true, "member of Domain Admins" }, false},
+		{"privileged-no-mobile", func(r *store.UserRecord) { r.Privileged, r.PrivilegedReason, r.Mobile = true, "adminCount=1", "" }, false},
+		{"privileged-switch-off", func(r *store.UserRecord) { r.Privileged, r.PrivilegedReason = true, "adminCount=1" }, true},
+		{"privileged-disabled", func(r *store.UserRecord) { r.Privileged, r.PrivilegedReason, r.Enabled = true, "adminCount=1", false }, false},
+	}
+	for _, tc := range tenants {
+		f := newFixture(t, s, "active-"+tc.name)
+		tn := f.tenant
+		tc.change(&tn)
+		tn, _, err := s.UpsertTenant(ctx, tn)
+		must(t, err)
+		var recs []store.UserRecord
+		for i, u := range users {
+			r := user(u.id, fmt.Sprintf("+4479%08d", i))
+			u.change(&r)
+			recs = append(recs, r)
+		}
+		applyPage(t, s, f, 0, recs...)
+		stored := endUsers(t, s, tn.ID)
+		for _, u := range users {
+			if u.off {
+				_, err := s.SetSelfServe(ctx, tn.ID, []int64{stored[u.id].ID}, false)
+				must(t, err)
+			}
+		}
+		stored = endUsers(t, s, tn.ID)
+		want := map[int64]bool{}
+		byID := map[int64]string{}
+		for _, u := range stored {
+			want[u.ID] = rules.Active(tn.Rules(), u.Rules())
+			byID[u.ID] = u.ExternalID
+		}
+		for _, active := range []bool{true, false} {
+			ids, err := s.EndUserIDs(ctx, tn.ID, store.EndUserQuery{CustomerID: f.customer.ID, Active: &active}, 100)
+			must(t, err)
+			got := map[int64]bool{}
+			for _, id := range ids {
+				got[id] = true
+			}
+			for id, w := range want {
+				if got[id] != (w == active) {
+					t.Errorf("tenant %s, end user %s: rules.Active says %v (%q); the filter active=%v lists it: %v",
+						tc.name, byID[id], w, rules.InactiveReason(tn.Rules(), stored[byID[id]].Rules()), active, got[id])
+				}
+			}
+		}
+		n := 0
+		for _, w := range want {
+			if w {
+				n++
+			}
+		}
+		counts, err := s.CustomerCounts(ctx, tn.ID)
+		must(t, err)
+		if c := counts[f.customer.ID]; c.UserActive != n {
+			t.Errorf("tenant %s: the customer counts %d active, rules.Active %d", tc.name, c.UserActive, n)
+		}
+		page, err := s.EndUserPage(ctx, tn.ID, store.EndUserQuery{CustomerID: f.customer.ID, Active: ptr(true), Privileged: ptr(true)})
+		total := page.Total
+		must(t, err)
+		np := 0
+		for _, u := range stored {
+			if u.Privileged && want[u.ID] {
+				np++
+			}
+		}
+		if total != np {
+			t.Errorf("tenant %s: active and privileged: %d, rules say %d", tc.name, total, np)
+		}
 	}
 }

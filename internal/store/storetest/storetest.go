@@ -43,7 +43,7 @@ func Run(t *testing.T, open func(t *testing.T) *store.Store) {
 		{"PSACustomerPage", testPSACustomerPage}, {"PSARuns", testPSARuns}, {"ContactFillsGuard", testContactFillsGuard},
 		{"LinkADFirst", testLinkADFirst}, {"LinkEntraFirst", testLinkEntraFirst}, {"LinkFold", testLinkFold}, {"LinkPSAEitherOrder", testLinkPSAEitherOrder},
 		{"LinkRemovals", testLinkRemovals}, {"SelfServe", testSelfServe}, {"LinkConcurrentSources", testLinkConcurrentSources},
-		{"ConsoleAuth", testConsoleAuth}, {"EndUserPage", testEndUserPage},
+		{"ConsoleAuth", testConsoleAuth}, {"EndUserPage", testEndUserPage}, {"ActiveSQL", testActiveSQL},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
