@@ -12,6 +12,7 @@ import (
 	"golang.org/x/net/html"
 
 	"selfserve/connectors"
+	"selfserve/internal/importer"
 	"selfserve/internal/rules"
 	"selfserve/internal/store"
 )
@@ -31,7 +32,7 @@ func (b *bundle) addHostileUsers(t *testing.T) {
 	admin := store.UserRecord{User: connectors.User{ExternalID: "admin", Username: "zz-admin", DisplayName: "Admin " + hostile,
 		Email: "admin@contoso.example", Mobile: "+1 555 0000001", Enabled: true, Privileged: true, PrivilegedReason: "member of Domain Admins " + hostile},
 		MobileInvalid: true, MobileRefused: "not a valid number " + hostile}
-	_, err := b.st.ApplyUserPage(ctx, target, []store.UserRecord{evil, admin}, nil)
+	_, err := importer.ApplyPage(ctx, b.st, target, []store.UserRecord{evil, admin}, nil)
 	must(t, err)
 }
 
