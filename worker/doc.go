@@ -15,7 +15,8 @@
 //     (a connector's *connectors.RateLimitError, a provider's
 //     *notify.ThrottledError) waits for its Retry-After without counting as a
 //     failure; anything else retries with exponential backoff.
-//   - scan.go: the expiry scan (Scanner).
+//   - scan.go: the expiry scan (Scanner): it writes to the ledger, and
+//     queues, what package planner finds due, the plan the preview shows.
 //   - send.go: one attempt at one ledger row (Sender).
 //   - enqueue.go: the narrow Client the admin API and the handlers enqueue
 //     through; duplicates are "already queued", not errors.

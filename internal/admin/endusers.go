@@ -31,7 +31,14 @@ func (a *api) endUserRow(ctx context.Context, st *store.Store, tenant store.Tena
 	return report.NewEndUser(u, names), nil
 }
 
-var sources = []string{string(rules.SourceLocal), string(rules.SourceAD), string(rules.SourceAzure), string(rules.SourceManual)}
+// sources are the values the source filter takes (rules.Sources).
+var sources = func() []string {
+	var out []string
+	for _, s := range rules.Sources() {
+		out = append(out, string(s))
+	}
+	return out
+}()
 
 var statuses = []string{string(rules.StatusIncomplete), string(rules.StatusWelcomeSent), string(rules.StatusRegistrationComplete), string(rules.StatusAccessedSelfServe)}
 

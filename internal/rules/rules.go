@@ -1,10 +1,13 @@
 // Package rules holds selfserve's domain rules as pure functions: whether an
 // end user gets notices (NoticesAllowed) and may use self-serve (Active, and
 // with which factors: RequiredFactors), their registration status, which notices are
-// due at an instant (Plan), how imported contact values merge with what is
+// due at an instant (Plan, and ScanPlan for the expiry scan and the preview,
+// within ExpiryWindow and LockoutLookback), how imported contact values merge with what is
 // stored (MergeContactField) and how a hybrid AD↔Entra identity's values
-// merge (hybrid.go), and phone normalisation. Nothing here does I/O:
-// the API, the planner and the sender all call the same functions.
+// merge (hybrid.go), and phone normalisation, with the lists the store's
+// candidate query binds (SelfServeSubscriptions, DirectorySources). Nothing
+// here does I/O: the API, the planner and the sender all call the same
+// functions.
 package rules
 
 import (

@@ -310,7 +310,7 @@ func (s *Store) NoticeCounts(ctx context.Context, tenantID int64) (map[NoticeSta
 	return out, nil
 }
 
-// ScanUser is what the expiry scan reads of a candidate end user.
+// ScanUser is what the candidate query (ScanCandidates) reads of an end user.
 type ScanUser struct {
 	ID                   int64        `db:"id"`
 	TenantID             int64        `db:"tenant_id"`
