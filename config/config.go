@@ -57,6 +57,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"selfserve/internal/notify"
 	"selfserve/internal/redact"
 )
 
@@ -222,7 +223,7 @@ type SMTP struct {
 	// connection, refusing servers that cannot), tls (TLS from the first
 	// byte) or none (plain text; only when written explicitly).
 	// YAML smtp.tls, env SELFSERVE_SMTP_TLS, default "starttls".
-	TLS TLSMode `yaml:"tls"`
+	TLS notify.TLSMode `yaml:"tls"`
 }
 
 // Enabled reports whether the email channel is configured.
@@ -261,28 +262,6 @@ type SMS struct {
 // Enabled reports whether the SMS channel is configured.
 func (s SMS) Enabled() bool { return s.AccountSID != "" }
 
-// TLSMode is how the SMTP connection is protected.
-type TLSMode string
-
-// The SMTP TLS modes.
-const (
-	// TLSStartTLS upgrades a plain connection with STARTTLS and refuses a
-	// server that does not offer it.
-	TLSStartTLS TLSMode = "starttls"
-	// TLSImplicit speaks TLS from the first byte (SMTPS, port 465).
-	TLSImplicit TLSMode = "tls"
-	// TLSNone sends in plain text.
-	TLSNone TLSMode = "none"
-)
-
-// DefaultPort is the usual port of the mode: 465 for tls, 587 otherwise.
-func (m TLSMode) DefaultPort() int {
-	if m == TLSImplicit {
-		return 465
-	}
-	return 587
-}
-
 // Default returns the configuration used when neither file nor environment
 // says otherwise.
 func Default() *Config {
@@ -295,7 +274,7 @@ func Default() *Config {
 		LogFormat:       "json",
 		MaxRemovalShare: 0.3,
 		ThrottleWaitMax: 10 * time.Minute,
-		SMTP:            SMTP{TLS: TLSStartTLS},
+		SMTP:            SMTP{TLS: notify.TLSStartTLS},
 		SMS:             SMS{BaseURL: "https://api.twilio.com"},
 	}
 }
@@ -475,7 +454,7 @@ var envVars = []envVar{
 	{"SELFSERVE_SMTP_USERNAME", "smtp.username", func(c *Config, v string) error { c.SMTP.Username = v; return nil }},
 	{"SELFSERVE_SMTP_PASSWORD", "smtp.password", func(c *Config, v string) error { c.SMTP.Password = redact.Secret(v); return nil }},
 	{"SELFSERVE_SMTP_FROM", "smtp.from", func(c *Config, v string) error { c.SMTP.From = v; return nil }},
-	{"SELFSERVE_SMTP_TLS", "smtp.tls", func(c *Config, v string) error { c.SMTP.TLS = TLSMode(v); return nil }},
+	{"SELFSERVE_SMTP_TLS", "smtp.tls", func(c *Config, v string) error { c.SMTP.TLS = notify.TLSMode(v); return nil }},
 	{"SELFSERVE_SMS_BASE_URL", "sms.base_url", func(c *Config, v string) error { c.SMS.BaseURL = v; return nil }},
 	{"SELFSERVE_SMS_ACCOUNT_SID", "sms.account_sid", func(c *Config, v string) error { c.SMS.AccountSID = v; return nil }},
 	{"SELFSERVE_SMS_AUTH_TOKEN", "sms.auth_token", func(c *Config, v string) error { c.SMS.AuthToken = redact.Secret(v); return nil }},

@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"selfserve/internal/dburl"
+	"selfserve/internal/notify"
 
 	"gopkg.in/yaml.v3"
 )
@@ -424,7 +425,7 @@ func TestSecretsNeverShown(t *testing.T) {
 	c.RedisURL = "rediss://default:redis-pass-9b3e@redis:6380/0"
 	c.EncryptionKey = key
 	c.OpsToken = "ops-token-1234567890abcdef"
-	c.SMTP = SMTP{Host: "smtp.example.com", Port: 587, Username: "u", Password: "smtp-pass-c0ffee", From: "a@example.com", TLS: TLSStartTLS}
+	c.SMTP = SMTP{Host: "smtp.example.com", Port: 587, Username: "u", Password: "smtp-pass-c0ffee", From: "a@example.com", TLS: notify.TLSStartTLS}
 	c.SMS = SMS{BaseURL: "https://api.twilio.com", AccountSID: "AC1", AuthToken: "sms-token-d00d", From: "+12025550100"}
 	if err := c.Validate(); err != nil {
 		t.Fatalf("Validate: %v", err)

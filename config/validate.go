@@ -13,6 +13,7 @@ import (
 
 	"selfserve/connectors"
 	"selfserve/internal/dburl"
+	"selfserve/internal/notify"
 )
 
 // FieldError is one problem Validate or Load found: the field as it is
@@ -104,7 +105,7 @@ func (c *Config) Validate() error {
 		bad("smtp.port", "%d is out of range; use 1..65535 (or 0 for the default of the TLS mode)", s.Port)
 	}
 	switch s.TLS {
-	case TLSStartTLS, TLSImplicit, TLSNone:
+	case notify.TLSStartTLS, notify.TLSImplicit, notify.TLSNone:
 	default:
 		bad("smtp.tls", "%q is not a TLS mode; use starttls, tls or none", s.TLS)
 	}

@@ -483,7 +483,7 @@ func noticeChannels(cfg *config.Config) (map[store.Channel]notify.Sender, func()
 	}
 	closeAll := func() {}
 	if cfg.SMTP.Enabled() {
-		email, err := notify.NewEmail(notify.EmailConfig{Host: cfg.SMTP.Host, Port: cfg.SMTP.Port, TLS: notify.TLSMode(cfg.SMTP.TLS),
+		email, err := notify.NewEmail(notify.EmailConfig{Host: cfg.SMTP.Host, Port: cfg.SMTP.Port, TLS: cfg.SMTP.TLS,
 			Username: cfg.SMTP.Username, Password: cfg.SMTP.Password, From: cfg.SMTP.From})
 		if err != nil {
 			return nil, nil, err

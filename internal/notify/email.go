@@ -20,8 +20,8 @@ import (
 	"selfserve/internal/redact"
 )
 
-// TLSMode is how the SMTP connection is protected (cmd/selfserve maps the
-// configuration's smtp.tls to it).
+// TLSMode is how the SMTP connection is protected (the configuration's
+// smtp.tls is one: package config holds this type).
 type TLSMode string
 
 // The TLS modes.
