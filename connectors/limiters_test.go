@@ -21,11 +21,11 @@ func TestLimitersPerConnection(t *testing.T) {
 	if NewLimiters().For(KindITGlue, "1", 600, time.Minute) == a {
 		t.Fatal("two sets share a limiter")
 	}
-	if set.For(KindITGlue, "", 600, time.Minute) == set.For(KindITGlue, "", 600, time.Minute) {
+	if first := set.For(KindITGlue, "", 600, time.Minute); set.For(KindITGlue, "", 600, time.Minute) == first {
 		t.Fatal("limiters without an id are shared")
 	}
 	var none *Limiters
-	if none.For(KindITGlue, "1", 600, time.Minute) == none.For(KindITGlue, "1", 600, time.Minute) {
+	if first := none.For(KindITGlue, "1", 600, time.Minute); none.For(KindITGlue, "1", 600, time.Minute) == first {
 		t.Fatal("a nil set shares limiters")
 	}
 	c := set.For(KindITGlue, "1", 60, time.Minute)

@@ -150,17 +150,17 @@ func NewScheduler(opts SchedulerOptions, schedules *Schedules) (*asynq.PeriodicT
 			Location: time.UTC,
 			Logger:   asynqLogger{logger.With("component", "scheduler")},
 			LogLevel: asynq.WarnLevel,
+			// asynq gives no task on an error (EnqueueErrorHandler, which
+			// did, is deprecated): the error says which.
 			PostEnqueueFunc: func(info *asynq.TaskInfo, err error) {
-				if err == nil {
+				switch {
+				case err == nil:
 					logger.Info("scheduled task enqueued", "task_type", info.Type, "task_id", info.ID)
+				case errors.Is(err, asynq.ErrTaskIDConflict) || errors.Is(err, asynq.ErrDuplicateTask):
+					logger.Debug("scheduled task already enqueued by another replica", "err", err)
+				default:
+					logger.Error("could not enqueue a scheduled task", "err", err)
 				}
-			},
-			EnqueueErrorHandler: func(task *asynq.Task, _ []asynq.Option, err error) {
-				if errors.Is(err, asynq.ErrTaskIDConflict) || errors.Is(err, asynq.ErrDuplicateTask) {
-					logger.Debug("scheduled task already enqueued by another replica", "task_type", task.Type())
-					return
-				}
-				logger.Error("could not enqueue a scheduled task", "task_type", task.Type(), "err", err)
 			},
 		},
 	})

@@ -569,7 +569,7 @@ func (d *demoSender) send(ctx context.Context) error {
 			continue
 		}
 		last = at
-		d.offset.Store(int64(at.Sub(time.Now())))
+		d.offset.Store(int64(time.Until(at)))
 		if _, err := d.n.scanner.Scan(ctx); err != nil {
 			return err
 		}

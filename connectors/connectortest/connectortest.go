@@ -110,7 +110,7 @@ func checkUser(t *testing.T, u connectors.User) {
 	if u.PasswordNeverExpires && !u.PasswordExpiresAt.IsZero() {
 		t.Errorf("user %s never expires but has expiry %s", u.ExternalID, u.PasswordExpiresAt)
 	}
-	if u.LockedOut == false && !u.LockedOutAt.IsZero() {
+	if !u.LockedOut && !u.LockedOutAt.IsZero() {
 		t.Errorf("user %s is not locked out but has a lockout time", u.ExternalID)
 	}
 	for _, ts := range []time.Time{u.PasswordExpiresAt, u.PasswordLastSet, u.LockedOutAt} {

@@ -310,7 +310,7 @@ func (s *source) peopleLayout(ctx context.Context) (string, error) {
 	if len(others) > 0 {
 		similar = " (similar layouts: " + strings.Join(others, ", ") + ")"
 	}
-	return "", fmt.Errorf("Hudu asset layout %q: %w%s; set people_layout to the name of the layout that holds your contacts", s.layoutName, connectors.ErrNotFound, similar)
+	return "", fmt.Errorf("hudu asset layout %q: %w%s; set people_layout to the name of the layout that holds your contacts", s.layoutName, connectors.ErrNotFound, similar)
 }
 
 // pages yields the records under key of path, page by page from page 1,

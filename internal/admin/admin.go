@@ -40,7 +40,6 @@ import (
 
 	"selfserve/connectors"
 	"selfserve/internal/agentserver"
-	"selfserve/internal/connection"
 	"selfserve/internal/ops"
 	"selfserve/internal/secretbox"
 	"selfserve/internal/service"
@@ -164,11 +163,6 @@ func New(opts Options) (http.Handler, error) {
 		return nil, err
 	}
 	return a, nil
-}
-
-// connections opens and seals stored connections.
-func (a *api) connections() connection.Opener {
-	return connection.Opener{Registry: a.Registry, Box: a.Secrets}
 }
 
 // register adds a pattern, turning ServeMux's panic on a conflict into an

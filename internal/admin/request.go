@@ -25,11 +25,10 @@ type apiError = service.Error
 var errInternal = &apiError{Status: http.StatusInternalServerError, Code: "internal", Message: "internal error; the server log has the details"}
 
 // The shared constructors: badField is a 400 naming the field, conflict a
-// 409, unavailable a 503 (the server is not configured for the request).
+// 409.
 var (
-	badField    = service.BadField
-	conflict    = service.Conflict
-	unavailable = service.Unavailable
+	badField = service.BadField
+	conflict = service.Conflict
 )
 
 // apiErrorOf maps an error to what the client sees. Errors that are not the

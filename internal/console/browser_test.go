@@ -261,8 +261,7 @@ func TestBrowserInlineEditBadPhone(t *testing.T) {
 		chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`document.querySelector("%s input[name=value]").select()`, cell)),
 		chromedp.SendKeys(chromedp.CSS(cell+" input[name=value]"), "+1 555 0000001"+kb.Enter),
 		chromedp.WaitVisible(chromedp.CSS(cell+" .error")))
-	var msg string
-	msg = get(t, ctx, chromedp.Text(chromedp.CSS(cell+" .error")))
+	msg := get(t, ctx, chromedp.Text(chromedp.CSS(cell+" .error")))
 	if !strings.Contains(msg, "not a valid") {
 		t.Errorf("error shown: %q", msg)
 	}

@@ -29,9 +29,7 @@ func Parse(raw string) (Dialect, string, error) {
 		return "", "", errors.New("required: postgres://user:password@host:5432/db or sqlite:PATH")
 	}
 	if rest, ok := cutPrefixFold(raw, "sqlite:"); ok {
-		if strings.HasPrefix(rest, "//") {
-			rest = rest[2:] // sqlite:///abs/path → /abs/path
-		}
+		rest = strings.TrimPrefix(rest, "//") // sqlite:///abs/path → /abs/path
 		if rest == "" || strings.HasPrefix(rest, "?") {
 			return "", "", errors.New("sqlite: needs a file path, e.g. sqlite:selfserve.db or sqlite:///var/lib/selfserve/selfserve.db")
 		}

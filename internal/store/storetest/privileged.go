@@ -30,7 +30,7 @@ func testPrivileged(t *testing.T, s *store.Store) {
 	if len(res.Privileges) != 1 || res.Privileges[0].EndUserID != da.ID || !res.Privileges[0].After.Privileged || res.Privileges[0].Before.Privileged {
 		t.Fatalf("new privileged user: changes %+v", res.Privileges)
 	}
-	if da.Rules().Privileged != true {
+	if !da.Rules().Privileged {
 		t.Fatal("Rules() drops the flag")
 	}
 	// the same page (in the next run): nothing changes
