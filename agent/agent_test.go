@@ -482,7 +482,7 @@ func TestInterruptedWriteBackReported(t *testing.T) {
 			Payload: `{"account":{"external_id":"x"}}`, ExpiresAt: time.Now().Add(time.Minute)}); err != nil {
 			t.Fatal(err)
 		}
-		j, err := h.st.LeaseAgentJob(ctx, row, time.Now().Add(agentserver.WriteLease))
+		j, err := h.st.LeaseAgentJob(ctx, row, time.Now().Add(agentserver.WriteWait))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -528,6 +528,39 @@ func TestInterruptedWriteBackReported(t *testing.T) {
 			if time.Now().After(deadline) {
 				t.Fatalf("journal of job %d: %q %v; want it reported", j.ID, data, err)
 			}
+		}
+	}
+}
+
+// TestLateWriteBackNotCarriedOut: a write-back's lease ends when the end
+// user stops waiting; one that reaches the agent after that (here the
+// server's clock is two minutes past the job's deadline) is reported
+// failed and not carried out, so no end user is told "failed" about a
+// password that then changes.
+func TestLateWriteBackNotCarriedOut(t *testing.T) {
+	ctx := context.Background()
+	h := newHarness(t, storetest.Backends()[0].Open(t), "acme")
+	h.svc.Now = func() time.Time { return time.Now().Add(2 * time.Minute) }
+	a := h.enrol(sampleCSV(t))
+	job, err := h.st.CreateAgentJob(ctx, store.AgentJob{TenantID: h.tenant.ID, ConnectionID: h.conn.ID, Kind: store.AgentJobUnlock,
+		Payload: `{"account":{"external_id":"aturner","username":"aturner"}}`, ExpiresAt: time.Now().Add(time.Minute)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(t, a)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		j, err := h.st.AgentJob(ctx, h.tenant.ID, job.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if j.Finished() {
+			if j.State != store.AgentJobFailed || !strings.Contains(j.Reason, "after the end user stopped waiting") {
+				t.Fatalf("late write-back: %s %q; want failed, not carried out", j.State, j.Reason)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the agent did not report the late write-back; log:\n%s", h.logs)
 		}
 	}
 }

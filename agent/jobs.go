@@ -149,10 +149,19 @@ func (a *Agent) runWrite(ctx context.Context, job agentproto.Job) error {
 	if a.journalHas(job.ID) {
 		return a.report(ctx, job, agentproto.Result{Code: agentproto.ResultFailed, Reason: "the agent was interrupted while carrying this out before; it is not applied twice"})
 	}
+	// The lease ends when the end user stops waiting: a write-back that
+	// arrives later is not carried out, and the directory gets no more time
+	// than what is left of it (by the server's clock).
+	left := job.LeaseUntil.Sub(a.client.serverNow())
+	if left <= 0 {
+		return a.report(ctx, job, agentproto.Result{Code: agentproto.ResultFailed, Reason: "it reached the agent after the end user stopped waiting; not carried out"})
+	}
+	writeCtx, cancel := context.WithTimeout(ctx, left)
+	defer cancel()
 	if err := a.journalStart(job.ID); err != nil {
 		return a.report(ctx, job, agentproto.Result{Code: agentproto.ResultFailed, Reason: "the agent could not record the job: " + err.Error()})
 	}
-	res := a.write(ctx, job)
+	res := a.write(writeCtx, job)
 	err := a.report(ctx, job, res)
 	if err == nil {
 		a.journalDone(job.ID)

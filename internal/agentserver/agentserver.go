@@ -51,10 +51,15 @@ const (
 	// SyncLease is how long a sync job is held without a page or an
 	// extension before it is handed out again.
 	SyncLease = 2 * time.Minute
-	// WriteLease is how long an agent has to carry out a write-back.
-	WriteLease = 30 * time.Second
-	// WriteWait is how long a self-serve request waits for its write-back.
+	// WriteWait is how long a self-serve request waits for its write-back
+	// to be picked up and carried out: a write-back job expires, and its
+	// lease ends, this long after it was made. The agent starts no write
+	// after the lease and gives the directory no more time than it.
 	WriteWait = 20 * time.Second
+	// WriteReportGrace is how long after a write-back's lease its result is
+	// still taken (the agent's report is on its way); the request waits for
+	// it, and only then is the job failed for want of an answer.
+	WriteReportGrace = 5 * time.Second
 	// SealedLife bounds how long a sealed password is kept.
 	SealedLife = 5 * time.Minute
 	// SyncJobLife is how long a queued sync job waits for its agent.

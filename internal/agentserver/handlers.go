@@ -320,7 +320,7 @@ func (s *Service) expireJobs(ctx context.Context) error {
 	if now-last < 1000 || !s.expiredAt.CompareAndSwap(last, now) {
 		return nil
 	}
-	return s.Store.ExpireAgentJobs(ctx, SealedLife)
+	return s.Store.ExpireAgentJobs(ctx, SealedLife, WriteReportGrace)
 }
 
 func (s *Service) lease(ctx context.Context, a store.Agent) (agentproto.Job, error) {
@@ -332,7 +332,9 @@ func (s *Service) lease(ctx context.Context, a store.Agent) (agentproto.Job, err
 	if j.Kind == store.AgentJobSync {
 		return s.syncJob(ctx, a, j, out)
 	}
-	lu := s.now().Add(WriteLease)
+	// A write-back's lease ends when the end user stops waiting: the agent
+	// must not apply a password the end user was told did not take.
+	lu := j.ExpiresAt
 	if err := s.Store.ExtendAgentJob(ctx, a, j.ID, lu); err != nil {
 		return out, err
 	}

@@ -19,7 +19,8 @@ import (
 var ErrAgentFailed = errors.New("the connector could not carry it out")
 
 // Writer is the connectors.PasswordWriter of an agent connection: each
-// reset or unlock is a job for the agent, waited for up to WriteWait. A job
+// reset or unlock is a job for the agent, waited for up to WriteWait (and
+// WriteReportGrace for the agent's report). A job
 // is only created while the agent is online, so a reset is refused at once,
 // never queued to run later with a stale password.
 type Writer struct {
@@ -99,7 +100,10 @@ func (w *Writer) run(ctx context.Context, kind string, acct connectors.Account, 
 		return err
 	}
 	w.svc.announce()
-	deadline := time.NewTimer(WriteWait)
+	// Until the job's lease ends (WriteWait) and its report has had time to
+	// arrive: a job the agent took may be carried out up to the lease's end,
+	// so the end user is told its real outcome, not a guess.
+	deadline := time.NewTimer(WriteWait + WriteReportGrace)
 	defer deadline.Stop()
 	tick := time.NewTicker(w.svc.poll())
 	defer tick.Stop()
@@ -110,8 +114,11 @@ func (w *Writer) run(ctx context.Context, kind string, acct connectors.Account, 
 			return ctx.Err()
 		case <-deadline.C:
 			j, err := st.CancelAgentJob(context.WithoutCancel(ctx), w.conn.TenantID, job.ID, "the connector did not answer in time")
-			if err == nil && j.Finished() {
+			if err == nil && j.Finished() && j.Reason != "the connector did not answer in time" {
 				return jobError(j)
+			}
+			if err == nil && j.State == store.AgentJobLeased {
+				return fmt.Errorf("%w: your IT provider's connector took the request but did not confirm it in time; it may have been applied", ErrAgentFailed)
 			}
 			return fmt.Errorf("%w: your IT provider's connector did not answer in time", ErrAgentFailed)
 		case <-tick.C:

@@ -280,18 +280,19 @@ func (s *Store) HeldAgentJob(ctx context.Context, a Agent, id int64) (AgentJob, 
 
 // ExpireAgentJobs ends what ran out of time: a queued job past its expiry
 // fails; a leased write-back whose lease ran out fails (it is never
-// delivered twice: the agent may have applied it); a leased sync whose
+// delivered twice: the agent may have applied it), once reportGrace more
+// has passed for its result to arrive; a leased sync whose
 // lease ran out is queued again (its pages are idempotent and the run
 // resumes from its saved position). Sealed passwords older than
 // sealedLife are dropped.
-func (s *Store) ExpireAgentJobs(ctx context.Context, sealedLife time.Duration) error {
+func (s *Store) ExpireAgentJobs(ctx context.Context, sealedLife, reportGrace time.Duration) error {
 	now := s.stamp()
 	stmts := []struct {
 		q    string
 		args []any
 	}{
 		{`UPDATE agent_jobs SET state = 'failed', result = 'failed', reason = 'the connector did not pick it up in time', sealed = NULL, updated_at = ? WHERE state = 'queued' AND expires_at < ?`, []any{now, now}},
-		{`UPDATE agent_jobs SET state = 'failed', result = 'failed', reason = 'the connector stopped answering while carrying it out', sealed = NULL, updated_at = ? WHERE state = 'leased' AND kind <> 'sync' AND lease_until < ?`, []any{now, now}},
+		{`UPDATE agent_jobs SET state = 'failed', result = 'failed', reason = 'the connector stopped answering while carrying it out', sealed = NULL, updated_at = ? WHERE state = 'leased' AND kind <> 'sync' AND lease_until < ?`, []any{now, now.Add(-reportGrace)}},
 		{`UPDATE agent_jobs SET state = 'queued', agent_id = NULL, lease_until = NULL, updated_at = ? WHERE state = 'leased' AND kind = 'sync' AND lease_until < ?`, []any{now, now}},
 		{`UPDATE agent_jobs SET sealed = NULL WHERE sealed IS NOT NULL AND created_at < ?`, []any{now.Add(-sealedLife)}},
 	}
