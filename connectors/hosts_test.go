@@ -7,12 +7,13 @@ import (
 	"testing"
 
 	"selfserve/connectors"
+	"selfserve/connectors/shipped"
 )
 
 // TestCheckHost: PSA connections may call their vendor's documented cloud
 // hosts, and other hosts only when the operator allows them.
 func TestCheckHost(t *testing.T) {
-	reg := registry()
+	reg := shipped.Registry()
 	allowed := []string{"127.0.0.1", "*.msp.example", "psa.acme.example"}
 	cases := []struct {
 		kind     connectors.Kind

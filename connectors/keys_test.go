@@ -9,24 +9,8 @@ import (
 	"testing"
 
 	"selfserve/connectors"
-	"selfserve/connectors/connectwise"
-	"selfserve/connectors/file"
-	"selfserve/connectors/graph"
-	"selfserve/connectors/hudu"
-	"selfserve/connectors/itglue"
-	"selfserve/connectors/ldap"
+	"selfserve/connectors/shipped"
 )
-
-func registry() connectors.Registry {
-	return connectors.NewRegistry(map[connectors.Kind]func() connectors.Config{
-		connectors.KindAD:          func() connectors.Config { return new(ldap.Config) },
-		connectors.KindFile:        func() connectors.Config { return new(file.Config) },
-		connectors.KindITGlue:      func() connectors.Config { return new(itglue.Config) },
-		connectors.KindHudu:        func() connectors.Config { return new(hudu.Config) },
-		connectors.KindConnectWise: func() connectors.Config { return new(connectwise.Config) },
-		connectors.KindAzure:       func() connectors.Config { return new(graph.Config) },
-	})
-}
 
 // TestKeysDeclared: each connector's secrets and endpoint settings are the
 // ones its Config declares.
@@ -39,7 +23,7 @@ func TestKeysDeclared(t *testing.T) {
 		connectors.KindConnectWise: {[]string{"private_key", "public_key"}, []string{"base_url", "site"}, nil},
 		connectors.KindFile:        {nil, nil, []string{"path"}},
 	}
-	reg := registry()
+	reg := shipped.Registry()
 	for kind, w := range want {
 		k, ok := reg.Keys(kind)
 		if !ok {
@@ -60,7 +44,7 @@ func TestKeysDeclared(t *testing.T) {
 // secrets and an unknown key are refused, naming the key (and the known
 // ones), never quoting a secret.
 func TestDecodeKeepsKeysInTheirPlace(t *testing.T) {
-	reg := registry()
+	reg := shipped.Registry()
 	cases := []struct {
 		kind              connectors.Kind
 		settings, secrets string
@@ -101,7 +85,7 @@ func TestDecodeKeepsKeysInTheirPlace(t *testing.T) {
 // secrets were told apart still opens (the secret is read as a secret), and
 // RedactSettings never shows its value.
 func TestStoredSecretsUnderSettings(t *testing.T) {
-	reg := registry()
+	reg := shipped.Registry()
 	settings := json.RawMessage(`{"base_url":"https://acme.huducloud.com","api_key":"hunter2"}`)
 	redacted := reg.RedactSettings(connectors.KindHudu, settings)
 	if strings.Contains(string(redacted), "hunter2") || !strings.Contains(string(redacted), `"api_key":"[redacted]"`) || !strings.Contains(string(redacted), "acme.huducloud.com") {
@@ -141,7 +125,7 @@ func TestSettingsEqual(t *testing.T) {
 // TestFieldsDescribeTheForm: each field has the type a form asks for, in
 // the order the Config declares it.
 func TestFieldsDescribeTheForm(t *testing.T) {
-	fields, ok := registry().Fields(connectors.KindAD)
+	fields, ok := shipped.Registry().Fields(connectors.KindAD)
 	if !ok {
 		t.Fatal("ad is not known")
 	}
@@ -161,7 +145,7 @@ func TestFieldsDescribeTheForm(t *testing.T) {
 	if !byKey["bind_password"].Secret || byKey["base_dn"].Secret || !byKey["ca_file"].File {
 		t.Errorf("marks: %+v %+v %+v", byKey["bind_password"], byKey["base_dn"], byKey["ca_file"])
 	}
-	if _, ok := registry().Fields("nope"); ok {
+	if _, ok := shipped.Registry().Fields("nope"); ok {
 		t.Error("an unknown kind has fields")
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"selfserve/connectors/shipped"
 	"time"
 
 	"selfserve/agent"
@@ -85,7 +86,7 @@ func runAgentEnrol(ctx context.Context, c *cli, args []string) error {
 	}
 	var dc *agent.DirectoryConfig
 	if *directory != "" {
-		d, err := agent.ReadDirectoryConfig(*directory, newRegistry())
+		d, err := agent.ReadDirectoryConfig(*directory, shipped.Registry())
 		if err != nil {
 			return err
 		}
@@ -115,7 +116,7 @@ func runAgentConfigure(ctx context.Context, c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	dc, err := agent.ReadDirectoryConfig(*directory, newRegistry())
+	dc, err := agent.ReadDirectoryConfig(*directory, shipped.Registry())
 	if err != nil {
 		return err
 	}
@@ -168,6 +169,6 @@ func runAgentRun(ctx context.Context, c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	a := &agent.Agent{State: st, Registry: newRegistry(), Logger: slog.New(handler), Now: agentNow}
+	a := &agent.Agent{State: st, Registry: shipped.Registry(), Logger: slog.New(handler), Now: agentNow}
 	return agent.RunService(ctx, a)
 }

@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"selfserve/connectors/shipped"
 	"slices"
 	"strconv"
 	"strings"
@@ -630,7 +631,7 @@ func newDirect(t *testing.T, info dcInfo, key string) *direct {
 	if err != nil {
 		t.Fatal(err)
 	}
-	reg := newRegistry()
+	reg := shipped.Registry()
 	if d.tenant, _, err = d.st.UpsertTenant(ctx, store.Tenant{Name: "direct-msp", Subscription: rules.SubscriptionBundle, SelfServe: true, TimeZone: "UTC", SendHour: 9, ReminderDays: 10}); err != nil {
 		t.Fatal(err)
 	}

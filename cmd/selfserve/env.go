@@ -10,34 +10,13 @@ import (
 
 	"selfserve/config"
 	"selfserve/connectors"
-	agentconn "selfserve/connectors/agent"
-	"selfserve/connectors/connectwise"
-	"selfserve/connectors/file"
-	"selfserve/connectors/graph"
-	"selfserve/connectors/hudu"
-	"selfserve/connectors/itglue"
-	"selfserve/connectors/ldap"
+	"selfserve/connectors/shipped"
 	"selfserve/internal/agentserver"
 	"selfserve/internal/importer"
 	"selfserve/internal/secretbox"
 	"selfserve/internal/store"
 	"selfserve/worker"
 )
-
-// newRegistry returns the connector kinds this binary knows, with an empty
-// set of per-connection limiters. A process builds one (cli.registry) so that
-// every source opened on a connection shares its limiter.
-func newRegistry() connectors.Registry {
-	return connectors.NewRegistry(map[connectors.Kind]func() connectors.Config{
-		connectors.KindAD:          func() connectors.Config { return new(ldap.Config) },
-		connectors.KindFile:        func() connectors.Config { return new(file.Config) },
-		connectors.KindITGlue:      func() connectors.Config { return new(itglue.Config) },
-		connectors.KindHudu:        func() connectors.Config { return new(hudu.Config) },
-		connectors.KindConnectWise: func() connectors.Config { return new(connectwise.Config) },
-		connectors.KindAzure:       func() connectors.Config { return new(graph.Config) },
-		connectors.KindAgent:       func() connectors.Config { return new(agentconn.Config) },
-	})
-}
 
 // cli is what commands share: the configuration and what is opened from it,
 // each opened on first use and closed at exit.
@@ -58,7 +37,7 @@ type cli struct {
 // registry returns the process's one connector registry.
 func (c *cli) registry() connectors.Registry {
 	if len(c.reg.Kinds()) == 0 {
-		c.reg = newRegistry()
+		c.reg = shipped.Registry()
 	}
 	return c.reg
 }

@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"selfserve/connectors/shipped"
 	"strings"
 	"sync"
 	"testing"
@@ -69,8 +70,8 @@ func TestRemoteCommands(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	queue := &inlineQueue{im: &importer.Importer{MaxRemovalShare: 0.3, Store: st, Registry: newRegistry()}}
-	h, err := admin.New(admin.Options{Store: st, Registry: newRegistry(), Enqueuer: queue})
+	queue := &inlineQueue{im: &importer.Importer{MaxRemovalShare: 0.3, Store: st, Registry: shipped.Registry()}}
+	h, err := admin.New(admin.Options{Store: st, Registry: shipped.Registry(), Enqueuer: queue})
 	if err != nil {
 		t.Fatal(err)
 	}

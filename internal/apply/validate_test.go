@@ -6,26 +6,9 @@ import (
 	"strings"
 	"testing"
 
-	"selfserve/connectors"
-	"selfserve/connectors/connectwise"
-	"selfserve/connectors/file"
-	"selfserve/connectors/graph"
-	"selfserve/connectors/hudu"
-	"selfserve/connectors/itglue"
-	"selfserve/connectors/ldap"
+	"selfserve/connectors/shipped"
 	"selfserve/internal/apply"
 )
-
-func registry() connectors.Registry {
-	return connectors.NewRegistry(map[connectors.Kind]func() connectors.Config{
-		connectors.KindAD:          func() connectors.Config { return new(ldap.Config) },
-		connectors.KindFile:        func() connectors.Config { return new(file.Config) },
-		connectors.KindITGlue:      func() connectors.Config { return new(itglue.Config) },
-		connectors.KindHudu:        func() connectors.Config { return new(hudu.Config) },
-		connectors.KindConnectWise: func() connectors.Config { return new(connectwise.Config) },
-		connectors.KindAzure:       func() connectors.Config { return new(graph.Config) },
-	})
-}
 
 // validate parses and validates body, returning the error text ("" when
 // the file is valid).
@@ -33,7 +16,7 @@ func validate(t *testing.T, body string) string {
 	t.Helper()
 	f, err := apply.Parse("apply.yaml", []byte(body))
 	if err == nil {
-		err = f.Validate(apply.Options{Registry: registry(), AllowedPSAHosts: []string{"psa.acme.example"},
+		err = f.Validate(apply.Options{Registry: shipped.Registry(), AllowedPSAHosts: []string{"psa.acme.example"},
 			Env: func(string) (string, bool) { return "from-env", true }})
 	}
 	if err == nil {

@@ -13,29 +13,8 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
 
-	"selfserve/connectors"
-	agentconn "selfserve/connectors/agent"
-	"selfserve/connectors/connectwise"
-	"selfserve/connectors/file"
-	"selfserve/connectors/graph"
-	"selfserve/connectors/hudu"
-	"selfserve/connectors/itglue"
-	"selfserve/connectors/ldap"
 	"selfserve/internal/store"
 )
-
-// testRegistry knows every kind the server ships.
-func testRegistry() connectors.Registry {
-	return connectors.NewRegistry(map[connectors.Kind]func() connectors.Config{
-		connectors.KindAD:          func() connectors.Config { return new(ldap.Config) },
-		connectors.KindFile:        func() connectors.Config { return new(file.Config) },
-		connectors.KindITGlue:      func() connectors.Config { return new(itglue.Config) },
-		connectors.KindHudu:        func() connectors.Config { return new(hudu.Config) },
-		connectors.KindConnectWise: func() connectors.Config { return new(connectwise.Config) },
-		connectors.KindAzure:       func() connectors.Config { return new(graph.Config) },
-		connectors.KindAgent:       func() connectors.Config { return new(agentconn.Config) },
-	})
-}
 
 // byID selects an element by id (ours hold dots: settings.url).
 func byID(id string) chromedp.CSS { return chromedp.CSS(fmt.Sprintf(`[id=%q]`, id)) }

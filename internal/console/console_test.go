@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"selfserve/connectors/shipped"
 	"strings"
 	"sync"
 	"testing"
@@ -119,7 +120,7 @@ func setup(t *testing.T, users int) *bundle {
 		b.logins[role] = b.addLogin(t, b.tenant, string(role)+"@acme.example", role, role == store.RoleSuper)
 	}
 	b.addLogin(t, b.other, "super@rival.example", store.RoleSuper, true)
-	svc := &service.Service{Store: st, Enqueuer: b.queue, Registry: testRegistry(), Secrets: box,
+	svc := &service.Service{Store: st, Enqueuer: b.queue, Registry: shipped.Registry(), Secrets: box,
 		Agents: &agentserver.Service{Store: st}, PublicURL: "https://selfserve.example"}
 	con, err := New(Options{Service: svc, Secrets: box, MonitoringPath: "/monitoring"})
 	must(t, err)
