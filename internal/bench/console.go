@@ -23,8 +23,8 @@ const consoleRequests = 50
 // ConsolePage measures the console's end-users page of a customer with n
 // end users (10,000 at full size): the first page of 100, filtered by
 // status (Registration Complete) and sorted by username, as a signed-in
-// technician's browser asks for it (the session check, then the customer,
-// count, rows and refused values in one statement, then the HTML). The
+// technician's browser asks for it (the session check; the customer, rows
+// and refused values in one statement; the count; the HTML). The
 // baseline is the bare SQL query selecting the same 100 rows, read into
 // memory. Each side is timed over 50 requests. The target: within
 // 2 × the bare query.

@@ -194,25 +194,22 @@ type CustomerPage struct {
 	Total int
 }
 
-// pageRowCounted is a row of EndUserPage's statement.
-type pageRowCounted struct {
+// pageRowWithCustomer is a row of EndUserPage's statement.
+type pageRowWithCustomer struct {
 	PageRow
 	Customer Customer `db:"c"`
-	Total    int      `db:"total"`
 }
 
 // EndUserPage returns the tenant's customer q.CustomerID (ErrNotFound if
 // it has none such) and one page of its end users matching q, with their
 // refused values, and how many match in all.
 //
-// One statement answers all three (a page of a console is a round trip
-// to the database, not four): the matching rows are read once into a
-// narrow set (id and sort key), which gives the count and the page's ids;
-// only the page's rows are then read whole, with their refusals and the
-// customer. (The sort keys are expressions no index orders, so the
-// database reads every matching row to sort anyway: counting them costs no
-// second scan.) A page with no rows asks again for the customer and, past
-// the first page, the count.
+// One statement reads the page's rows with their refusals and the
+// customer, asking for one row more than the page holds: when that row
+// does not come, the page is the last and the count is known without
+// counting (a search usually fits on one page). Only when more rows
+// follow, or a page past the last is asked for, does a second statement
+// count them. (A page without rows asks for the customer apart.)
 func (s *Store) EndUserPage(ctx context.Context, tenantID int64, q EndUserQuery) (CustomerPage, error) {
 	w, args := s.endUserWhere(tenantID, q)
 	col, ok := sortSQL[q.Sort]
@@ -227,40 +224,45 @@ func (s *Store) EndUserPage(ctx context.Context, tenantID int64, q EndUserQuery)
 	if limit <= 0 {
 		limit = 100
 	}
+	offset := max(q.Offset, 0)
 	customer := make([]string, 0, 9)
 	for _, n := range selectNames(customerColumns) {
 		customer = append(customer, fmt.Sprintf(`c.%s AS "c.%s"`, n, n))
 	}
-	query := fmt.Sprintf(`WITH m AS (SELECT id, %s AS sort_key FROM end_users WHERE %s)
-		SELECT %s, re.value AS refused_email, re.reason AS refused_email_reason, rm.value AS refused_mobile, rm.reason AS refused_mobile_reason,
-			%s, (SELECT COUNT(*) FROM m) AS total
-		FROM (SELECT id, sort_key FROM m ORDER BY sort_key %s, id %s LIMIT %d OFFSET %d) p
-		JOIN end_users u ON u.id = p.id
+	query := fmt.Sprintf(`SELECT %s, re.value AS refused_email, re.reason AS refused_email_reason, rm.value AS refused_mobile, rm.reason AS refused_mobile_reason, %s
+		FROM (SELECT %s FROM end_users WHERE %s ORDER BY %s %s, id %s LIMIT %d OFFSET %d) u
 		CROSS JOIN (SELECT %s FROM customers WHERE tenant_id = ? AND id = ?) c
 		LEFT JOIN end_user_refusals re ON re.tenant_id = u.tenant_id AND re.end_user_id = u.id AND re.field = 'email'
 		LEFT JOIN end_user_refusals rm ON rm.tenant_id = u.tenant_id AND rm.end_user_id = u.id AND rm.field = 'mobile'
-		ORDER BY p.sort_key %s, p.id %s`,
-		col, w, qualified("u", endUserColumns), strings.Join(customer, ", "), dir, dir, limit, max(q.Offset, 0), customerColumns, dir, dir)
-	var rows []pageRowCounted
+		ORDER BY u.sort_key %s, u.id %s`,
+		qualified("u", endUserColumns), strings.Join(customer, ", "), endUserColumns+", "+col+" AS sort_key", w, col, dir, dir, limit+1, offset,
+		customerColumns, dir, dir)
+	var rows []pageRowWithCustomer
 	if err := s.list(ctx, &rows, query, append(args, tenantID, q.CustomerID)...); err != nil {
 		return CustomerPage{}, fmt.Errorf("list end users: %w", err)
 	}
+	var page CustomerPage
 	if len(rows) > 0 {
-		page := CustomerPage{Customer: rows[0].Customer, Rows: make([]PageRow, len(rows)), Total: rows[0].Total}
-		for i, r := range rows {
-			page.Rows[i] = r.PageRow
+		page.Customer = rows[0].Customer
+	} else {
+		cu, err := s.Customer(ctx, tenantID, q.CustomerID)
+		if err != nil {
+			return CustomerPage{}, err
 		}
+		page.Customer = cu
+	}
+	more := len(rows) > limit
+	rows = rows[:min(len(rows), limit)]
+	page.Rows = make([]PageRow, len(rows))
+	for i, r := range rows {
+		page.Rows[i] = r.PageRow
+	}
+	if !more && (len(rows) > 0 || offset == 0) {
+		page.Total = offset + len(rows)
 		return page, nil
 	}
-	cu, err := s.Customer(ctx, tenantID, q.CustomerID)
-	if err != nil {
-		return CustomerPage{}, err
-	}
-	page := CustomerPage{Customer: cu, Rows: []PageRow{}}
-	if q.Offset > 0 {
-		if err := s.get(ctx, &page.Total, `SELECT COUNT(*) FROM end_users WHERE `+w, args...); err != nil {
-			return CustomerPage{}, fmt.Errorf("count end users: %w", err)
-		}
+	if err := s.get(ctx, &page.Total, `SELECT COUNT(*) FROM end_users WHERE `+w, args...); err != nil {
+		return CustomerPage{}, fmt.Errorf("count end users: %w", err)
 	}
 	return page, nil
 }
