@@ -255,18 +255,11 @@ var truncate = service.Truncate
 // metacharacters (quotes, ;, *, parentheses, backslashes, NUL) are refused
 // with a 400 naming the field before anything is stored.
 
-// checkName checks a display name (service.CheckName).
-var checkName = service.CheckName
-
 // checkSlug checks an identifier such as a connection's name.
 var checkSlug = service.CheckSlug
 
 // checkExternalID checks a PSA id (service.CheckExternalID).
 var checkExternalID = service.CheckExternalID
-
-// checkTimeZone checks an IANA time zone name ("" is allowed when
-// allowEmpty).
-var checkTimeZone = service.CheckTimeZone
 
 // checkCode checks an identifier of ours used as a filter (an audit
 // action or object type).
