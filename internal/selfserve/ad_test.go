@@ -6,7 +6,6 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"fmt"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,11 +19,7 @@ import (
 
 	"selfserve/connectors"
 	"selfserve/connectors/ldap"
-	"selfserve/internal/connection"
-	"selfserve/internal/importer"
 	"selfserve/internal/rules"
-	"selfserve/internal/secretbox"
-	"selfserve/internal/selfserve"
 	"selfserve/internal/store"
 )
 
@@ -151,25 +146,12 @@ func lower(s string) string { return strings.ToLower(s) }
 func adHarness(t *testing.T, info adInfo) *harness {
 	t.Helper()
 	ctx := context.Background()
-	st := storeForTest(t)
-	box, err := secretbox.New(testKey)
-	must(t, err)
-	reg := connectors.NewRegistry(map[connectors.Kind]func() connectors.Config{connectors.KindAD: func() connectors.Config { return new(ldap.Config) }})
-	opener := connection.Opener{Registry: reg, Box: box}
-	tn, _, err := st.UpsertTenant(ctx, store.Tenant{Name: "acme", Subscription: rules.SubscriptionBundle, SelfServe: true, TimeZone: "UTC", SendHour: 9, ReminderDays: 10})
-	must(t, err)
-	cu, _, err := st.UpsertCustomer(ctx, store.Customer{TenantID: tn.ID, Name: "Corp", TimeZone: "UTC", DefaultRegion: "US"})
-	must(t, err)
 	settings, _ := json.Marshal(map[string]any{"url": info.LDAPSURL, "base_dn": "OU=Staff," + info.BaseDN, "ca_file": info.CACert})
 	secrets, _ := json.Marshal(map[string]string{"bind_dn": info.BindDN, "bind_password": info.BindPass})
-	sealed, err := opener.SealSecrets(secrets)
-	must(t, err)
-	conn, _, err := st.UpsertConnection(ctx, store.Connection{TenantID: tn.ID, CustomerID: &cu.ID, Name: "corp-ad", Kind: connectors.KindAD,
-		Settings: settings, SealedSecrets: sealed, EnableSelfServe: true}, false)
-	must(t, err)
-	im := &importer.Importer{Store: st, Registry: reg, Secrets: box}
-	res, err := im.Sync(ctx, importer.Request{TenantID: tn.ID, ConnectionID: conn.ID, Full: true, Trigger: "test"})
-	must(t, err)
+	d := newDirectoryTenant(t, connectors.KindAD, func() connectors.Config { return new(ldap.Config) },
+		store.Customer{Name: "Corp", TimeZone: "UTC", DefaultRegion: "US"}, "corp-ad", settings, secrets)
+	st, tn := d.st, d.tenant
+	res := d.importAll(t)
 	if res.Run.Created < seededUsers {
 		t.Fatalf("imported %d users, want %d: %+v", res.Run.Created, seededUsers, res.Run)
 	}
@@ -185,13 +167,7 @@ func adHarness(t *testing.T, info adInfo) *harness {
 		_, _, err = st.SetContact(ctx, tn.ID, us[0].ID, nil, &mobile, rules.ProvenanceManual)
 		must(t, err)
 	}
-	h := &harness{t: t, st: st, rd: miniRedis(t), outbox: t.TempDir(), log: &syncBuffer{}, ip: "203.0.113.9", tenant: tn}
-	dirs := &selfserve.ConnectionWriters{Opener: opener}
-	t.Cleanup(dirs.Close)
-	h.svc = h.service(harnessOptions{dirs: dirs, floor: -1})
-	h.srv = httptest.NewServer(h.svc.Handler())
-	t.Cleanup(h.srv.Close)
-	return h
+	return d.serve(t, "203.0.113.9")
 }
 
 // TestADResetAndUnlock: a reset through the API lets the end user bind

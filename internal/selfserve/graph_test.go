@@ -4,18 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 
 	"selfserve/connectors"
 	"selfserve/connectors/graph"
 	"selfserve/connectors/graph/fakegraph"
-	"selfserve/internal/connection"
 	"selfserve/internal/importer"
 	"selfserve/internal/rules"
-	"selfserve/internal/secretbox"
-	"selfserve/internal/selfserve"
 	"selfserve/internal/store"
 )
 
@@ -24,7 +20,6 @@ import (
 // before, if set, runs before the import (to store AD end users).
 func entraHarness(t *testing.T, before func(st *store.Store, tn store.Tenant, cu store.Customer), users ...fakegraph.User) (*harness, *fakegraph.Server) {
 	t.Helper()
-	ctx := context.Background()
 	fg := fakegraph.New(fakegraph.Options{})
 	t.Cleanup(fg.Close)
 	for _, u := range users {
@@ -32,36 +27,16 @@ func entraHarness(t *testing.T, before func(st *store.Store, tn store.Tenant, cu
 	}
 	ca, err := fg.WriteCAFile(t.TempDir())
 	must(t, err)
-	st := storeForTest(t)
-	box, err := secretbox.New(testKey)
-	must(t, err)
-	reg := connectors.NewRegistry(map[connectors.Kind]func() connectors.Config{connectors.KindAzure: func() connectors.Config { return new(graph.Config) }})
-	opener := connection.Opener{Registry: reg, Box: box}
-	tn, _, err := st.UpsertTenant(ctx, store.Tenant{Name: "acme", Subscription: rules.SubscriptionBundle, SelfServe: true, TimeZone: "UTC", SendHour: 9, ReminderDays: 10})
-	must(t, err)
-	cu, _, err := st.UpsertCustomer(ctx, store.Customer{TenantID: tn.ID, Name: "Contoso", TimeZone: "Europe/London", DefaultRegion: "GB"})
-	must(t, err)
 	settings, _ := json.Marshal(map[string]any{"azure_tenant_id": fg.TenantID(), "client_id": fg.ClientID(), "graph_url": fg.GraphURL(),
 		"authority_url": fg.AuthorityURL(), "ca_file": ca, "requests_per_second": 1000})
-	sealed, err := opener.SealSecrets(json.RawMessage(`{"client_secret":"` + fg.ClientSecret() + `"}`))
-	must(t, err)
-	conn, _, err := st.UpsertConnection(ctx, store.Connection{TenantID: tn.ID, CustomerID: &cu.ID, Name: "contoso-entra", Kind: connectors.KindAzure,
-		Settings: settings, SealedSecrets: sealed, EnableSelfServe: true}, false)
-	must(t, err)
+	d := newDirectoryTenant(t, connectors.KindAzure, func() connectors.Config { return new(graph.Config) },
+		store.Customer{Name: "Contoso", TimeZone: "Europe/London", DefaultRegion: "GB"}, "contoso-entra",
+		settings, json.RawMessage(`{"client_secret":"`+fg.ClientSecret()+`"}`))
 	if before != nil {
-		before(st, tn, cu)
+		before(d.st, d.tenant, d.customer)
 	}
-	im := &importer.Importer{Store: st, Registry: reg, Secrets: box}
-	if _, err := im.Sync(ctx, importer.Request{TenantID: tn.ID, ConnectionID: conn.ID, Full: true, Trigger: "test"}); err != nil {
-		t.Fatal(err)
-	}
-	h := &harness{t: t, st: st, rd: miniRedis(t), outbox: t.TempDir(), log: &syncBuffer{}, ip: "203.0.113.10", tenant: tn}
-	dirs := &selfserve.ConnectionWriters{Opener: opener}
-	t.Cleanup(dirs.Close)
-	h.svc = h.service(harnessOptions{dirs: dirs, floor: -1})
-	h.srv = httptest.NewServer(h.svc.Handler())
-	t.Cleanup(h.srv.Close)
-	return h, fg
+	d.importAll(t)
+	return d.serve(t, "203.0.113.10"), fg
 }
 
 // TestEntraWriteBack: a cloud-only user's reset is a Graph PATCH of its

@@ -12,7 +12,9 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"selfserve/internal/connection"
 	"selfserve/internal/importer"
+	"selfserve/internal/secretbox"
 	"strings"
 	"sync"
 	"testing"
@@ -348,4 +350,64 @@ func mustPrefixes(t testing.TB, s string) []netip.Prefix {
 	p, err := config.ParsePrefixes(strings.Split(s, ","))
 	must(t, err)
 	return p
+}
+
+// directoryTenant is a tenant with one customer and that customer's
+// self-serve directory connection, its secrets sealed, in a store of its
+// own: what the directory write-back tests (AD, Entra) start from.
+type directoryTenant struct {
+	st       *store.Store
+	reg      connectors.Registry
+	box      *secretbox.Box
+	tenant   store.Tenant
+	customer store.Customer
+	conn     store.Connection
+}
+
+// newDirectoryTenant stores tenant "acme", customer cu and its connection
+// name of kind (built by config) with settings and secrets.
+func newDirectoryTenant(t *testing.T, kind connectors.Kind, config func() connectors.Config, cu store.Customer, name string, settings, secrets json.RawMessage) directoryTenant {
+	t.Helper()
+	ctx := context.Background()
+	d := directoryTenant{st: storeForTest(t), reg: connectors.NewRegistry(map[connectors.Kind]func() connectors.Config{kind: config})}
+	var err error
+	d.box, err = secretbox.New(testKey)
+	must(t, err)
+	d.tenant, _, err = d.st.UpsertTenant(ctx, store.Tenant{Name: "acme", Subscription: rules.SubscriptionBundle, SelfServe: true, TimeZone: "UTC", SendHour: 9, ReminderDays: 10})
+	must(t, err)
+	cu.TenantID = d.tenant.ID
+	d.customer, _, err = d.st.UpsertCustomer(ctx, cu)
+	must(t, err)
+	sealed, err := d.opener().SealSecrets(secrets)
+	must(t, err)
+	d.conn, _, err = d.st.UpsertConnection(ctx, store.Connection{TenantID: d.tenant.ID, CustomerID: &d.customer.ID, Name: name, Kind: kind,
+		Settings: settings, SealedSecrets: sealed, EnableSelfServe: true}, false)
+	must(t, err)
+	return d
+}
+
+func (d directoryTenant) opener() connection.Opener {
+	return connection.Opener{Registry: d.reg, Box: d.box}
+}
+
+// importAll runs a full sync of the connection.
+func (d directoryTenant) importAll(t *testing.T) importer.Result {
+	t.Helper()
+	im := &importer.Importer{Store: d.st, Registry: d.reg, Secrets: d.box}
+	res, err := im.Sync(context.Background(), importer.Request{TenantID: d.tenant.ID, ConnectionID: d.conn.ID, Full: true, Trigger: "test"})
+	must(t, err)
+	return res
+}
+
+// serve returns a harness serving the tenant with the real directory
+// writers, its requests coming from ip.
+func (d directoryTenant) serve(t *testing.T, ip string) *harness {
+	t.Helper()
+	h := &harness{t: t, st: d.st, rd: miniRedis(t), outbox: t.TempDir(), log: &syncBuffer{}, ip: ip, tenant: d.tenant}
+	dirs := &selfserve.ConnectionWriters{Opener: d.opener()}
+	t.Cleanup(dirs.Close)
+	h.svc = h.service(harnessOptions{dirs: dirs, floor: -1})
+	h.srv = httptest.NewServer(h.svc.Handler())
+	t.Cleanup(h.srv.Close)
+	return h
 }
