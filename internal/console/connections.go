@@ -167,11 +167,8 @@ func (c *Console) showConnection(w http.ResponseWriter, r *http.Request, s *sess
 // startImport sets the connection's "Enable Self Serve" default and starts
 // a run: a sync for directories, a customer import for PSAs.
 func (c *Console) startImport(w http.ResponseWriter, r *http.Request, s *session) error {
-	id, err := pathID(r)
+	id, err := postedID(r, "enable_self_serve", "mode")
 	if err != nil {
-		return err
-	}
-	if err := onlyFields(r, "enable_self_serve", "mode"); err != nil {
 		return err
 	}
 	on, err := parseEnabled(r.PostForm.Get("enable_self_serve"))
@@ -650,11 +647,8 @@ func (c *Console) saveConnection(w http.ResponseWriter, r *http.Request, s *sess
 // testConnection runs the API's connection test and shows its result: in
 // place for htmx, else on the connection's page.
 func (c *Console) testConnection(w http.ResponseWriter, r *http.Request, s *session) error {
-	id, err := pathID(r)
+	id, err := postedID(r)
 	if err != nil {
-		return err
-	}
-	if err := onlyFields(r); err != nil {
 		return err
 	}
 	res, err := c.svc.TestConnection(r.Context(), s.actor, id)
@@ -670,11 +664,8 @@ func (c *Console) testConnection(w http.ResponseWriter, r *http.Request, s *sess
 
 // issueInstallCode makes an agent install code and shows it, once.
 func (c *Console) issueInstallCode(w http.ResponseWriter, r *http.Request, s *session) error {
-	id, err := pathID(r)
+	id, err := postedID(r)
 	if err != nil {
-		return err
-	}
-	if err := onlyFields(r); err != nil {
 		return err
 	}
 	code, err := c.svc.IssueInstallCode(r.Context(), s.actor, id)
@@ -685,11 +676,8 @@ func (c *Console) issueInstallCode(w http.ResponseWriter, r *http.Request, s *se
 }
 
 func (c *Console) revokeAgent(w http.ResponseWriter, r *http.Request, s *session) error {
-	id, err := pathID(r)
+	id, err := postedID(r)
 	if err != nil {
-		return err
-	}
-	if err := onlyFields(r); err != nil {
 		return err
 	}
 	if err := c.svc.RevokeAgent(r.Context(), s.actor, id); err != nil {

@@ -123,11 +123,8 @@ func (c *Console) linkPage(w http.ResponseWriter, r *http.Request, s *session) e
 }
 
 func (c *Console) linkCustomer(w http.ResponseWriter, r *http.Request, s *session) error {
-	id, err := pathID(r)
+	id, err := postedID(r, linkFields...)
 	if err != nil {
-		return err
-	}
-	if err := onlyFields(r, linkFields...); err != nil {
 		return err
 	}
 	ctx := r.Context()

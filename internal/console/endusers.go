@@ -407,11 +407,8 @@ func parseEnabled(s string) (bool, error) {
 }
 
 func (c *Console) toggleSelfServe(w http.ResponseWriter, r *http.Request, s *session) error {
-	id, err := pathID(r)
+	id, err := postedID(r, "enabled", "back")
 	if err != nil {
-		return err
-	}
-	if err := onlyFields(r, "enabled", "back"); err != nil {
 		return err
 	}
 	on, err := parseEnabled(r.PostForm.Get("enabled"))
@@ -440,11 +437,8 @@ func doneValues(on bool, changed, unchanged []int64) url.Values {
 }
 
 func (c *Console) bulkSelfServe(w http.ResponseWriter, r *http.Request, s *session) error {
-	id, err := pathID(r)
+	id, err := postedID(r, append([]string{"enabled", "scope", "id", "back"}, filterFields...)...)
 	if err != nil {
-		return err
-	}
-	if err := onlyFields(r, append([]string{"enabled", "scope", "id", "back"}, filterFields...)...); err != nil {
 		return err
 	}
 	on, err := parseEnabled(r.PostForm.Get("enabled"))
@@ -593,11 +587,8 @@ func (c *Console) renderCell(w http.ResponseWriter, r *http.Request, s *session,
 }
 
 func (c *Console) saveContact(w http.ResponseWriter, r *http.Request, s *session) error {
-	id, err := pathID(r)
+	id, err := postedID(r, "field", "value", "back")
 	if err != nil {
-		return err
-	}
-	if err := onlyFields(r, "field", "value", "back"); err != nil {
 		return err
 	}
 	field, err := contactField(r.PostForm.Get("field"))
@@ -645,11 +636,8 @@ func (c *Console) saveContact(w http.ResponseWriter, r *http.Request, s *session
 }
 
 func (c *Console) sendWelcome(w http.ResponseWriter, r *http.Request, s *session) error {
-	id, err := pathID(r)
+	id, err := postedID(r, "back")
 	if err != nil {
-		return err
-	}
-	if err := onlyFields(r, "back"); err != nil {
 		return err
 	}
 	ctx := r.Context()

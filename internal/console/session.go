@@ -287,6 +287,19 @@ func onlyFields(r *http.Request, known ...string) error {
 	return nil
 }
 
+// postedID returns the id in the path of a form post whose fields are all
+// known (see pathID and onlyFields).
+func postedID(r *http.Request, known ...string) (int64, error) {
+	id, err := pathID(r)
+	if err != nil {
+		return 0, err
+	}
+	if err := onlyFields(r, known...); err != nil {
+		return 0, err
+	}
+	return id, nil
+}
+
 // localPath returns next when it is a path of this site, else "/".
 func localPath(next string) string {
 	if next == "" || !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") || len(next) > 2000 {
