@@ -1,11 +1,8 @@
 package main
 
 import (
-	"bytes"
-	"errors"
 	"net"
 	"os"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -14,31 +11,14 @@ import (
 )
 
 // runChild runs the CLI with args in a child process (TestMain) and returns
-// its exit code and stderr. The child gets limit to exit by itself.
-func runChild(t *testing.T, limit time.Duration, args ...string) (code int, stderr string) {
+// its exit code and output. The child gets limit to exit by itself.
+func runChild(t *testing.T, limit time.Duration, args ...string) (code int, output string) {
 	t.Helper()
-	child := exec.Command(os.Args[0], "-test.run=^$")
-	child.Env = append(os.Environ(), childArgs+"="+strings.Join(args, " "))
-	var errOut bytes.Buffer
-	child.Stdout, child.Stderr = t.Output(), &errOut
-	if err := child.Start(); err != nil {
-		t.Fatal(err)
+	c := startChild(t, "selfserve "+strings.Join(args, " "), os.Environ(), args...)
+	if !c.exited(limit) {
+		t.Fatalf("selfserve %s still running after %s; output:\n%s", strings.Join(args, " "), limit, c.out.String())
 	}
-	done := make(chan error, 1)
-	go func() { done <- child.Wait() }()
-	select {
-	case err := <-done:
-		var exit *exec.ExitError
-		if err != nil && !errors.As(err, &exit) {
-			t.Fatal(err)
-		}
-		return child.ProcessState.ExitCode(), errOut.String()
-	case <-time.After(limit):
-		child.Process.Kill()
-		<-done
-		t.Fatalf("selfserve %s still running after %s; stderr:\n%s", strings.Join(args, " "), limit, errOut.String())
-		return 0, ""
-	}
+	return c.code, c.out.String()
 }
 
 // TestServeExitsWhenAListenerCannotBind: `serve` whose admin address is
@@ -76,36 +56,25 @@ func TestWorkerExitsWhenRedisIsGone(t *testing.T) {
 	useDatabase(t)
 	mr := miniredis.RunT(t)
 	t.Setenv("SELFSERVE_REDIS_URL", "redis://"+mr.Addr()+"/0")
-	child := exec.Command(os.Args[0], "-test.run=^$")
-	child.Env = append(os.Environ(), childArgs+"=worker --redis-down-limit 500ms")
-	var errOut bytes.Buffer
-	child.Stdout, child.Stderr = t.Output(), &errOut
-	if err := child.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- child.Wait() }()
-	t.Cleanup(func() { child.Process.Kill() })
+	c := startChild(t, "worker", os.Environ(), "worker", "--redis-down-limit", "500ms")
 
 	// The worker is up once asynq has registered its server in Redis.
 	up := time.NewTicker(10 * time.Millisecond)
 	defer up.Stop()
 	for deadline := time.After(time.Minute); len(mr.Keys()) == 0; {
 		select {
-		case err := <-done:
-			t.Fatalf("the worker exited before Redis went: %v\n%s", err, errOut.String())
+		case <-c.done:
+			t.Fatalf("the worker exited before Redis went: exit %d\n%s", c.code, c.out.String())
 		case <-deadline:
-			t.Fatalf("the worker did not register in Redis; stderr:\n%s", errOut.String())
+			t.Fatalf("the worker did not register in Redis; output:\n%s", c.out.String())
 		case <-up.C:
 		}
 	}
 	mr.Close()
-	select {
-	case <-done:
-	case <-time.After(time.Minute):
-		t.Fatalf("the worker still runs a minute after Redis went; stderr:\n%s", errOut.String())
+	if !c.exited(time.Minute) {
+		t.Fatalf("the worker still runs a minute after Redis went; output:\n%s", c.out.String())
 	}
-	if code := child.ProcessState.ExitCode(); code != 1 || !strings.Contains(errOut.String(), "selfserve worker: redis: unreachable for ") {
-		t.Fatalf("worker after Redis went: exit %d, stderr:\n%s", code, errOut.String())
+	if c.code != 1 || !strings.Contains(c.out.String(), "selfserve worker: redis: unreachable for ") {
+		t.Fatalf("worker after Redis went: exit %d, output:\n%s", c.code, c.out.String())
 	}
 }
