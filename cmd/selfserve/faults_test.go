@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strings"
@@ -77,13 +76,7 @@ func TestKilledInlineImportIsResumed(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	child := exec.Command(os.Args[0], "-test.run=^$")
-	child.Env = append(os.Environ(), childArgs+"=import contoso-local --inline --full")
-	child.Stdout, child.Stderr = t.Output(), t.Output()
-	if err := child.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { child.Process.Kill(); child.Wait() })
+	child := startChild(t, "import", os.Environ(), "import", "contoso-local", "--inline", "--full")
 	var killed store.SyncRun
 	for deadline := time.Now().Add(time.Minute); ; time.Sleep(5 * time.Millisecond) {
 		run, err := st.ActiveRun(ctx, tenant.ID, conn.ID)
@@ -94,10 +87,7 @@ func TestKilledInlineImportIsResumed(t *testing.T) {
 			t.Fatalf("the child import did not get going: %+v, %v", run, err)
 		}
 	}
-	if err := child.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	child.Wait()
+	child.kill()
 	killed, err = st.ActiveRun(ctx, tenant.ID, conn.ID)
 	if err != nil || killed.Status != store.RunRunning || killed.Pages == 0 || killed.Processed >= rows {
 		t.Fatalf("run after the kill: %+v, %v; want it running, part done", killed, err)
