@@ -356,19 +356,6 @@ func (s *Server) DeleteUser(id string, permanent bool) error {
 	return nil
 }
 
-// SetDomain adds a domain or replaces the one with the same id.
-func (s *Server) SetDomain(d Domain) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for k := range s.dir.domains {
-		if strings.EqualFold(s.dir.domains[k].ID, d.ID) {
-			s.dir.domains[k] = d
-			return
-		}
-	}
-	s.dir.domains = append(s.dir.domains, d)
-}
-
 // issueLocked mints an access token; the caller holds s.mu.
 // issueLocked issues an access token shaped as Entra issues them, a JWT
 // whose payload names the tenant, the app and its application permissions
