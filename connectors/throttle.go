@@ -109,13 +109,6 @@ func (b *ThrottleBudget) WaitThrottle(ctx context.Context, t Throttle) error {
 	return nil
 }
 
-// Waited returns the total wait so far.
-func (b *ThrottleBudget) Waited() time.Duration {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.waited
-}
-
 // Describe renders a throttle for a technician: "IT Glue asked us to slow
 // down: waiting 60 s, page 2 of contacts of Harbor Freight Ltd", with the
 // subject of ctx (see WithThrottleSubject), or the request when there is
