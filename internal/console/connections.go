@@ -586,15 +586,21 @@ func formSettingsEcho(r *http.Request) json.RawMessage {
 	return raw
 }
 
-func (c *Console) editConnectionPage(w http.ResponseWriter, r *http.Request, s *session) error {
+// editableConnection is the connection the path names, for a login that
+// may change settings (super/primary), within its tenant.
+func (c *Console) editableConnection(r *http.Request, s *session) (store.Connection, error) {
 	if err := s.actor.RequireSettings(); err != nil {
-		return err
+		return store.Connection{}, err
 	}
 	id, err := pathID(r)
 	if err != nil {
-		return err
+		return store.Connection{}, err
 	}
-	co, err := c.st.Connection(r.Context(), s.actor.Tenant.ID, id)
+	return c.st.Connection(r.Context(), s.actor.Tenant.ID, id)
+}
+
+func (c *Console) editConnectionPage(w http.ResponseWriter, r *http.Request, s *session) error {
+	co, err := c.editableConnection(r, s)
 	if err != nil {
 		return err
 	}
@@ -604,14 +610,7 @@ func (c *Console) editConnectionPage(w http.ResponseWriter, r *http.Request, s *
 }
 
 func (c *Console) saveConnection(w http.ResponseWriter, r *http.Request, s *session) error {
-	if err := s.actor.RequireSettings(); err != nil {
-		return err
-	}
-	id, err := pathID(r)
-	if err != nil {
-		return err
-	}
-	co, err := c.st.Connection(r.Context(), s.actor.Tenant.ID, id)
+	co, err := c.editableConnection(r, s)
 	if err != nil {
 		return err
 	}
@@ -632,7 +631,7 @@ func (c *Console) saveConnection(w http.ResponseWriter, r *http.Request, s *sess
 		// The form asks only directories (PSA imports set it as they start).
 		patch.EnableSelfServe = &f.EnableSelfServe
 	}
-	up, err := c.svc.UpdateConnection(r.Context(), s.actor, id, patch)
+	up, err := c.svc.UpdateConnection(r.Context(), s.actor, co.ID, patch)
 	if err != nil {
 		return c.formError(w, r, s, f, settings, err)
 	}
@@ -640,7 +639,7 @@ func (c *Console) saveConnection(w http.ResponseWriter, r *http.Request, s *sess
 	if up.SecretsDropped {
 		done = "secrets-dropped"
 	}
-	http.Redirect(w, r, fmt.Sprintf("/connections/%d?done=%s", id, done), http.StatusSeeOther)
+	http.Redirect(w, r, fmt.Sprintf("/connections/%d?done=%s", co.ID, done), http.StatusSeeOther)
 	return nil
 }
 
