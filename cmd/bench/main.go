@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -63,6 +64,7 @@ func main() {
 	side := flag.String("side", "", "internal: baseline or ours")
 	size := flag.Int("size", 0, "internal: the size to measure")
 	tmp := flag.String("tmp", "", "internal: the run's scratch directory")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of each measured \"ours\" side to this path (suffixed by its repetition)")
 	flag.Parse()
 
 	env := &bench.Env{
@@ -72,7 +74,7 @@ func main() {
 		TempDir:     *tmp,
 	}
 	if *child != "" {
-		os.Exit(runChild(ctx, env, *child, bench.Side(*side), *size))
+		os.Exit(runChild(ctx, env, *child, bench.Side(*side), *size, *cpuProfile))
 	}
 	if *reps < 3 {
 		fmt.Fprintln(os.Stderr, "bench: -reps must be at least 3")
@@ -109,7 +111,7 @@ func main() {
 			sizes = []int{sc.Size / 10, sc.Size}
 		}
 		for _, n := range sizes {
-			line := measure(ctx, env, sc, n, *reps)
+			line := measure(ctx, env, sc, n, *reps, *cpuProfile)
 			fmt.Println(line)
 			if line.Err != nil {
 				failed++
@@ -131,7 +133,7 @@ func envOr(name, def string) string {
 
 // measure prepares a scenario at one size and runs each side reps times,
 // alternating sides so drift affects both alike.
-func measure(ctx context.Context, env *bench.Env, sc bench.Scenario, size, reps int) bench.Line {
+func measure(ctx context.Context, env *bench.Env, sc bench.Scenario, size, reps int, cpuProfile string) bench.Line {
 	line := bench.Line{Scenario: sc.Name, Size: size, Unit: sc.Unit, Target: sc.Target, PerItem: sc.PerItem}
 	if sc.Prepare != nil {
 		if err := sc.Prepare(ctx, env, size); err != nil {
@@ -140,9 +142,13 @@ func measure(ctx context.Context, env *bench.Env, sc bench.Scenario, size, reps 
 		}
 	}
 	var base, ours []bench.Sample
-	for range reps {
+	for rep := range reps {
 		for _, side := range []bench.Side{bench.SideBaseline, bench.SideOurs} {
-			s, err := runSide(ctx, env, sc.Name, side, size)
+			profile := ""
+			if cpuProfile != "" && side == bench.SideOurs {
+				profile = fmt.Sprintf("%s.%s.%d", cpuProfile, sc.Name, rep+1)
+			}
+			s, err := runSide(ctx, env, sc.Name, side, size, profile)
 			if err != nil {
 				line.Err = fmt.Errorf("%s: %w", side, err)
 				return line
@@ -159,13 +165,13 @@ func measure(ctx context.Context, env *bench.Env, sc bench.Scenario, size, reps 
 }
 
 // runSide re-executes this program to measure one side in a fresh process.
-func runSide(ctx context.Context, env *bench.Env, name string, side bench.Side, size int) (bench.Sample, error) {
+func runSide(ctx context.Context, env *bench.Env, name string, side bench.Side, size int, cpuProfile string) (bench.Sample, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return bench.Sample{}, err
 	}
 	cmd := exec.CommandContext(ctx, exe, "-child", name, "-side", string(side), "-size", strconv.Itoa(size),
-		"-seed", strconv.FormatUint(env.Seed, 10), "-tmp", env.TempDir)
+		"-seed", strconv.FormatUint(env.Seed, 10), "-tmp", env.TempDir, "-cpuprofile", cpuProfile)
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	runErr := cmd.Run()
@@ -183,10 +189,18 @@ func runSide(ctx context.Context, env *bench.Env, name string, side bench.Side, 
 	return s, nil
 }
 
-func runChild(ctx context.Context, env *bench.Env, name string, side bench.Side, size int) int {
+func runChild(ctx context.Context, env *bench.Env, name string, side bench.Side, size int, cpuProfile string) int {
 	for _, sc := range scenarios() {
 		if sc.Name != name {
 			continue
+		}
+		if cpuProfile != "" {
+			stop, err := startCPUProfile(cpuProfile)
+			if err != nil {
+				json.NewEncoder(os.Stdout).Encode(childResult{Error: err.Error()})
+				return 1
+			}
+			defer stop()
 		}
 		d, err := sc.Measure(ctx, env, side, size)
 		res := childResult{ElapsedNS: int64(d)}
@@ -198,4 +212,18 @@ func runChild(ctx context.Context, env *bench.Env, name string, side bench.Side,
 	}
 	json.NewEncoder(os.Stdout).Encode(childResult{Error: "no scenario " + name})
 	return 1
+}
+
+// startCPUProfile profiles this process into path until the returned
+// function is called (the whole child: set-up and measured part).
+func startCPUProfile(path string) (func(), error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
