@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
@@ -194,7 +195,7 @@ func (s *Sender) attempt(ctx context.Context, n store.Notice, nc store.NoticeCon
 	if err != nil {
 		return s.fail(ctx, n, err, true)
 	}
-	if err := ch.Send(ctx, msg); err != nil {
+	if err := deliver(ctx, log, ch, msg); err != nil {
 		return s.fail(ctx, n, err, final)
 	}
 	if err := s.Store.MarkNoticeSent(rec, n.TenantID, n.ID, s.now()); err != nil {
@@ -211,6 +212,30 @@ func (s *Sender) attempt(ctx context.Context, n store.Notice, nc store.NoticeCon
 	s.count(n, OutcomeSent)
 	log.Debug("notice sent")
 	return OutcomeSent, nil
+}
+
+// ProviderPanicError reports a channel whose Send panicked. The attempt is
+// a failed send like any temporary provider error: retried, then failed.
+type ProviderPanicError struct {
+	// Value is what the channel panicked with.
+	Value any
+}
+
+// Error implements error.
+func (e *ProviderPanicError) Error() string { return fmt.Sprintf("provider panicked: %v", e.Value) }
+
+// deliver hands msg to ch, turning a panic of the channel into a
+// *ProviderPanicError (logged with its stack) so that one faulty provider
+// cannot take the worker process down: Send runs the channel in goroutines
+// of its own, where asynq's recovery does not reach.
+func deliver(ctx context.Context, log *slog.Logger, ch notify.Sender, msg notify.Message) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = &ProviderPanicError{Value: v}
+			log.Error("notice provider panicked; the attempt counts as failed", "err", err, "stack", string(debug.Stack()))
+		}
+	}()
+	return ch.Send(ctx, msg)
 }
 
 // location is the customer's time zone, loaded once per zone name.

@@ -1,13 +1,17 @@
 package worker_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"log/slog"
 	"net/http"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"selfserve/internal/notify"
 	"selfserve/internal/notify/faketwilio"
 	"selfserve/internal/notify/smtpsink"
 	"selfserve/internal/rules"
@@ -147,5 +151,99 @@ func TestProviderFailures(t *testing.T) {
 	}
 	if ch.sink.Count() != 8 || len(ch.twilio.Messages()) != 9 {
 		t.Errorf("%d emails and %d SMS delivered, want 8 and 9", ch.sink.Count(), len(ch.twilio.Messages()))
+	}
+}
+
+// panickySender is a channel whose Send panics for one recipient and hands
+// the other messages to the real channel.
+type panickySender struct {
+	next notify.Sender
+	to   string
+}
+
+func (p panickySender) Send(ctx context.Context, m notify.Message) error {
+	if m.To == p.to {
+		panic("boom: provider library bug")
+	}
+	return p.next.Send(ctx, m)
+}
+
+// lockedBuffer is a bytes.Buffer safe for the worker's goroutines.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// TestProviderPanic: an SMS provider panicking inside the send does not
+// take the worker down: the notice is retried then failed as after any
+// provider error, with the panic as its reason, the panic is logged with
+// its stack at error level, and the other notices go out.
+func TestProviderPanic(t *testing.T) {
+	t.Parallel()
+	requireServices(t)
+	st, _ := postgresStore(t)
+	rd := testRedis(t)
+	now := time.Date(2026, 12, 1, 15, 0, 0, 0, time.UTC)
+	f := newFixture(t, st, "panic", 1)
+	var recs []store.UserRecord
+	for i := range 5 {
+		recs = append(recs, userRec(i, now.Add(3*24*time.Hour)))
+	}
+	f.put(t, st, 0, recs...)
+	ch := newChannels(t, smtpsink.Options{})
+	senders := ch.senders()
+	senders[store.ChannelSMS] = panickySender{next: senders[store.ChannelSMS], to: "+447700900002"}
+	var logs lockedBuffer
+	logger := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	n := newNode(t, nodeOptions{redis: rd, st: st, clock: newClock(now).Now, ch: senders, logger: logger})
+	n.start(t)
+	_, err := n.scanner.Scan(context.Background())
+	must(t, err)
+	drain(t, rd, 2*time.Minute)
+
+	users := map[int64]string{}
+	us, _ := st.EndUsers(context.Background(), f.tenant.ID, store.EndUserFilter{})
+	for _, u := range us {
+		users[u.ID] = u.Username
+	}
+	for _, nt := range notices(t, st, f.tenant.ID) {
+		who := users[nt.EndUserID] + "/" + string(nt.Channel)
+		if who == "u00002/sms" {
+			if nt.Status != store.NoticeFailed || nt.Error != "provider panicked: boom: provider library bug" || nt.Attempts != 9 {
+				t.Errorf("%s: %s after %d attempts (%q); want failed after 9 attempts with the panic", who, nt.Status, nt.Attempts, nt.Error)
+			}
+			continue
+		}
+		if nt.Status != store.NoticeSent || nt.Attempts != 1 {
+			t.Errorf("%s: %s after %d attempts (%s); want sent at once", who, nt.Status, nt.Attempts, nt.Error)
+		}
+	}
+	if ch.sink.Count() != 5 || len(ch.twilio.Messages()) != 4 {
+		t.Errorf("%d emails and %d SMS delivered, want 5 and 4", ch.sink.Count(), len(ch.twilio.Messages()))
+	}
+	var logged bool
+	for line := range strings.Lines(logs.String()) {
+		var rec struct {
+			Level, Msg, Err, Stack string
+		}
+		must(t, json.Unmarshal([]byte(line), &rec))
+		if rec.Level == "ERROR" && rec.Err == "provider panicked: boom: provider library bug" && strings.Contains(rec.Stack, "panickySender.Send") {
+			logged = true
+		}
+	}
+	if !logged {
+		t.Errorf("no error-level log of the panic with its stack in:\n%s", logs.String())
 	}
 }
