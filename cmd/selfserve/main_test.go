@@ -253,6 +253,17 @@ func TestTokenNeverChangesARole(t *testing.T) {
 	if code, _, errOut := runCLI(t, "login", "set-role", "--tenant", "acme-msp", "--email", "nobody@acme-msp.example", "--role", "engineer"); code == 0 || !strings.Contains(errOut, "nobody@acme-msp.example") {
 		t.Fatalf("set-role of an unknown login: code %d %s", code, errOut)
 	}
+	// The tenant's last super login keeps its role until another is super.
+	if code, out, errOut := runCLI(t, "login", "set-role", "--tenant", "acme-msp", "--email", "lead@acme-msp.example", "--role", "primary"); code == 0 || out != "" ||
+		!strings.Contains(errOut, "a tenant keeps at least one super login: promote another first") {
+		t.Fatalf("demoting the last super: code %d %s%s", code, out, errOut)
+	}
+	if code, out, errOut := runCLI(t, "login", "set-role", "--tenant", "acme-msp", "--email", "desk@acme-msp.example", "--role", "super"); code != 0 {
+		t.Fatalf("promoting another: code %d %s%s", code, out, errOut)
+	}
+	if code, out, errOut := runCLI(t, "login", "set-role", "--tenant", "acme-msp", "--email", "lead@acme-msp.example", "--role", "primary"); code != 0 {
+		t.Fatalf("demoting a super once another is: code %d %s%s", code, out, errOut)
+	}
 }
 
 func TestDemoOnce(t *testing.T) {

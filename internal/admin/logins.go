@@ -20,7 +20,8 @@ type loginRoleAudit struct {
 // setLoginRole changes a login's role (super only). A role changes only
 // here (and with `selfserve login set-role`), never as a side effect of a
 // token; the login's tokens carry the new role at once. The tenant's last
-// super login keeps its role, so that someone can still change roles.
+// super login keeps its role, so that someone can still change roles
+// (store.UpsertLogin refuses: 409 last_super).
 func (a *api) setLoginRole(w http.ResponseWriter, r *http.Request, p *principal) error {
 	id, err := pathID(r, "id")
 	if err != nil {
@@ -47,21 +48,6 @@ func (a *api) setLoginRole(w http.ResponseWriter, r *http.Request, p *principal)
 		after = before
 		if before.Role == role {
 			return nil
-		}
-		if before.Role == store.RoleSuper {
-			logins, err := tx.Logins(ctx, p.tenant.ID)
-			if err != nil {
-				return err
-			}
-			supers := 0
-			for _, l := range logins {
-				if l.Role == store.RoleSuper && l.DisabledAt == nil {
-					supers++
-				}
-			}
-			if supers <= 1 {
-				return conflict("last_super", "login %s is the tenant's last super login: make another login super first", before.Email)
-			}
 		}
 		if after, _, err = tx.UpsertLogin(ctx, p.tenant.ID, before.Email, role); err != nil {
 			return err

@@ -53,11 +53,13 @@ func Unavailable(format string, args ...any) *Error {
 }
 
 // Classify maps err to the Error the caller sees: an *Error as it is, an
-// oversized body 413, the store's sentinels 404, 409 or 401, an unreachable
+// oversized body 413, the store's sentinels 404, 409 or 401 (a
+// *store.LastSuperError 409 last_super), an unreachable
 // database 503 (the cause is not shown). ok is false
 // for errors that are not the caller's doing: log them and answer 500.
 func Classify(err error) (e *Error, ok bool) {
 	var maxErr *http.MaxBytesError
+	var lastSuper *store.LastSuperError
 	switch {
 	case errors.As(err, &e):
 		return e, true
@@ -69,6 +71,8 @@ func Classify(err error) (e *Error, ok bool) {
 		return &Error{Status: http.StatusConflict, Code: "link_used", Message: "this link was used already; ask your IT provider for a new welcome email", Field: "token"}, true
 	case errors.Is(err, store.ErrRunActive):
 		return &Error{Status: http.StatusConflict, Code: "run_active", Message: err.Error()}, true
+	case errors.As(err, &lastSuper):
+		return &Error{Status: http.StatusConflict, Code: "last_super", Message: lastSuper.Error()}, true
 	case errors.Is(err, store.ErrConflict):
 		return &Error{Status: http.StatusConflict, Code: "conflict", Message: err.Error()}, true
 	case errors.Is(err, store.ErrTokenInvalid):

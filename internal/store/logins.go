@@ -9,8 +9,27 @@ import (
 
 const loginColumns = `id, tenant_id, email, role, disabled_at, created_at, updated_at`
 
+// LastSuperError refuses a change that would leave a tenant without an
+// enabled super login, and so without anyone who may change roles. It is an
+// ErrConflict.
+type LastSuperError struct {
+	// Email is the login that would have stopped being super.
+	Email string
+}
+
+// Error implements error.
+func (e *LastSuperError) Error() string {
+	return fmt.Sprintf("%s is the tenant's last super login: a tenant keeps at least one super login: promote another first", e.Email)
+}
+
+// Is makes a *LastSuperError an ErrConflict.
+func (e *LastSuperError) Is(target error) bool { return target == ErrConflict }
+
 // UpsertLogin creates the login (tenant, email) or updates its role. Emails
-// compare case-insensitively (they are stored lower-cased).
+// compare case-insensitively (they are stored lower-cased). Demoting the
+// tenant's last enabled super login is a *LastSuperError, checked in the
+// transaction of the change with the tenant's logins locked against a
+// concurrent demotion.
 func (s *Store) UpsertLogin(ctx context.Context, tenantID int64, email string, role Role) (Login, bool, error) {
 	email = strings.ToLower(strings.TrimSpace(email))
 	var out Login
@@ -34,6 +53,11 @@ func (s *Store) UpsertLogin(ctx context.Context, tenantID int64, email string, r
 		if cur.Role == role {
 			return nil
 		}
+		if cur.Role == RoleSuper && cur.DisabledAt == nil {
+			if err := tx.keepOneSuper(ctx, tenantID, cur); err != nil {
+				return err
+			}
+		}
 		if _, err := tx.exec(ctx, `UPDATE logins SET role = ?, updated_at = ? WHERE id = ? AND tenant_id = ?`, role, now, cur.ID, tenantID); err != nil {
 			return fmt.Errorf("update login %s: %w", email, err)
 		}
@@ -41,6 +65,28 @@ func (s *Store) UpsertLogin(ctx context.Context, tenantID int64, email string, r
 		return nil
 	})
 	return out, changed, err
+}
+
+// keepOneSuper refuses with a *LastSuperError when login is the tenant's
+// only enabled super login. On PostgreSQL it first locks the tenant's row,
+// which every demotion of the tenant's super logins takes: the second of
+// two concurrent demotions waits for the first to commit and then counts
+// without it (SQLite's transactions are serialised already).
+func (s *Store) keepOneSuper(ctx context.Context, tenantID int64, login Login) error {
+	if s.dialect == Postgres {
+		var id int64
+		if err := s.get(ctx, &id, `SELECT id FROM tenants WHERE id = ? FOR UPDATE`, tenantID); err != nil {
+			return notFound(err, "tenant", tenantID)
+		}
+	}
+	var others int
+	if err := s.get(ctx, &others, `SELECT count(*) FROM logins WHERE tenant_id = ? AND role = ? AND disabled_at IS NULL AND id <> ?`, tenantID, RoleSuper, login.ID); err != nil {
+		return fmt.Errorf("count super logins: %w", err)
+	}
+	if others == 0 {
+		return &LastSuperError{Email: login.Email}
+	}
+	return nil
 }
 
 // LoginByEmail returns the tenant's login with email.
