@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -25,10 +23,10 @@ import (
 
 	goldap "github.com/go-ldap/ldap/v3"
 	"github.com/redis/go-redis/v9"
-	"golang.org/x/text/encoding/unicode"
 
 	"selfserve/config"
 	"selfserve/connectors"
+	"selfserve/internal/addc"
 	"selfserve/internal/agentproto"
 	"selfserve/internal/connection"
 	"selfserve/internal/importer"
@@ -43,8 +41,8 @@ import (
 // domain controller) in one child process, `selfserve agent run` in
 // others; only the agents reach the project's Samba AD DC
 // (scripts/ad-dc.sh; $AD_DIR and $AD_BIND_IP pick the instance). Skipped
-// with -short, without root or Samba, or without TEST_DATABASE_URL and
-// TEST_REDIS_URL.
+// with -short, without root or Samba (failed instead with CI=true), or
+// without TEST_DATABASE_URL and TEST_REDIS_URL.
 
 // agentDCUsers is how many users the DC is seeded with (OU=Staff): users
 // 22, 23, 122, … are locked out by the seed.
@@ -54,119 +52,37 @@ const agentDCUsers = 300
 // killed in the middle of one.
 const agentDCPageSize = 10
 
-// dcInfo is $AD_DIR/ad-dc.json.
-type dcInfo struct {
-	LDAPSURL string `json:"AD_LDAPS_URL"`
-	BaseDN   string `json:"AD_BASE_DN"`
-	BindDN   string `json:"AD_BIND_DN"`
-	BindPass string `json:"AD_BIND_PASS"`
-	CACert   string `json:"AD_CA_CERT"`
-	Realm    string `json:"AD_REALM"`
-	UserPass string `json:"AD_USER_PASS"`
-}
+// dcInfo is the DC, with the test's ways of using it.
+type dcInfo struct{ addc.Info }
 
 // startDC brings the DC up and seeded (stopping it at the end if this test
 // started it).
 func startDC(t *testing.T) dcInfo {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("the Samba AD DC fixture needs root")
-	}
-	if _, err := exec.LookPath("samba"); err != nil {
-		t.Skip("samba is not installed")
-	}
-	script, err := filepath.Abs("../../scripts/ad-dc.sh")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir, ip := os.Getenv("AD_DIR"), os.Getenv("AD_BIND_IP")
-	if dir == "" {
-		dir = filepath.Join(os.TempDir(), "selfserve-ad-agent")
-	}
-	if ip == "" {
-		ip = "127.0.0.7"
-	}
-	sh := func(args ...string) ([]byte, error) {
-		cmd := exec.Command("bash", append([]string{script}, args...)...)
-		cmd.Env = append(os.Environ(), "AD_DIR="+dir, "AD_BIND_IP="+ip)
-		return cmd.CombinedOutput()
-	}
-	if _, err := sh("status"); err != nil {
-		if out, err := sh("up"); err != nil {
-			t.Fatalf("ad-dc.sh up: %v\n%s", err, out)
-		}
-		t.Cleanup(func() { sh("stop") })
-	}
-	if out, err := sh("seed", strconv.Itoa(agentDCUsers)); err != nil {
-		t.Fatalf("ad-dc.sh seed: %v\n%s", err, out)
-	}
-	b, err := os.ReadFile(filepath.Join(dir, "ad-dc.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var info dcInfo
-	if err := json.Unmarshal(b, &info); err != nil {
-		t.Fatal(err)
-	}
-	return info
+	return dcInfo{addc.ForTest(t, addc.Options{Dir: filepath.Join(os.TempDir(), "selfserve-ad-agent"), BindIP: "127.0.0.7", Users: agentDCUsers})}
 }
 
 func (info dcInfo) upn(i int) string {
 	return fmt.Sprintf("user%05d@%s", i, strings.ToLower(info.Realm))
 }
 
-func (info dcInfo) dial(t *testing.T) *goldap.Conn {
-	t.Helper()
-	pem, err := os.ReadFile(info.CACert)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(pem)
-	c, err := goldap.DialURL(info.LDAPSURL, goldap.DialWithTLSConfig(&tls.Config{RootCAs: pool}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
-
 // bind reports whether upn binds with password over LDAPS.
 func (info dcInfo) bind(t *testing.T, upn, password string) bool {
 	t.Helper()
-	c := info.dial(t)
-	defer c.Close()
-	return c.Bind(upn, password) == nil
-}
-
-// modifyAsAdmin changes upn's entry as the domain's administrator.
-func (info dcInfo) modifyAsAdmin(t *testing.T, upn string, change func(*goldap.ModifyRequest)) {
-	t.Helper()
-	c := info.dial(t)
-	defer c.Close()
-	if err := c.Bind(info.BindDN, info.BindPass); err != nil {
-		t.Fatal(err)
-	}
-	res, err := c.Search(goldap.NewSearchRequest(info.BaseDN, goldap.ScopeWholeSubtree, goldap.NeverDerefAliases, 1, 0, false,
-		"(userPrincipalName="+goldap.EscapeFilter(upn)+")", []string{"1.1"}, nil))
-	if err != nil || len(res.Entries) != 1 {
-		t.Fatalf("find %s: %v", upn, err)
-	}
-	req := goldap.NewModifyRequest(res.Entries[0].DN, nil)
-	change(req)
-	if err := c.Modify(req); err != nil {
-		t.Fatalf("modify %s: %v", upn, err)
-	}
-}
-
-// setPasswordAsAdmin sets upn's password (the tests' starting point: an
-// earlier run may have changed it).
-func (info dcInfo) setPasswordAsAdmin(t *testing.T, upn, password string) {
-	t.Helper()
-	quoted, err := unicode.UTF16(unicode.LittleEndian, unicode.IgnoreBOM).NewEncoder().String(`"` + password + `"`)
+	ok, err := info.Binds(upn, password)
 	if err != nil {
 		t.Fatal(err)
 	}
-	info.modifyAsAdmin(t, upn, func(r *goldap.ModifyRequest) { r.Replace("unicodePwd", []string{quoted}) })
+	return ok
+}
+
+// setPassword sets upn's password as the domain's administrator (the
+// tests' starting point: an earlier run may have changed it).
+func (info dcInfo) setPassword(t *testing.T, upn, password string) {
+	t.Helper()
+	if err := info.SetPassword(upn, password); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // directoryConfig is the agent's directory file: the DC's address and
@@ -886,7 +802,9 @@ func TestAgentProcess(t *testing.T) {
 
 		// A change in the DC, then an incremental sync on both sides.
 		stamp := time.Now().Format("150405.000")
-		w.dc.modifyAsAdmin(t, w.dc.upn(5), func(r *goldap.ModifyRequest) { r.Replace("displayName", []string{"Renamed " + stamp}) })
+		if err := w.dc.ModifyUser(w.dc.upn(5), func(r *goldap.ModifyRequest) { r.Replace("displayName", []string{"Renamed " + stamp}) }); err != nil {
+			t.Fatal(err)
+		}
 		inc := w.waitRun(acme, w.startSync(acme, "incremental"))
 		if inc.Status != store.RunSucceeded || inc.Mode != store.ModeIncremental || inc.Updated < 1 || inc.Processed >= agentDCUsers {
 			t.Fatalf("incremental sync through the agent: %s %s, processed %d, updated %d (%s)", inc.Status, inc.Mode, inc.Processed, inc.Updated, inc.Error)
@@ -906,7 +824,7 @@ func TestAgentProcess(t *testing.T) {
 		w.t = t
 		const newPassword = "Quartz-Meadow-7713!"
 		upn := w.dc.upn(30)
-		w.dc.setPasswordAsAdmin(t, upn, w.dc.UserPass)
+		w.dc.setPassword(t, upn, w.dc.UserPass)
 		w.giveMobile(acme, upn, 30)
 		grant := w.grant(acme, upn, "reset")
 		status, body, err := w.selfServe(ctx, acme, "/password", map[string]any{"grant": grant, "new_password": newPassword})
@@ -983,7 +901,7 @@ func TestAgentProcess(t *testing.T) {
 		w.t = t
 		const newPassword = "Harbour-Lantern-4821!"
 		upn := w.dc.upn(31)
-		w.dc.setPasswordAsAdmin(t, upn, w.dc.UserPass)
+		w.dc.setPassword(t, upn, w.dc.UserPass)
 		w.giveMobile(acme, upn, 31)
 		grant := w.grant(acme, upn, "reset")
 		journal := filepath.Join(acme.state, "journal")
@@ -1098,7 +1016,7 @@ func TestAgentProcess(t *testing.T) {
 		// not; the job ends done, delivered once.
 		const newPassword = "Copper-Thistle-5190!"
 		upn := w.dc.upn(32)
-		w.dc.setPasswordAsAdmin(t, upn, w.dc.UserPass)
+		w.dc.setPassword(t, upn, w.dc.UserPass)
 		w.giveMobile(acme, upn, 32)
 		grant := w.grant(acme, upn, "reset")
 		journal := filepath.Join(acme.state, "journal")
