@@ -15,6 +15,7 @@ import (
 
 	"selfserve/connectors"
 	"selfserve/connectors/ldap"
+	"selfserve/internal/addc"
 	"selfserve/internal/connection"
 	"selfserve/internal/importer"
 	"selfserve/internal/secretbox"
@@ -34,50 +35,22 @@ const (
 var adAttributes = []string{"objectGUID", "sAMAccountName", "userPrincipalName", "givenName", "sn", "displayName", "mail", "mobile",
 	"userAccountControl", "pwdLastSet", "lockoutTime", "primaryGroupID", "objectSid", "msDS-PSOApplied", "memberOf"}
 
-// adInfo is the fixture's ad-dc.json.
-type adInfo struct {
-	LDAPSURL string `json:"AD_LDAPS_URL"`
-	BaseDN   string `json:"AD_BASE_DN"`
-	BindDN   string `json:"AD_BIND_DN"`
-	BindPass string `json:"AD_BIND_PASS"`
-	CACert   string `json:"AD_CA_CERT"`
-}
+// adInfo is how to reach the benchmark's DC.
+type adInfo = addc.Info
 
 // adOU is the OU holding the size's users: each size gets its own, so the
 // 1/10 growth run measures exactly its users.
 func adOU(size int) string { return fmt.Sprintf("Bench%d", size) }
 
-func adScript() (string, error) {
-	for _, p := range []string{"scripts/ad-dc.sh", "../scripts/ad-dc.sh", "../../scripts/ad-dc.sh"} {
-		if _, err := os.Stat(p); err == nil {
-			return filepath.Abs(p)
-		}
-	}
-	return "", errors.New("scripts/ad-dc.sh not found: run the benchmarks from the repository's root")
-}
-
-func adEnv(size int) []string {
-	return append(os.Environ(), "AD_DIR="+filepath.Join(os.TempDir(), adBenchDir), "AD_BIND_IP="+adBenchIP,
-		"AD_SEED_OU="+adOU(size), "AD_USER_PREFIX="+fmt.Sprintf("b%du", size))
-}
-
-// prepareAD starts the benchmark DC and seeds size users into their OU.
+// prepareAD starts the benchmark DC, seeds size users into their OU and
+// leaves it running for the measurements.
 func prepareAD(ctx context.Context, _ *Env, size int) error {
-	if os.Geteuid() != 0 {
-		return errors.New("the Samba AD DC fixture needs root")
-	}
-	script, err := adScript()
+	dc, err := addc.Start(ctx, addc.Options{Dir: filepath.Join(os.TempDir(), adBenchDir), BindIP: adBenchIP,
+		Users: size, OU: adOU(size), UserPrefix: fmt.Sprintf("b%du", size), Keep: true})
 	if err != nil {
 		return err
 	}
-	for _, args := range [][]string{{"up"}, {"seed", strconv.Itoa(size)}} {
-		cmd := exec.CommandContext(ctx, "bash", append([]string{script}, args...)...)
-		cmd.Env = adEnv(size)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("ad-dc.sh %s: %v: %s", strings.Join(args, " "), err, lastLines(out, 5))
-		}
-	}
-	return nil
+	return dc.Close()
 }
 
 func lastLines(b []byte, n int) string {
@@ -88,13 +61,9 @@ func lastLines(b []byte, n int) string {
 	return strings.Join(lines, " | ")
 }
 
+// readADInfo reads how to reach the benchmark's DC.
 func readADInfo() (adInfo, error) {
-	var info adInfo
-	b, err := os.ReadFile(filepath.Join(os.TempDir(), adBenchDir, "ad-dc.json"))
-	if err != nil {
-		return info, err
-	}
-	return info, json.Unmarshal(b, &info)
+	return addc.ReadInfo(filepath.Join(os.TempDir(), adBenchDir))
 }
 
 const adFilter = "(&(objectCategory=person)(objectClass=user))"
