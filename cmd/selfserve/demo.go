@@ -347,7 +347,7 @@ func (c *cli) demoActivity(ctx context.Context) error {
 				fmt.Fprintf(c.stdout, "a technician sent %s a welcome email (to confirm a mobile number)\n", u.Username)
 				welcomed = true
 			case !accessed && u.Email != "" && u.Mobile != "" && u.Enabled && !u.LockedOut:
-				if _, err := c.st.MarkFirstAccess(ctx, t.ID, u.ID, now); err != nil {
+				if _, _, err := c.st.MarkFirstAccess(ctx, t.ID, u.ID, now); err != nil {
 					return err
 				}
 				fmt.Fprintf(c.stdout, "%s signed in to the self-serve app for the first time\n", u.Username)

@@ -55,11 +55,7 @@ func (a *api) firstAccess(w http.ResponseWriter, r *http.Request, p *principal) 
 		if r := rules.InactiveReason(p.tenant.Rules(), before.Rules()); r != rules.ReasonNone {
 			return conflict("inactive", "end user %d cannot use self-serve (%s), so it cannot have accessed it", id, r)
 		}
-		newly, err := tx.MarkFirstAccess(ctx, p.tenant.ID, id, at)
-		if err != nil {
-			return err
-		}
-		after, err := tx.EndUser(ctx, p.tenant.ID, id)
+		after, newly, err := tx.MarkFirstAccess(ctx, p.tenant.ID, id, at)
 		if err != nil {
 			return err
 		}

@@ -61,11 +61,11 @@ func (s *Service) GrantPolicy(ctx context.Context, tenantName, grant string) (Po
 	if !ok {
 		return Policy{}, errBadGrant
 	}
-	c, err := s.opt.Store.GrantChallenge(ctx, t.ID, hash, s.opt.Now())
-	if err != nil || c.EndUserID == nil {
+	g, err := s.opt.Store.UsableGrant(ctx, t.ID, hash, s.opt.Now())
+	if err != nil {
 		return Policy{}, errBadGrant
 	}
-	return s.endUserPolicy(ctx, t, *c.EndUserID)
+	return s.endUserPolicy(ctx, t, g.EndUser)
 }
 
 func policyOf(t store.Tenant, p connectors.PasswordPolicy) Policy {
@@ -106,11 +106,7 @@ func stricter(a, b connectors.PasswordPolicy) connectors.PasswordPolicy {
 }
 
 // endUserPolicy is the policy of the end user's directory account.
-func (s *Service) endUserPolicy(ctx context.Context, t store.Tenant, endUserID int64) (Policy, error) {
-	u, err := s.opt.Store.EndUser(ctx, t.ID, endUserID)
-	if err != nil {
-		return Policy{}, err
-	}
+func (s *Service) endUserPolicy(ctx context.Context, t store.Tenant, u store.EndUser) (Policy, error) {
 	r, err := s.routeOf(ctx, t, u)
 	if err != nil {
 		return Policy{}, err

@@ -552,10 +552,17 @@ func (s *Service) Verify(ctx context.Context, tenantName, challengeID, channel, 
 		return Verified{}, &Error{Status: 400, Code: "wrong_code", Field: "code", AttemptsLeft: &left,
 			Message: fmt.Sprintf("that code is not right; %d attempts left", left)}
 	}
-	// The code, the grant and the first access commit together, without
-	// waiting for the disk: a crash can only lose a grant, and the end
-	// user verifies again (resets and unlocks themselves commit durably).
-	// An enrolment stores the mobile: that commit waits for the disk.
+	if c.Purpose != store.PurposeEnrol && lastFactor(c, channel) {
+		out, err := s.grantOnProof(ctx, t, c, channel, ip)
+		if err != nil {
+			return Verified{}, err
+		}
+		return s.withPolicy(ctx, t, c, out), nil
+	}
+	// A factor that is not the last, or an enrolment: the code, the next
+	// codes asked for (or the stored mobile) and, should the other factors
+	// have been proven meanwhile, the grant commit together. An enrolment
+	// stores the mobile: that commit waits for the disk.
 	var out Verified
 	var msgs []outgoing
 	inTx := s.opt.Store.EphemeralTx
@@ -563,7 +570,7 @@ func (s *Service) Verify(ctx context.Context, tenantName, challengeID, channel, 
 		inTx = s.opt.Store.InTx
 	}
 	err = inTx(ctx, func(tx *store.Store) error {
-		c, err := tx.VerifyChallengeFactor(ctx, t.ID, c.ID, channel, now)
+		c, err := tx.VerifyChallengeFactor(ctx, t.ID, c.ID, channel, now, nil)
 		if err != nil {
 			return err
 		}
@@ -592,14 +599,56 @@ func (s *Service) Verify(ctx context.Context, tenantName, challengeID, channel, 
 	for _, m := range msgs {
 		s.enqueueCode(m)
 	}
+	return s.withPolicy(ctx, t, c, out), nil
+}
+
+// lastFactor reports whether channel is the one factor of c not yet
+// verified.
+func lastFactor(c store.Challenge, channel string) bool {
+	for _, f := range c.FactorList() {
+		if f != channel && !c.Verified(f) {
+			return false
+		}
+	}
+	return true
+}
+
+// withPolicy adds to a reset's grant the policy the new password must
+// meet, shown before it is typed.
+func (s *Service) withPolicy(ctx context.Context, t store.Tenant, c store.Challenge, out Verified) Verified {
 	if out.Grant != "" && c.Purpose == store.PurposeReset {
-		// The policy the new password must meet, shown before it is typed.
-		if r, err := s.routeOf(ctx, t, out.user); err == nil {
-			p := policyOf(t, s.accountPolicy(ctx, r))
+		if p, err := s.endUserPolicy(ctx, t, out.user); err == nil {
 			out.Policy = &p
 		}
 	}
-	return out, nil
+	return out
+}
+
+// grantOnProof verifies the last factor of c and issues the grant in one
+// statement, then records the end user's first access. Neither waits for
+// the disk: a crash can only lose a grant, and the end user verifies again
+// (resets and unlocks themselves commit durably).
+func (s *Service) grantOnProof(ctx context.Context, t store.Tenant, c store.Challenge, channel, ip string) (Verified, error) {
+	st := s.opt.Store.Ephemeral()
+	grant, g := s.newGrant()
+	if _, err := st.VerifyChallengeFactor(ctx, t.ID, c.ID, channel, s.opt.Now(), &g); err != nil {
+		if errors.Is(err, store.ErrChallengeDead) {
+			return Verified{}, errDeadChallenge
+		}
+		return Verified{}, err
+	}
+	u, err := s.recordAccess(ctx, st, t, *c.EndUserID, ip)
+	if err != nil {
+		return Verified{}, err
+	}
+	return Verified{Grant: grant, ExpiresAt: &g.ExpiresAt, user: u}, nil
+}
+
+// newGrant returns a new grant and what the store keeps of it.
+func (s *Service) newGrant() (string, store.Grant) {
+	grant := newGrant()
+	hash, _ := grantHash(grant)
+	return grant, store.Grant{Hash: hash, ExpiresAt: s.opt.Now().Add(GrantTTL).UTC().Truncate(time.Second)}
 }
 
 // askNextFactors makes the codes of the factors of c that were not asked
@@ -633,40 +682,37 @@ func (s *Service) askNextFactors(ctx context.Context, tx *store.Store, t store.T
 // issueGrant ends a verified challenge with a grant and records the end
 // user's first access, in tx.
 func (s *Service) issueGrant(ctx context.Context, tx *store.Store, t store.Tenant, c store.Challenge, ip string) (Verified, error) {
-	grant := newGrant()
-	hash, _ := grantHash(grant)
-	now := s.opt.Now()
-	expires := now.Add(GrantTTL).UTC().Truncate(time.Second)
-	if err := tx.IssueGrant(ctx, t.ID, c.ID, hash, expires); err != nil {
+	grant, g := s.newGrant()
+	if err := tx.IssueGrant(ctx, t.ID, c.ID, g.Hash, g.ExpiresAt); err != nil {
 		return Verified{}, err
 	}
-	before, err := tx.EndUser(ctx, t.ID, *c.EndUserID)
+	u, err := s.recordAccess(ctx, tx, t, *c.EndUserID, ip)
 	if err != nil {
 		return Verified{}, err
 	}
-	v := Verified{Grant: grant, ExpiresAt: &expires, user: before}
-	if before.FirstAccessAt != nil {
-		return v, nil
-	}
-	newly, err := tx.MarkFirstAccess(ctx, t.ID, before.ID, now)
+	return Verified{Grant: grant, ExpiresAt: &g.ExpiresAt, user: u}, nil
+}
+
+// recordAccess records the end user's first access (Accessed Self-Serve),
+// audited, if this is it, and returns the end user.
+func (s *Service) recordAccess(ctx context.Context, st *store.Store, t store.Tenant, endUserID int64, ip string) (store.EndUser, error) {
+	after, newly, err := st.MarkFirstAccess(ctx, t.ID, endUserID, s.opt.Now())
 	if err != nil || !newly {
-		return v, err
+		return after, err
 	}
+	before := after
+	before.FirstAccessAt = nil
 	type accessView struct {
 		FirstAccessAt *time.Time   `json:"first_access_at"`
 		Status        rules.Status `json:"status"`
 		ClientIP      string       `json:"client_ip"`
 	}
-	after, err := tx.EndUser(ctx, t.ID, before.ID)
-	if err != nil {
-		return v, err
-	}
-	return v, tx.Audit(ctx, store.AuditRecord{
+	return after, st.Audit(ctx, store.AuditRecord{
 		TenantID:   t.ID,
-		Actor:      endUserActor(before.ID),
+		Actor:      endUserActor(after.ID),
 		Action:     "end_user.first_access",
 		ObjectType: "end_user",
-		ObjectID:   fmt.Sprint(before.ID),
+		ObjectID:   fmt.Sprint(after.ID),
 		Before:     accessView{before.FirstAccessAt, rules.StatusOf(before.Rules()), ip},
 		After:      accessView{after.FirstAccessAt, rules.StatusOf(after.Rules()), ip},
 	})
@@ -674,37 +720,30 @@ func (s *Service) issueGrant(ctx context.Context, tx *store.Store, t store.Tenan
 
 func endUserActor(id int64) string { return fmt.Sprintf("end_user:%d", id) }
 
-// claimGrant takes grant for one use of purpose and returns its challenge
-// and end user; the caller releases it if the use fails in a way the end
-// user may retry.
-func (s *Service) claimGrant(ctx context.Context, t store.Tenant, grant string, purpose store.ChallengePurpose) (store.Challenge, store.EndUser, error) {
+// usableGrant returns the challenge and end user of grant, unused and
+// unexpired, for purpose, if the end user may still self-serve. It does not
+// claim the grant: the write-back's job does (store.StartPasswordJob), so a
+// password refused before the directory leaves it usable.
+func (s *Service) usableGrant(ctx context.Context, t store.Tenant, grant string, purpose store.ChallengePurpose) (store.Challenge, store.EndUser, error) {
 	hash, ok := grantHash(strings.TrimSpace(grant))
 	if !ok {
 		return store.Challenge{}, store.EndUser{}, errBadGrant
 	}
-	c, err := s.opt.Store.ClaimGrant(ctx, t.ID, hash, s.opt.Now())
+	g, err := s.opt.Store.UsableGrant(ctx, t.ID, hash, s.opt.Now())
 	if errors.Is(err, store.ErrGrantUnusable) {
-		return c, store.EndUser{}, errBadGrant
+		return g.Challenge, g.EndUser, errBadGrant
 	}
 	if err != nil {
-		return c, store.EndUser{}, err
+		return g.Challenge, g.EndUser, err
 	}
-	release := func(e error) (store.Challenge, store.EndUser, error) {
-		s.releaseGrant(ctx, c)
-		return c, store.EndUser{}, e
+	if g.Challenge.Purpose != purpose {
+		return g.Challenge, g.EndUser, &Error{Status: 403, Code: "wrong_purpose", Field: "grant",
+			Message: fmt.Sprintf("this verification was for %s, not %s; start again", g.Challenge.Purpose, purpose)}
 	}
-	if c.Purpose != purpose || c.EndUserID == nil {
-		return release(&Error{Status: 403, Code: "wrong_purpose", Field: "grant",
-			Message: fmt.Sprintf("this verification was for %s, not %s; start again", c.Purpose, purpose)})
+	if r := rules.InactiveReason(t.Rules(), g.EndUser.Rules()); r != rules.ReasonNone {
+		return g.Challenge, g.EndUser, &Error{Status: 403, Code: "not_allowed", Message: "self-serve is not available for your account: " + string(r)}
 	}
-	u, err := s.opt.Store.EndUser(ctx, t.ID, *c.EndUserID)
-	if err != nil {
-		return release(err)
-	}
-	if r := rules.InactiveReason(t.Rules(), u.Rules()); r != rules.ReasonNone {
-		return release(&Error{Status: 403, Code: "not_allowed", Message: "self-serve is not available for your account: " + string(r)})
-	}
-	return c, u, nil
+	return g.Challenge, g.EndUser, nil
 }
 
 func (s *Service) releaseGrant(ctx context.Context, c store.Challenge) {

@@ -194,7 +194,7 @@ func (s *Service) SetPassword(ctx context.Context, tenantName, grant, newPasswor
 	if err := checkPasswordInput(newPassword); err != nil {
 		return Done{}, err
 	}
-	c, u, err := s.claimGrant(ctx, t, grant, store.PurposeReset)
+	c, u, err := s.usableGrant(ctx, t, grant, store.PurposeReset)
 	if err != nil {
 		return Done{}, err
 	}
@@ -207,7 +207,7 @@ func (s *Service) Unlock(ctx context.Context, tenantName, grant, ip string) (Don
 	if err != nil {
 		return Done{}, err
 	}
-	c, u, err := s.claimGrant(ctx, t, grant, store.PurposeUnlock)
+	c, u, err := s.usableGrant(ctx, t, grant, store.PurposeUnlock)
 	if err != nil {
 		return Done{}, err
 	}
@@ -226,14 +226,13 @@ func checkPasswordInput(pw string) error {
 	return nil
 }
 
-// writeBack carries out the claimed grant's action: the checks, the job,
-// the directory call, the audit and the notices. password is "" for an
-// unlock.
+// writeBack carries out the grant's action: the checks, then the job
+// (which claims the grant), the directory call, the audit and the notices.
+// password is "" for an unlock.
 func (s *Service) writeBack(ctx context.Context, t store.Tenant, c store.Challenge, u store.EndUser, ip, password string) (Done, error) {
 	action := c.Purpose
 	r, err := s.routeOf(ctx, t, u)
 	if err != nil {
-		s.releaseGrant(ctx, c)
 		return Done{}, err
 	}
 	var w connectors.PasswordWriter
@@ -248,20 +247,22 @@ func (s *Service) writeBack(ctx context.Context, t store.Tenant, c store.Challen
 	}
 	if r.refusal == "" && action == store.PurposeReset {
 		if re := s.checkPassword(ctx, w, r, password); re != nil {
-			s.releaseGrant(ctx, c)
 			return Done{}, &Error{Status: 422, Code: "password_policy", Field: "new_password", Rule: string(re.Rule), Message: re.Message}
 		}
 	}
-	// A job this request carries out is recorded running from the start
-	// (one commit fewer); a refused one is recorded queued, then failed.
+	// The job claims the grant. One this request carries out is recorded
+	// running from the start; a refused one is recorded queued, then
+	// failed.
 	state := store.JobRunning
 	if r.refusal != "" {
 		state = store.JobQueued
 	}
-	job, err := s.opt.Store.CreatePasswordJob(ctx, store.PasswordJob{TenantID: t.ID, EndUserID: u.ID, ChallengeID: c.ID, Action: action,
-		Target: r.target, ConnectionID: connID(r.conn), ExternalID: r.acct.ExternalID, ClientIP: ip, State: state})
+	job, err := s.opt.Store.StartPasswordJob(ctx, store.PasswordJob{TenantID: t.ID, EndUserID: u.ID, ChallengeID: c.ID, Action: action,
+		Target: r.target, ConnectionID: connID(r.conn), ExternalID: r.acct.ExternalID, ClientIP: ip, State: state}, s.opt.Now())
+	if errors.Is(err, store.ErrGrantUnusable) {
+		return Done{}, errBadGrant
+	}
 	if err != nil {
-		s.releaseGrant(ctx, c)
 		return Done{}, err
 	}
 	if r.refusal != "" {
@@ -314,49 +315,37 @@ func connID(c *store.Connection) *int64 {
 // the notices that tell the end user.
 func (s *Service) finish(ctx context.Context, t store.Tenant, u store.EndUser, job store.PasswordJob, state store.JobState, reason string) {
 	ctx = context.WithoutCancel(ctx)
-	var refs []store.NoticeRef
-	err := s.opt.Store.InTx(ctx, func(tx *store.Store) error {
-		done, err := tx.FinishPasswordJob(ctx, t.ID, job.ID, state, reason)
-		if err != nil {
-			return err
+	type jobView struct {
+		JobID    int64           `json:"job_id"`
+		Action   string          `json:"action"`
+		Target   store.JobTarget `json:"target"`
+		Result   store.JobState  `json:"result"`
+		Reason   string          `json:"reason,omitempty"`
+		ClientIP string          `json:"client_ip"`
+	}
+	action, kind := "end_user.password_reset", rules.KindPasswordChanged
+	if job.Action == store.PurposeUnlock {
+		action, kind = "end_user.unlocked", rules.KindAccountUnlocked
+	}
+	end := store.JobEnd{State: state, Reason: reason, Audit: store.AuditRecord{
+		TenantID:   t.ID,
+		Actor:      endUserActor(u.ID),
+		Action:     action,
+		ObjectType: "end_user",
+		ObjectID:   fmt.Sprint(u.ID),
+		After:      jobView{job.ID, string(job.Action), job.Target, state, reason, job.ClientIP},
+	}}
+	if state == store.JobDone {
+		end.Notices = func(done store.PasswordJob) []store.NewNotice {
+			occasion := rules.ChangeOccasion(*done.FinishedAt, done.ID)
+			var rows []store.NewNotice
+			for _, ch := range []store.Channel{store.ChannelEmail, store.ChannelSMS} {
+				rows = append(rows, store.NewNotice{TenantID: t.ID, EndUserID: u.ID, Kind: kind, Occasion: occasion, Channel: ch})
+			}
+			return rows
 		}
-		type jobView struct {
-			JobID    int64           `json:"job_id"`
-			Action   string          `json:"action"`
-			Target   store.JobTarget `json:"target"`
-			Result   store.JobState  `json:"result"`
-			Reason   string          `json:"reason,omitempty"`
-			ClientIP string          `json:"client_ip"`
-		}
-		action := "end_user.password_reset"
-		if job.Action == store.PurposeUnlock {
-			action = "end_user.unlocked"
-		}
-		if err := tx.Audit(ctx, store.AuditRecord{
-			TenantID:   t.ID,
-			Actor:      endUserActor(u.ID),
-			Action:     action,
-			ObjectType: "end_user",
-			ObjectID:   fmt.Sprint(u.ID),
-			After:      jobView{done.ID, string(done.Action), done.Target, done.State, done.Reason, done.ClientIP},
-		}); err != nil {
-			return err
-		}
-		if state != store.JobDone {
-			return nil
-		}
-		kind := rules.KindPasswordChanged
-		if job.Action == store.PurposeUnlock {
-			kind = rules.KindAccountUnlocked
-		}
-		occasion := rules.ChangeOccasion(*done.FinishedAt, done.ID)
-		var rows []store.NewNotice
-		for _, ch := range []store.Channel{store.ChannelEmail, store.ChannelSMS} {
-			rows = append(rows, store.NewNotice{TenantID: t.ID, EndUserID: u.ID, Kind: kind, Occasion: occasion, Channel: ch})
-		}
-		refs, err = tx.CreateNotices(ctx, rows)
-		return err
-	})
+	}
+	_, refs, err := s.opt.Store.EndPasswordJob(ctx, job, end)
 	if err != nil {
 		s.log.Error("write-back job not recorded", "tenant_id", t.ID, "job_id", job.ID, "state", state, "err", err)
 		return

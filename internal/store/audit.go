@@ -26,20 +26,30 @@ type AuditRecord struct {
 
 // Audit records r in its tenant's audit log.
 func (s *Store) Audit(ctx context.Context, r AuditRecord) error {
-	b, err := json.Marshal(r.Before)
+	args, err := auditArgs(r, s.stamp())
 	if err != nil {
-		return fmt.Errorf("audit: %w", err)
+		return err
 	}
-	a, err := json.Marshal(r.After)
-	if err != nil {
-		return fmt.Errorf("audit: %w", err)
-	}
-	_, err = s.exec(ctx, `INSERT INTO audit_log (tenant_id, login_id, actor, action, object_type, object_id, before, after, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		r.TenantID, r.LoginID, r.Actor, r.Action, r.ObjectType, r.ObjectID, string(b), string(a), s.stamp())
-	if err != nil {
+	if _, err = s.exec(ctx, `INSERT INTO audit_log (`+auditColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, args...); err != nil {
 		return fmt.Errorf("audit %s %s/%s: %w", r.Action, r.ObjectType, r.ObjectID, err)
 	}
 	return nil
+}
+
+// auditColumns are the columns auditArgs fills, in its order.
+const auditColumns = `tenant_id, login_id, actor, action, object_type, object_id, before, after, at`
+
+// auditArgs are r's values for auditColumns, recorded at at.
+func auditArgs(r AuditRecord, at time.Time) ([]any, error) {
+	b, err := json.Marshal(r.Before)
+	if err != nil {
+		return nil, fmt.Errorf("audit: %w", err)
+	}
+	a, err := json.Marshal(r.After)
+	if err != nil {
+		return nil, fmt.Errorf("audit: %w", err)
+	}
+	return []any{r.TenantID, r.LoginID, r.Actor, r.Action, r.ObjectType, r.ObjectID, string(b), string(a), at}, nil
 }
 
 // AuditFilter narrows an audit log listing. Zero fields do not filter.

@@ -125,18 +125,32 @@ func (s *Store) FailChallengeAttempt(ctx context.Context, tenantID int64, id str
 	return n, nil
 }
 
+// Grant is a grant to issue: the SHA-256 of the grant given to the end
+// user, and when it expires.
+type Grant struct {
+	Hash      []byte
+	ExpiresAt time.Time
+}
+
 // VerifyChallengeFactor records that the channel's code was right, once:
 // a challenge no longer live, or a code already used, is ErrChallengeDead.
-// It returns the challenge after the change.
-func (s *Store) VerifyChallengeFactor(ctx context.Context, tenantID int64, id, channel string, now time.Time) (Challenge, error) {
+// With grant set (the caller found every other factor verified) the same
+// statement ends the challenge with the grant. It returns the challenge
+// after the change.
+func (s *Store) VerifyChallengeFactor(ctx context.Context, tenantID int64, id, channel string, now time.Time, grant *Grant) (Challenge, error) {
 	col := "sms_verified_at"
 	if channel == "email" {
 		col = "email_verified_at"
 	}
+	set, args := col+` = ?`, []any{now.UTC()}
+	if grant != nil {
+		set += `, grant_hash = ?, grant_expires_at = ?`
+		args = append(args, grant.Hash, grant.ExpiresAt.UTC())
+	}
 	var c Challenge
-	err := s.get(ctx, &c, `UPDATE challenges SET `+col+` = ?
+	err := s.get(ctx, &c, `UPDATE challenges SET `+set+`
 		WHERE tenant_id = ? AND id = ? AND `+col+` IS NULL AND voided_at IS NULL AND grant_hash IS NULL AND expires_at > ?
-		RETURNING `+challengeColumns, now.UTC(), tenantID, id, now.UTC())
+		RETURNING `+challengeColumns, append(args, tenantID, id, now.UTC())...)
 	if err != nil {
 		return c, notFoundAs(err, ErrChallengeDead)
 	}
@@ -180,23 +194,9 @@ func (s *Store) IssueGrant(ctx context.Context, tenantID int64, id string, hash 
 	return nil
 }
 
-// ClaimGrant takes the unused, unexpired grant whose SHA-256 is hash for
-// one use and returns its challenge. Until ReleaseGrant, no other request
-// can use it; a grant used, expired, being used or unknown is
-// ErrGrantUnusable.
-func (s *Store) ClaimGrant(ctx context.Context, tenantID int64, hash []byte, now time.Time) (Challenge, error) {
-	var c Challenge
-	err := s.get(ctx, &c, `UPDATE challenges SET grant_used_at = ?
-		WHERE tenant_id = ? AND grant_hash = ? AND grant_used_at IS NULL AND grant_expires_at > ?
-		RETURNING `+challengeColumns, now.UTC(), tenantID, hash, now.UTC())
-	if err != nil {
-		return c, notFoundAs(err, ErrGrantUnusable)
-	}
-	return c, nil
-}
-
 // ReleaseGrant makes a claimed grant usable again (the directory refused
-// the password: the end user may try another within the grant's life).
+// the password or could not be reached: the end user may try again within
+// the grant's life).
 func (s *Store) ReleaseGrant(ctx context.Context, tenantID int64, id string) error {
 	if _, err := s.exec(ctx, `UPDATE challenges SET grant_used_at = NULL WHERE tenant_id = ? AND id = ?`, tenantID, id); err != nil {
 		return fmt.Errorf("release grant: %w", err)
@@ -222,14 +222,27 @@ func notFoundAs(err, sentinel error) error {
 	return err
 }
 
-// GrantChallenge returns the challenge of the unused, unexpired grant whose
-// SHA-256 is hash, without claiming it; anything else is ErrGrantUnusable.
-func (s *Store) GrantChallenge(ctx context.Context, tenantID int64, hash []byte, now time.Time) (Challenge, error) {
-	var c Challenge
-	err := s.get(ctx, &c, `SELECT `+challengeColumns+` FROM challenges WHERE tenant_id = ? AND grant_hash = ? AND grant_used_at IS NULL AND grant_expires_at > ?`,
+// GrantUse is a usable grant's challenge and the end user it was issued
+// to.
+type GrantUse struct {
+	Challenge Challenge `db:"c"`
+	EndUser   EndUser   `db:"u"`
+}
+
+// grantUseColumns are GrantUse's columns, read from challenges c and
+// end_users u.
+var grantUseColumns = nested("c", challengeColumns) + ", " + nested("u", endUserColumns)
+
+// UsableGrant returns the challenge of the unused, unexpired grant whose
+// SHA-256 is hash, with its end user, without claiming it (a job claims
+// it: StartPasswordJob); anything else is ErrGrantUnusable.
+func (s *Store) UsableGrant(ctx context.Context, tenantID int64, hash []byte, now time.Time) (GrantUse, error) {
+	var g GrantUse
+	err := s.get(ctx, &g, `SELECT `+grantUseColumns+` FROM challenges c JOIN end_users u ON u.id = c.end_user_id AND u.tenant_id = c.tenant_id
+		WHERE c.tenant_id = ? AND c.grant_hash = ? AND c.grant_used_at IS NULL AND c.grant_expires_at > ?`,
 		tenantID, hash, now.UTC())
 	if err != nil {
-		return c, notFoundAs(err, ErrGrantUnusable)
+		return g, notFoundAs(err, ErrGrantUnusable)
 	}
-	return c, nil
+	return g, nil
 }

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -171,17 +172,20 @@ func (s *Store) SetSelfServe(ctx context.Context, tenantID int64, ids []int64, o
 }
 
 // MarkFirstAccess records the end user's first self-serve access (kept if
-// already set). It reports whether it was newly set.
-func (s *Store) MarkFirstAccess(ctx context.Context, tenantID, id int64, at time.Time) (bool, error) {
-	if _, err := s.EndUser(ctx, tenantID, id); err != nil {
-		return false, err
+// already set). It returns the end user after it and reports whether it
+// was newly set (one statement when it is).
+func (s *Store) MarkFirstAccess(ctx context.Context, tenantID, id int64, at time.Time) (EndUser, bool, error) {
+	var u EndUser
+	err := s.get(ctx, &u, `UPDATE end_users SET first_access_at = ?, updated_at = ? WHERE tenant_id = ? AND id = ? AND first_access_at IS NULL
+		RETURNING `+endUserColumns, at.UTC(), s.stamp(), tenantID, id)
+	if err == nil {
+		return u, true, nil
 	}
-	res, err := s.exec(ctx, `UPDATE end_users SET first_access_at = ?, updated_at = ? WHERE tenant_id = ? AND id = ? AND first_access_at IS NULL`, at.UTC(), s.stamp(), tenantID, id)
-	if err != nil {
-		return false, fmt.Errorf("record first access of end user %d: %w", id, err)
+	if !errors.Is(notFound(err, "", ""), ErrNotFound) {
+		return u, false, fmt.Errorf("record first access of end user %d: %w", id, err)
 	}
-	n, _ := res.RowsAffected()
-	return n > 0, nil
+	u, err = s.EndUser(ctx, tenantID, id)
+	return u, false, err
 }
 
 // MarkWelcomeSent records that a welcome email went out to the end user.

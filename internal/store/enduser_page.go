@@ -163,6 +163,17 @@ func qualified(a, columns string) string {
 	return strings.Join(cs, ", ")
 }
 
+// nested reads each of columns from the table alias a as "a.column": the
+// name sqlx gives a field of the struct field tagged db:"a".
+func nested(a, columns string) string {
+	cs := strings.Split(columns, ",")
+	for i, c := range cs {
+		c = strings.TrimSpace(c)
+		cs[i] = a + "." + c + ` AS "` + a + "." + c + `"`
+	}
+	return strings.Join(cs, ", ")
+}
+
 // selectNames lists the names of the columns of a select list: each
 // item's alias (after AS) or the item itself.
 func selectNames(columns string) []string {

@@ -43,6 +43,14 @@ type NewNotice struct {
 	Channel   Channel
 }
 
+// check refuses a row of an unknown kind or channel, or without occasion.
+func (n NewNotice) check() error {
+	if !n.Kind.Valid() || (n.Channel != ChannelEmail && n.Channel != ChannelSMS) || n.Occasion == "" {
+		return fmt.Errorf("notice for end user %d: invalid kind %q, channel %q or occasion %q", n.EndUserID, n.Kind, n.Channel, n.Occasion)
+	}
+	return nil
+}
+
 // NoticeRef identifies a ledger row for a sender.
 type NoticeRef struct {
 	ID        int64            `db:"id" json:"id"`
@@ -61,8 +69,8 @@ type NoticeRef struct {
 // from the store).
 func (s *Store) CreateNotices(ctx context.Context, ns []NewNotice) ([]NoticeRef, error) {
 	for _, n := range ns {
-		if !n.Kind.Valid() || (n.Channel != ChannelEmail && n.Channel != ChannelSMS) || n.Occasion == "" {
-			return nil, fmt.Errorf("notice for end user %d: invalid kind %q, channel %q or occasion %q", n.EndUserID, n.Kind, n.Channel, n.Occasion)
+		if err := n.check(); err != nil {
+			return nil, err
 		}
 	}
 	created := make([]NoticeRef, 0, len(ns))

@@ -119,7 +119,7 @@ func testEndUserPage(t *testing.T, s *store.Store) {
 	applyPage(t, s, other, 0, user("u00", "+447900000000"))
 	users := endUsers(t, s, f.tenant.ID)
 	now := time.Now()
-	_, err := s.MarkFirstAccess(ctx, f.tenant.ID, users["u02"].ID, now)
+	_, _, err := s.MarkFirstAccess(ctx, f.tenant.ID, users["u02"].ID, now)
 	must(t, err)
 	must(t, s.MarkWelcomeSent(ctx, f.tenant.ID, users["u01"].ID, now))
 	_, err = s.SetSelfServe(ctx, f.tenant.ID, []int64{users["u04"].ID}, false)

@@ -256,7 +256,7 @@ func testLinkEntraFirst(t *testing.T, s *store.Store) {
 	// What technicians and the person did to the Entra end user.
 	_, err := s.SetSelfServe(ctx, h.tenant.ID, []int64{alice.ID}, false)
 	must(t, err)
-	_, err = s.MarkFirstAccess(ctx, h.tenant.ID, alice.ID, time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC))
+	_, _, err = s.MarkFirstAccess(ctx, h.tenant.ID, alice.ID, time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC))
 	must(t, err)
 	must(t, s.MarkWelcomeSent(ctx, h.tenant.ID, alice.ID, time.Date(2026, 11, 19, 10, 0, 0, 0, time.UTC)))
 	_, _, err = s.SetContact(ctx, h.tenant.ID, alice.ID, ptr("alice.typed@contoso.example"), nil, rules.ProvenanceManual)
@@ -329,7 +329,7 @@ func testLinkFold(t *testing.T, s *store.Store) {
 	must(t, err)
 	_, _, err = s.SetContact(ctx, h.tenant.ID, cloud.ID, nil, ptr("+447700900777"), rules.ProvenanceEndUser)
 	must(t, err)
-	_, err = s.MarkFirstAccess(ctx, h.tenant.ID, cloud.ID, time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC))
+	_, _, err = s.MarkFirstAccess(ctx, h.tenant.ID, cloud.ID, time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC))
 	must(t, err)
 
 	res := h.entraPage(t, s, h.entraUser("alice", "IMM-alice", "alice@cloud.example", "+447700900001"))

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -11,8 +12,9 @@ import (
 )
 
 // testSelfServe: challenges (attempts void at the limit, a factor verifies
-// once, a grant is issued once, claimed once until released), jobs through
-// their states, logins found by each form, expired challenges swept, and
+// once, a grant is issued once, alone or with the last factor, claimed by
+// one job until released), jobs through their states with their audit and
+// notices, logins found by each form, expired challenges swept, and
 // every read scoped by tenant.
 func testSelfServe(t *testing.T, s *store.Store) {
 	ctx := context.Background()
@@ -40,20 +42,20 @@ func testSelfServe(t *testing.T, s *store.Store) {
 	if _, err := s.FailChallengeAttempt(ctx, f.tenant.ID, "c1", 2, now); !errors.Is(err, store.ErrChallengeDead) {
 		t.Errorf("attempt after the limit: %v", err)
 	}
-	if _, err := s.VerifyChallengeFactor(ctx, f.tenant.ID, "c1", "sms", now); !errors.Is(err, store.ErrChallengeDead) {
+	if _, err := s.VerifyChallengeFactor(ctx, f.tenant.ID, "c1", "sms", now, nil); !errors.Is(err, store.ErrChallengeDead) {
 		t.Errorf("verify a voided challenge: %v", err)
 	}
 
 	c.ID, c.Purpose = "c2", store.PurposeUnlock
 	must(t, s.CreateChallenge(ctx, c))
-	if _, err := s.VerifyChallengeFactor(ctx, f.tenant.ID, "c2", "sms", now.Add(11*time.Minute)); !errors.Is(err, store.ErrChallengeDead) {
+	if _, err := s.VerifyChallengeFactor(ctx, f.tenant.ID, "c2", "sms", now.Add(11*time.Minute), nil); !errors.Is(err, store.ErrChallengeDead) {
 		t.Errorf("verify after expiry: %v", err)
 	}
-	v, err := s.VerifyChallengeFactor(ctx, f.tenant.ID, "c2", "sms", now)
+	v, err := s.VerifyChallengeFactor(ctx, f.tenant.ID, "c2", "sms", now, nil)
 	if err != nil || !v.Verified("sms") {
 		t.Fatalf("verify: %+v %v", v, err)
 	}
-	if _, err := s.VerifyChallengeFactor(ctx, f.tenant.ID, "c2", "sms", now); !errors.Is(err, store.ErrChallengeDead) {
+	if _, err := s.VerifyChallengeFactor(ctx, f.tenant.ID, "c2", "sms", now, nil); !errors.Is(err, store.ErrChallengeDead) {
 		t.Errorf("a factor verified twice: %v", err)
 	}
 	hash := bytes.Repeat([]byte{9}, 32)
@@ -61,42 +63,84 @@ func testSelfServe(t *testing.T, s *store.Store) {
 	if err := s.IssueGrant(ctx, f.tenant.ID, "c2", []byte{8}, now.Add(10*time.Minute)); !errors.Is(err, store.ErrChallengeDead) {
 		t.Errorf("a second grant: %v", err)
 	}
-	if _, err := s.GrantChallenge(ctx, other.tenant.ID, hash, now); !errors.Is(err, store.ErrGrantUnusable) {
+	if _, err := s.UsableGrant(ctx, other.tenant.ID, hash, now); !errors.Is(err, store.ErrGrantUnusable) {
 		t.Errorf("another tenant's grant: %v", err)
 	}
-	if g, err := s.ClaimGrant(ctx, f.tenant.ID, hash, now); err != nil || g.ID != "c2" {
-		t.Fatalf("claim: %+v %v", g, err)
+	g, err := s.UsableGrant(ctx, f.tenant.ID, hash, now)
+	if err != nil || g.Challenge.ID != "c2" || g.EndUser.ID != u.ID || g.EndUser.Username != "alice" {
+		t.Fatalf("usable grant: %+v %v", g, err)
 	}
-	if _, err := s.ClaimGrant(ctx, f.tenant.ID, hash, now); !errors.Is(err, store.ErrGrantUnusable) {
-		t.Errorf("claimed twice: %v", err)
+	job := store.PasswordJob{TenantID: f.tenant.ID, EndUserID: u.ID, ChallengeID: "c2", Action: store.PurposeUnlock,
+		Target: store.TargetLocal, ClientIP: "203.0.113.1", State: store.JobRunning}
+	if _, err := s.StartPasswordJob(ctx, job, now.Add(11*time.Minute)); !errors.Is(err, store.ErrGrantUnusable) {
+		t.Errorf("a job on an expired grant: %v", err)
+	}
+	foreign := job
+	foreign.TenantID = other.tenant.ID
+	if _, err := s.StartPasswordJob(ctx, foreign, now); !errors.Is(err, store.ErrGrantUnusable) {
+		t.Errorf("a job on another tenant's grant: %v", err)
+	}
+	j, err := s.StartPasswordJob(ctx, job, now)
+	if err != nil || j.ID == 0 || j.State != store.JobRunning || j.StartedAt == nil {
+		t.Fatalf("a job carried out at once: %+v %v, want running and started", j, err)
+	}
+	if _, err := s.StartPasswordJob(ctx, job, now); !errors.Is(err, store.ErrGrantUnusable) {
+		t.Errorf("a grant used twice: %v", err)
+	}
+	if _, err := s.UsableGrant(ctx, f.tenant.ID, hash, now); !errors.Is(err, store.ErrGrantUnusable) {
+		t.Errorf("a claimed grant still usable: %v", err)
 	}
 	must(t, s.ReleaseGrant(ctx, f.tenant.ID, "c2"))
-	if _, err := s.ClaimGrant(ctx, f.tenant.ID, hash, now.Add(11*time.Minute)); !errors.Is(err, store.ErrGrantUnusable) {
-		t.Errorf("claimed after expiry: %v", err)
-	}
-	if _, err := s.ClaimGrant(ctx, f.tenant.ID, hash, now); err != nil {
-		t.Errorf("claim after release: %v", err)
-	}
-
-	queued, err := s.CreatePasswordJob(ctx, store.PasswordJob{TenantID: f.tenant.ID, EndUserID: u.ID, ChallengeID: "c2", Action: store.PurposeUnlock,
-		Target: store.TargetLocal, ClientIP: "203.0.113.1", State: store.JobDone})
+	job.State = store.JobDone
+	queued, err := s.StartPasswordJob(ctx, job, now)
 	if err != nil || queued.State != store.JobQueued || queued.StartedAt != nil {
 		t.Errorf("a new job in another state than running: %+v %v, want queued", queued, err)
 	}
-	j, err := s.CreatePasswordJob(ctx, store.PasswordJob{TenantID: f.tenant.ID, EndUserID: u.ID, ChallengeID: "c2", Action: store.PurposeUnlock,
-		Target: store.TargetLocal, ClientIP: "203.0.113.1", State: store.JobRunning})
-	if err != nil || j.State != store.JobRunning || j.StartedAt == nil {
-		t.Errorf("a job carried out at once: %+v %v, want running and started", j, err)
-	}
-	if _, err := s.FinishPasswordJob(ctx, other.tenant.ID, j.ID, store.JobDone, ""); !errors.Is(err, store.ErrNotFound) {
-		t.Errorf("another tenant finishes the job: %v", err)
-	}
-	done, err := s.FinishPasswordJob(ctx, f.tenant.ID, j.ID, store.JobFailed, "no agent")
-	if err != nil || done.State != store.JobFailed || done.Reason != "no agent" || done.FinishedAt == nil {
-		t.Errorf("finish: %+v %v", done, err)
-	}
 	if jobs, err := s.PasswordJobs(ctx, f.tenant.ID, u.ID, 0); err != nil || len(jobs) != 2 {
 		t.Errorf("jobs: %+v %v", jobs, err)
+	}
+
+	audit := store.AuditRecord{TenantID: f.tenant.ID, Actor: "end_user:1", Action: "end_user.unlocked", ObjectType: "end_user", ObjectID: "1", After: map[string]string{"result": "done"}}
+	notices := func(done store.PasswordJob) []store.NewNotice {
+		occasion := done.FinishedAt.UTC().Format(time.RFC3339) + " job " + fmt.Sprint(done.ID)
+		return []store.NewNotice{{TenantID: f.tenant.ID, EndUserID: u.ID, Kind: "account_unlocked", Occasion: occasion, Channel: store.ChannelEmail},
+			{TenantID: f.tenant.ID, EndUserID: u.ID, Kind: "account_unlocked", Occasion: occasion, Channel: store.ChannelSMS}}
+	}
+	foreignJob := j
+	foreignJob.TenantID = other.tenant.ID
+	if _, _, err := s.EndPasswordJob(ctx, foreignJob, store.JobEnd{State: store.JobDone, Audit: audit, Notices: notices}); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("another tenant ends the job: %v", err)
+	}
+	done, refs, err := s.EndPasswordJob(ctx, j, store.JobEnd{State: store.JobDone, Audit: audit, Notices: notices})
+	if err != nil || done.State != store.JobDone || done.FinishedAt == nil || len(refs) != 2 || refs[0].EndUserID != u.ID || refs[0].Kind != "account_unlocked" {
+		t.Errorf("end: %+v %+v %v", done, refs, err)
+	}
+	if _, _, err := s.EndPasswordJob(ctx, j, store.JobEnd{State: store.JobFailed, Audit: audit, Notices: notices}); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("a job ended twice: %v", err)
+	}
+	failed, refs, err := s.EndPasswordJob(ctx, queued, store.JobEnd{State: store.JobFailed, Reason: "no agent", Audit: audit})
+	if err != nil || failed.State != store.JobFailed || failed.Reason != "no agent" || len(refs) != 0 {
+		t.Errorf("end failed: %+v %+v %v", failed, refs, err)
+	}
+	if jobs, err := s.PasswordJobs(ctx, f.tenant.ID, u.ID, 0); err != nil || len(jobs) != 2 || jobs[0].State != store.JobFailed || jobs[1].State != store.JobDone {
+		t.Errorf("jobs after their end: %+v %v", jobs, err)
+	}
+	if entries, err := s.AuditLog(ctx, f.tenant.ID, store.AuditFilter{Action: "end_user.unlocked"}); err != nil || len(entries) != 2 {
+		t.Errorf("audit entries of the two ends: %d %v, want 2 (none for the refused ends)", len(entries), err)
+	}
+	if entries, _ := s.AuditLog(ctx, other.tenant.ID, store.AuditFilter{Action: "end_user.unlocked"}); len(entries) != 0 {
+		t.Errorf("another tenant's failed end left %d audit entries", len(entries))
+	}
+
+	c.ID, c.Purpose = "c3", store.PurposeReset
+	must(t, s.CreateChallenge(ctx, c))
+	hash3 := bytes.Repeat([]byte{3}, 32)
+	v3, err := s.VerifyChallengeFactor(ctx, f.tenant.ID, "c3", "sms", now, &store.Grant{Hash: hash3, ExpiresAt: now.Add(10 * time.Minute)})
+	if err != nil || !v3.Verified("sms") || !bytes.Equal(v3.GrantHash, hash3) || v3.GrantExpiresAt == nil {
+		t.Errorf("verify and grant at once: %+v %v", v3, err)
+	}
+	if g, err := s.UsableGrant(ctx, f.tenant.ID, hash3, now); err != nil || g.Challenge.ID != "c3" {
+		t.Errorf("the grant issued with the last factor: %+v %v", g, err)
 	}
 
 	for _, login := range []string{"alice", "ALICE", `CONTOSO\alice`, "alice@contoso.example"} {
@@ -108,7 +152,7 @@ func testSelfServe(t *testing.T, s *store.Store) {
 		t.Errorf("another tenant finds alice")
 	}
 
-	if n, err := s.DeleteExpiredChallenges(ctx, now.Add(time.Hour)); err != nil || n != 2 {
+	if n, err := s.DeleteExpiredChallenges(ctx, now.Add(time.Hour)); err != nil || n != 3 {
 		t.Errorf("swept %d: %v", n, err)
 	}
 }

@@ -244,7 +244,7 @@ func testTenantScoping(t *testing.T, s *store.Store) {
 	_, checks["end user"] = s.EndUser(ctx, b.tenant.ID, ua.ID)
 	_, _, checks["set contact"] = s.SetContact(ctx, b.tenant.ID, ua.ID, nil, ptr("+447700900999"), rules.ProvenanceManual)
 	_, checks["set self-serve"] = s.SetSelfServe(ctx, b.tenant.ID, []int64{ua.ID}, false)
-	_, checks["first access"] = s.MarkFirstAccess(ctx, b.tenant.ID, ua.ID, time.Now())
+	_, _, checks["first access"] = s.MarkFirstAccess(ctx, b.tenant.ID, ua.ID, time.Now())
 	checks["cursor"] = s.SetConnectionCursor(ctx, b.tenant.ID, a.conn.ID, "x")
 	_, checks["run"] = s.CreateRun(ctx, b.tenant.ID, a.conn.ID, store.ModeFull, "test", store.RunRunning, false, 0)
 	for what, err := range checks {
