@@ -116,7 +116,7 @@ func TestStrandedNoticesRequeued(t *testing.T) {
 
 	// The scan wrote and queued the rows 11 minutes ago; Redis then lost
 	// its queues.
-	st.SetClock(func() time.Time { return time.Now().Add(-worker.DefaultStrandedAfter - time.Minute) })
+	st.SetClock(func() time.Time { return now.Add(-worker.DefaultStrandedAfter - time.Minute) })
 	res, err := n.scanner.Scan(ctx)
 	must(t, err)
 	st.SetClock(time.Now)
@@ -140,5 +140,41 @@ func TestStrandedNoticesRequeued(t *testing.T) {
 	}
 	if ch.sink.Count() != 30 || len(ch.twilio.Messages()) != 30 {
 		t.Fatalf("%d emails, %d SMS; want 30 of each", ch.sink.Count(), len(ch.twilio.Messages()))
+	}
+}
+
+// TestStrandedFollowsTheClock: whether a row is stranded is judged at the
+// scanner's clock, not the machine's: rows written at the scanner's instant
+// are not requeued until that clock has moved past StrandedAfter.
+func TestStrandedFollowsTheClock(t *testing.T) {
+	t.Parallel()
+	requireServices(t)
+	ctx := context.Background()
+	rd := testRedis(t)
+	st, _ := postgresStore(t)
+	now := time.Date(2026, 12, 1, 15, 0, 0, 0, time.UTC)
+	clk := newClock(now)
+	st.SetClock(clk.Now)
+	f := newFixture(t, st, "stranded-clock", 1)
+	var due []store.UserRecord
+	for i := range 5 {
+		due = append(due, userRec(i, now.Add(3*24*time.Hour)))
+	}
+	f.put(t, st, 0, due...)
+	n := newNode(t, nodeOptions{redis: rd, st: st, clock: clk.Now, ch: newChannels(t, smtpsink.Options{}).senders()})
+	res, err := n.scanner.Scan(ctx)
+	must(t, err)
+	if res.Created != 10 || res.Requeued != 0 {
+		t.Fatalf("scan created %d rows and requeued %d, want 10 and 0", res.Created, res.Requeued)
+	}
+	flushRedis(t, rd)
+
+	clk.Add(worker.DefaultStrandedAfter - time.Second)
+	if got, err := n.scanner.Requeue(ctx); err != nil || got != 0 {
+		t.Fatalf("requeue just before StrandedAfter: %d rows (%v), want none", got, err)
+	}
+	clk.Add(2 * time.Second)
+	if got, err := n.scanner.Requeue(ctx); err != nil || got != 10 {
+		t.Fatalf("requeue just past StrandedAfter: %d rows (%v), want 10", got, err)
 	}
 }

@@ -70,11 +70,7 @@ func (r ScanResult) LogValue() slog.Value {
 
 // Scan plans, records and queues the notices due now.
 func (s *Scanner) Scan(ctx context.Context) (ScanResult, error) {
-	now := time.Now
-	if s.Now != nil {
-		now = s.Now
-	}
-	at := now()
+	at := s.now()
 	res := ScanResult{At: at}
 	p := planner.Planner{Store: s.Store, Channels: s.Channels}
 	plan, err := p.Plan(ctx, planner.Scope{}, at)
@@ -115,14 +111,21 @@ func (s *Scanner) Scan(ctx context.Context) (ScanResult, error) {
 const DefaultStrandedAfter = 10 * time.Minute
 
 // stranded lists the ledger rows pending for StrandedAfter (or sending past
-// their lease).
+// their lease) at the scanner's clock.
 func (s *Scanner) stranded(ctx context.Context) ([]NoticeRef, error) {
 	after := s.StrandedAfter
 	if after <= 0 {
 		after = DefaultStrandedAfter
 	}
-	rows, err := s.Store.StrandedNotices(ctx, time.Now().Add(-after), SendLease, 0)
+	rows, err := s.Store.StrandedNotices(ctx, s.now().Add(-after), SendLease, 0)
 	return refsOf(rows), err
+}
+
+func (s *Scanner) now() time.Time {
+	if s.Now != nil {
+		return s.Now()
+	}
+	return time.Now()
 }
 
 // Requeue queues again the ledger rows left pending for StrandedAfter (or
