@@ -328,7 +328,7 @@ func TestIncremental(t *testing.T) {
 	if err := f.lockOut("inc-b", 3); err != nil {
 		t.Fatal(err)
 	}
-	if err := modify(c, f.dn["inc-c"], "replace", "unicodePwd", unicodePwd("N3w-Passw0rd!"+f.tag)); err != nil {
+	if err := modify(c, f.dn["inc-c"], "replace", "unicodePwd", encodePassword("N3w-Passw0rd!"+f.tag)); err != nil {
 		t.Fatal(err)
 	}
 

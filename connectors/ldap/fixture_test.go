@@ -1,12 +1,12 @@
 package ldap
 
 // The tests of this package run against a REAL Samba AD domain controller,
-// brought up by scripts/ad-dc.sh (the project's fixture): `up`, then
-// `seed 250`. The DC's state lives in $AD_DIR (default
-// $TMPDIR/selfserve-ad-dc), it listens on $AD_BIND_IP (default 127.0.0.3),
-// and is shared by runs; a DC this test started is
-// stopped at the end (`ad-dc.sh stop` keeps the database, so the next run
-// starts in about a second), one that was already running is left running.
+// brought up by scripts/ad-dc.sh (the project's fixture, through
+// internal/addc): `up`, then `seed 250`. The DC's state lives in $AD_DIR
+// (default $TMPDIR/selfserve-ad-dc), it listens on $AD_BIND_IP (default
+// 127.0.0.3), and is shared by runs; a DC this test started is stopped at
+// the end (`ad-dc.sh stop` keeps the database, so the next run starts in
+// about a second), one that was already running is left running.
 //
 // On top of the seeded users, setupObjects creates what the tests change or
 // need in odd shapes (nested and distribution groups, PSOs of every kind, a
@@ -14,7 +14,7 @@ package ldap
 // OU=gotest-<tag>, and removes it all at the end.
 //
 // The tests skip, saying why, when not run as root, when Samba is not
-// installed, or with -short.
+// installed (fail instead with CI=true), or with -short.
 
 import (
 	"context"
@@ -27,70 +27,44 @@ import (
 	"math"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
-	"unicode/utf16"
 
 	goldap "github.com/go-ldap/ldap/v3"
 
 	"selfserve/connectors"
+	"selfserve/internal/addc"
 	"selfserve/internal/redact"
 )
-
-// defaultTestIP is the loopback address of the tests' DC, unless
-// $AD_BIND_IP says otherwise.
-const defaultTestIP = "127.0.0.3"
 
 // seedUsers is the size of the seeded directory: with page_size 100 the
 // seeded OU takes three pages.
 const seedUsers = 250
 
-// adInfo is $AD_DIR/ad-dc.json as written by ad-dc.sh.
-type adInfo struct {
-	Dir        string `json:"AD_DIR"`
-	LDAPURL    string `json:"AD_LDAP_URL"`
-	LDAPSURL   string `json:"AD_LDAPS_URL"`
-	BaseDN     string `json:"AD_BASE_DN"`
-	UsersDN    string `json:"AD_USERS_DN"`
-	BindDN     string `json:"AD_BIND_DN"`
-	BindUPN    string `json:"AD_BIND_UPN"`
-	BindPass   string `json:"AD_BIND_PASS"`
-	UserPass   string `json:"AD_USER_PASS"`
-	Realm      string `json:"AD_REALM"`
-	CACert     string `json:"AD_CA_CERT"`
-	PlainBinds string `json:"AD_PLAIN_SIMPLE_BIND"`
-}
-
 // fixture is the running DC plus the objects this test run created.
 type fixture struct {
-	adInfo
-	script     string
-	env        []string
-	wasRunning bool
-	lock       *os.File
-	tag        string
-	root       string // OU=gotest-<tag>,<base>
-	incOU      string
-	psoOU      string
-	scopeOU    string
-	subOU      string
-	dn         map[string]string // short name -> DN of created objects
-	psos       []string          // DNs of created PSOs
-	readerUPN  string
-	realm      string
+	*addc.DC
+	tag       string
+	root      string // OU=gotest-<tag>,<base>
+	incOU     string
+	psoOU     string
+	scopeOU   string
+	subOU     string
+	dn        map[string]string // short name -> DN of created objects
+	psos      []string          // DNs of created PSOs
+	readerUPN string
+	realm     string
 }
 
 var (
-	fxOnce sync.Once
-	fx     *fixture
-	fxSkip string
-	fxErr  error
+	fxOnce    sync.Once
+	fx        *fixture
+	fxUnavail error
+	fxErr     error
 )
 
 func TestMain(m *testing.M) {
@@ -106,102 +80,37 @@ func TestMain(m *testing.M) {
 // dc returns the running fixture, starting it on first use, or skips.
 func dc(t *testing.T) *fixture {
 	t.Helper()
-	fxOnce.Do(func() { fx, fxSkip, fxErr = startFixture() })
-	if fxSkip != "" {
-		t.Skip(fxSkip)
+	if testing.Short() {
+		t.Skip("AD tests need a Samba AD DC: skipped with -short")
 	}
+	fxOnce.Do(func() { fx, fxUnavail, fxErr = startFixture() })
+	addc.Skip(t, fxUnavail)
 	if fxErr != nil {
 		t.Fatalf("AD fixture: %v", fxErr)
 	}
 	return fx
 }
 
-func startFixture() (*fixture, string, error) {
-	if testing.Short() {
-		return nil, "AD tests need a Samba AD DC: skipped with -short", nil
+// startFixture starts the DC (its own, on 127.0.0.3, unless $AD_DIR and
+// $AD_BIND_IP say otherwise: not the script's default 127.0.0.1 of a
+// hand-run DC) and creates the test objects; it returns why the DC cannot
+// run here, if it cannot.
+func startFixture() (f *fixture, unavailable, err error) {
+	if err := addc.Available(); err != nil {
+		return nil, err, nil
 	}
-	if os.Geteuid() != 0 {
-		return nil, fmt.Sprintf("AD tests need root to run the Samba AD DC fixture (scripts/ad-dc.sh); running as uid %d", os.Geteuid()), nil
-	}
-	for _, tool := range []string{"samba-tool", "samba", "ldapsearch"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			return nil, fmt.Sprintf("AD tests need %s (apt-get install samba-ad-dc samba-ad-provision ldap-utils ldb-tools)", tool), nil
-		}
-	}
-	root, err := moduleRoot()
-	if err != nil {
-		return nil, "", err
-	}
-	f := &fixture{script: filepath.Join(root, "scripts", "ad-dc.sh")}
-	dir := os.Getenv("AD_DIR")
-	if dir == "" {
-		dir = filepath.Join(os.TempDir(), "selfserve-ad-dc")
-	}
-	f.env = append(os.Environ(), "AD_DIR="+dir)
-	if os.Getenv("AD_BIND_IP") == "" {
-		// not the script's default 127.0.0.1 (a hand-run fixture) nor the
-		// benchmark's 127.0.0.2: the ports are fixed per address
-		f.env = append(f.env, "AD_BIND_IP="+defaultTestIP)
-	}
-	// One test run at a time per fixture: a run stops the DC it started,
-	// which must not pull it from under another run.
-	lock, err := os.OpenFile(dir+".lock", os.O_CREATE|os.O_RDWR, 0o600)
-	if err != nil {
-		return nil, "", err
-	}
-	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
-		return nil, "", fmt.Errorf("locking %s.lock: %w", dir, err)
-	}
-	f.lock = lock // released when the test binary exits
-	f.wasRunning = f.run(30*time.Second, "status") == nil
-	if err := f.run(3*time.Minute, "up"); err != nil {
-		return nil, "", err
-	}
-	if err := f.run(3*time.Minute, "seed", strconv.Itoa(seedUsers)); err != nil {
-		return f, "", err
-	}
-	b, err := os.ReadFile(filepath.Join(dir, "ad-dc.json"))
-	if err != nil {
-		return f, "", err
-	}
-	if err := json.Unmarshal(b, &f.adInfo); err != nil {
-		return f, "", fmt.Errorf("%s/ad-dc.json: %w", dir, err)
-	}
-	f.realm = strings.ToLower(f.Realm)
-	if err := f.setupObjects(); err != nil {
-		return f, "", fmt.Errorf("creating test objects: %w", err)
-	}
-	return f, "", nil
-}
-
-// run runs the fixture script.
-func (f *fixture) run(timeout time.Duration, args ...string) error {
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, f.script, args...)
-	cmd.Env = f.env
-	out, err := cmd.CombinedOutput()
+	o := addc.Options{Dir: filepath.Join(os.TempDir(), "selfserve-ad-dc"), BindIP: "127.0.0.3", Users: seedUsers}.FromEnv()
+	d, err := addc.Start(ctx, o)
 	if err != nil {
-		return fmt.Errorf("%s %s: %w\n%s", f.script, strings.Join(args, " "), err, out)
+		return nil, nil, err
 	}
-	return nil
-}
-
-func moduleRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
+	f = &fixture{DC: d, realm: strings.ToLower(d.Realm)}
+	if err := f.setupObjects(); err != nil {
+		return f, nil, fmt.Errorf("creating test objects: %w", err)
 	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("go.mod not found above the working directory")
-		}
-		dir = parent
-	}
+	return f, nil, nil
 }
 
 func (f *fixture) teardown() error {
@@ -214,10 +123,7 @@ func (f *fixture) teardown() error {
 			errs = append(errs, err)
 		}
 	}
-	if !f.wasRunning {
-		errs = append(errs, f.run(time.Minute, "stop"))
-	}
-	return errors.Join(errs...)
+	return errors.Join(append(errs, f.Close())...)
 }
 
 // admin opens an LDAPS connection bound as the domain administrator.
@@ -443,7 +349,7 @@ func (f *fixture) addUser(c *goldap.Conn, name, ou string) error {
 		"displayName":        {"Test " + name},
 		"mail":               {f.sam(name) + "@" + f.realm},
 		"mobile":             {"+1 555 0100"},
-		"unicodePwd":         {unicodePwd(f.UserPass)},
+		"unicodePwd":         {encodePassword(f.UserPass)},
 		"userAccountControl": {"512"},
 	})
 }
@@ -551,16 +457,6 @@ func ridOf(c *goldap.Conn, dn string) (uint32, error) {
 		return 0, fmt.Errorf("%s has no objectSid", dn)
 	}
 	return binary.LittleEndian.Uint32(sid[len(sid)-4:]), nil
-}
-
-// unicodePwd encodes a password for AD: UTF-16LE, in double quotes.
-func unicodePwd(p string) string {
-	u := utf16.Encode([]rune(`"` + p + `"`))
-	b := make([]byte, 2*len(u))
-	for i, r := range u {
-		binary.LittleEndian.PutUint16(b[2*i:], r)
-	}
-	return string(b)
 }
 
 // escapeDNValue escapes an attribute value for a DN string (RFC 4514).

@@ -6,22 +6,16 @@ import (
 	"testing"
 )
 
-// ForTest starts the DC for t and closes it at t's end. $AD_DIR and
-// $AD_BIND_IP, when set, override o.Dir and o.BindIP. Where the DC cannot
-// run, t is skipped (see Skip); with -short it is skipped always.
+// ForTest starts the DC of o.FromEnv() for t and closes it at t's end.
+// Where the DC cannot run, t is skipped (see Skip); with -short it is
+// skipped always.
 func ForTest(t testing.TB, o Options) Info {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("needs the Samba AD DC: skipped with -short")
 	}
 	Skip(t, Available())
-	if dir := os.Getenv("AD_DIR"); dir != "" {
-		o.Dir = dir
-	}
-	if ip := os.Getenv("AD_BIND_IP"); ip != "" {
-		o.BindIP = ip
-	}
-	dc, err := Start(context.Background(), o)
+	dc, err := Start(context.Background(), o.FromEnv())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -31,6 +25,18 @@ func ForTest(t testing.TB, o Options) Info {
 		}
 	})
 	return dc.Info
+}
+
+// FromEnv is o with $AD_DIR and $AD_BIND_IP, where set, in place of Dir
+// and BindIP: how a test run picks the DC.
+func (o Options) FromEnv() Options {
+	if dir := os.Getenv("AD_DIR"); dir != "" {
+		o.Dir = dir
+	}
+	if ip := os.Getenv("AD_BIND_IP"); ip != "" {
+		o.BindIP = ip
+	}
+	return o
 }
 
 // Skip skips t because of err, the DC being unavailable (see Available),
