@@ -427,7 +427,7 @@ func TestHybridEntraFirst(t *testing.T) {
 		must(t, err)
 		_, _, err = b.st.SetContact(ctx, b.tenant.ID, second.ID, ptr("typed@contoso.example"), nil, rules.ProvenanceManual)
 		must(t, err)
-		_, err = b.st.MarkFirstAccess(ctx, b.tenant.ID, second.ID, time.Date(2026, 11, 20, 8, 0, 0, 0, time.UTC))
+		_, _, err = b.st.MarkFirstAccess(ctx, b.tenant.ID, second.ID, time.Date(2026, 11, 20, 8, 0, 0, 0, time.UTC))
 		must(t, err)
 
 		wantRun(t, "AD", b.sync(t, b.ad, importer.Request{}), store.ModeFull, 0, 0, 0, s, 0)

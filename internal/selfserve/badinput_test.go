@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -184,5 +185,42 @@ func TestRateLimitsAcrossServers(t *testing.T) {
 	}
 	if n != 30 || r.header.Get("Retry-After") == "" {
 		t.Errorf("the address was stopped at request %d (want 31): %d %s", n+1, r.status, r.raw)
+	}
+}
+
+// TestTenantChangesWithinTTL: a tenant read is reused for the TTL, so a
+// change to its settings (self-serve turned off) reaches the public
+// listener once the TTL has passed; a tenant that did not exist is never
+// remembered.
+func TestTenantChangesWithinTTL(t *testing.T) {
+	t.Parallel()
+	st := storeForTest(t)
+	var skew atomic.Int64
+	now := func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }
+	h := newHarness(t, harnessOptions{st: st, now: now, tenantTTL: 2 * time.Second})
+	if r := h.challenge("alice", "reset"); r.status != 202 {
+		t.Fatalf("challenge: %d %s", r.status, r.raw)
+	}
+	off := h.tenant
+	off.SelfServe = false
+	must(t, st.UpdateTenant(context.Background(), off))
+	if r := h.challenge("alice", "reset"); r.status != 202 {
+		t.Errorf("within the TTL: %d %s, want the tenant as read", r.status, r.raw)
+	}
+	skew.Store(int64(2 * time.Second))
+	if r := h.challenge("alice", "reset"); r.status != 404 {
+		t.Errorf("after the TTL: %d %s, want self-serve off", r.status, r.raw)
+	}
+
+	newco := "/self-serve/v1/newco/challenges"
+	if r := h.post(nil, newco, map[string]any{"login": "alice", "purpose": "reset"}); r.status != 404 {
+		t.Fatalf("a tenant that does not exist: %d %s", r.status, r.raw)
+	}
+	n := h.tenant
+	n.ID, n.Name = 0, "newco"
+	_, _, err := st.UpsertTenant(context.Background(), n)
+	must(t, err)
+	if r := h.post(nil, newco, map[string]any{"login": "alice", "purpose": "reset"}); r.status != 202 {
+		t.Errorf("a tenant created after a 404: %d %s, want served at once", r.status, r.raw)
 	}
 }

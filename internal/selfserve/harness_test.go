@@ -2,6 +2,7 @@ package selfserve_test
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"io"
@@ -82,6 +83,9 @@ type harnessOptions struct {
 	floor time.Duration
 	dirs  selfserve.Directories
 	now   func() time.Time
+	// tenantTTL is the service's (0: none, so a test's tenant change
+	// applies at once).
+	tenantTTL time.Duration
 }
 
 // backends runs fn on each store backend.
@@ -187,8 +191,9 @@ func (h *harness) service(o harnessOptions) *selfserve.Service {
 		},
 		TrustedProxies: mustPrefixes(h.t, "127.0.0.0/8, ::1"),
 		ChallengeFloor: o.floor, PublicURL: "https://reset.example",
-		Logger: slog.New(slog.NewJSONHandler(h.log, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		Now:    o.now,
+		Logger:    slog.New(slog.NewJSONHandler(h.log, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Now:       o.now,
+		TenantTTL: cmp.Or(o.tenantTTL, -1),
 	}
 	if o.demo {
 		opts.DemoOutbox = h.outbox

@@ -54,6 +54,12 @@ const (
 	// DefaultChallengeFloor is the least time a challenge request takes, so
 	// that real and decoy challenges cannot be told apart by time.
 	DefaultChallengeFloor = 300 * time.Millisecond
+	// DefaultTenantTTL is how long a tenant read by name is reused: a
+	// change to a tenant's self-serve settings reaches the public listener
+	// within it.
+	DefaultTenantTTL = 2 * time.Second
+	// maxCachedTenants bounds the tenants remembered.
+	maxCachedTenants = 4096
 	// maxLoginLength bounds what a login may be.
 	maxLoginLength = 256
 )
@@ -91,6 +97,9 @@ type Options struct {
 	// ChallengeFloor is the least time a challenge request takes (default
 	// DefaultChallengeFloor; negative: none, for benchmarks).
 	ChallengeFloor time.Duration
+	// TenantTTL is how long a tenant read by name is reused, measured on
+	// Now (default DefaultTenantTTL; negative: read on every request).
+	TenantTTL time.Duration
 	// PublicURL is the external base URL pages link to (no trailing slash).
 	PublicURL string
 	Now       func() time.Time
@@ -107,6 +116,15 @@ type Service struct {
 	stop   chan struct{}
 	wg     sync.WaitGroup
 	policy policyCache
+	// tenants remembers tenants by name (see Options.TenantTTL).
+	tenantsMu sync.Mutex
+	tenants   map[string]cachedTenant
+}
+
+// cachedTenant is a tenant as read at a time.
+type cachedTenant struct {
+	t  store.Tenant
+	at time.Time
 }
 
 // New returns the service; Close stops its background sender.
@@ -127,11 +145,15 @@ func New(o Options) (*Service, error) {
 	if o.ChallengeFloor == 0 {
 		o.ChallengeFloor = DefaultChallengeFloor
 	}
+	if o.TenantTTL == 0 {
+		o.TenantTTL = DefaultTenantTTL
+	}
 	o.Limits = o.Limits.withDefaults()
 	o.PublicURL = strings.TrimSuffix(o.PublicURL, "/")
 	s := &Service{opt: o, keys: k, limit: limiter{rd: o.Redis}, log: o.Logger.With("component", "self-serve"),
 		sends: make(chan outgoing, 1024), stop: make(chan struct{})}
 	s.policy.entries = map[int64]policyEntry{}
+	s.tenants = map[string]cachedTenant{}
 	for range 4 {
 		s.wg.Go(s.deliverLoop)
 	}
@@ -238,12 +260,13 @@ var (
 
 // Tenant returns the tenant named name if its end users may self-serve
 // (its subscription includes self-serve and the tenant switch is on).
-// Anything else is the same not-found answer.
+// Anything else is the same not-found answer. A tenant read is reused for
+// Options.TenantTTL: every request of a reset names its tenant.
 func (s *Service) Tenant(ctx context.Context, name string) (store.Tenant, error) {
 	if name == "" || len(name) > 200 || !utf8.ValidString(name) {
 		return store.Tenant{}, errNoSelfServe
 	}
-	t, err := s.opt.Store.TenantByName(ctx, name)
+	t, err := s.tenantByName(ctx, name)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return t, errNoSelfServe
@@ -252,6 +275,32 @@ func (s *Service) Tenant(ctx context.Context, name string) (store.Tenant, error)
 	case !t.Subscription.AllowsSelfServe() || !t.SelfServe:
 		return t, errNoSelfServe
 	}
+	return t, nil
+}
+
+// tenantByName reads the tenant named name, or reuses a read younger than
+// the TTL. Only tenants that exist are remembered, at most
+// maxCachedTenants of them.
+func (s *Service) tenantByName(ctx context.Context, name string) (store.Tenant, error) {
+	now := s.opt.Now()
+	if s.opt.TenantTTL > 0 {
+		s.tenantsMu.Lock()
+		c, ok := s.tenants[name]
+		s.tenantsMu.Unlock()
+		if ok && now.Sub(c.at) < s.opt.TenantTTL && !now.Before(c.at) {
+			return c.t, nil
+		}
+	}
+	t, err := s.opt.Store.TenantByName(ctx, name)
+	if err != nil || s.opt.TenantTTL <= 0 {
+		return t, err
+	}
+	s.tenantsMu.Lock()
+	if len(s.tenants) >= maxCachedTenants {
+		clear(s.tenants)
+	}
+	s.tenants[name] = cachedTenant{t: t, at: now}
+	s.tenantsMu.Unlock()
 	return t, nil
 }
 

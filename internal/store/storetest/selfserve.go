@@ -143,6 +143,22 @@ func testSelfServe(t *testing.T, s *store.Store) {
 		t.Errorf("the grant issued with the last factor: %+v %v", g, err)
 	}
 
+	first := now.Add(-time.Hour)
+	marked, newly, err := s.MarkFirstAccess(ctx, f.tenant.ID, u.ID, first)
+	if err != nil || !newly || marked.FirstAccessAt == nil || !marked.FirstAccessAt.Equal(first) || marked.Username != "alice" {
+		t.Errorf("first access: %+v %v %v", marked.FirstAccessAt, newly, err)
+	}
+	if read, _ := s.EndUser(ctx, f.tenant.ID, u.ID); read.FirstAccessAt == nil || !read.FirstAccessAt.Equal(first) || !read.UpdatedAt.Equal(marked.UpdatedAt) {
+		t.Errorf("first access read back: %+v, returned %+v", read, marked)
+	}
+	again, newly, err := s.MarkFirstAccess(ctx, f.tenant.ID, u.ID, now)
+	if err != nil || newly || again.FirstAccessAt == nil || !again.FirstAccessAt.Equal(first) {
+		t.Errorf("first access again: %+v %v %v, want the first kept", again.FirstAccessAt, newly, err)
+	}
+	if _, _, err := s.MarkFirstAccess(ctx, other.tenant.ID, u.ID, now); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("another tenant's end user's first access: %v", err)
+	}
+
 	for _, login := range []string{"alice", "ALICE", `CONTOSO\alice`, "alice@contoso.example"} {
 		if us, err := s.FindEndUsersByLogin(ctx, f.tenant.ID, login, 2); err != nil || len(us) != 1 || us[0].ID != u.ID {
 			t.Errorf("login %q: %d %v", login, len(us), err)
