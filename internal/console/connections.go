@@ -1,6 +1,7 @@
 package console
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -92,7 +93,7 @@ type connectionView struct {
 	Settings []settingRow
 	Runs     []store.SyncRun
 	// Done says what the last action did (created, saved, secrets-dropped,
-	// revoked).
+	// revoked, install-code).
 	Done string
 	// Test is the result of the test just run.
 	Test *service.TestResult
@@ -100,8 +101,8 @@ type connectionView struct {
 	// why it is unknown.
 	Agent      *agentserver.Status
 	AgentError string
-	// InstallCode is the install code just made: shown on this response
-	// only.
+	// InstallCode is the install code just made: shown on the page the
+	// POST that made it redirects to, once.
 	InstallCode *service.InstallCode
 }
 
@@ -114,12 +115,45 @@ func (c *Console) connectionPage(w http.ResponseWriter, r *http.Request, s *sess
 		return err
 	}
 	done := r.URL.Query().Get("done")
+	var code *service.InstallCode
 	switch done {
 	case "", "created", "saved", "secrets-dropped", "revoked":
+	case "install-code":
+		code = takeInstallCode(w, r, c.secure(r))
 	default:
 		done = ""
 	}
-	return c.showConnection(w, r, s, id, func(v *connectionView) { v.Done = done })
+	return c.showConnection(w, r, s, id, func(v *connectionView) { v.Done, v.InstallCode = done, code })
+}
+
+// installCodeCookie carries a new install code from the POST that made it
+// to the connection's page its redirect leads to, which shows the code and
+// deletes the cookie: a refresh of that page shows no code and makes none.
+// It lives a minute, on the connection's path only.
+const installCodeCookie = "ss_install_code"
+
+// putInstallCode hands code to the page the redirect of the connection
+// with id leads to.
+func putInstallCode(w http.ResponseWriter, id int64, code service.InstallCode, secure bool) {
+	b, _ := json.Marshal(code) // a struct of strings and a time
+	http.SetCookie(w, &http.Cookie{Name: installCodeCookie, Value: base64.RawURLEncoding.EncodeToString(b), Path: fmt.Sprintf("/connections/%d", id),
+		HttpOnly: true, Secure: secure, SameSite: http.SameSiteStrictMode, MaxAge: 60})
+}
+
+// takeInstallCode returns the install code putInstallCode handed over, and
+// deletes it; nil when there is none (the page was refreshed).
+func takeInstallCode(w http.ResponseWriter, r *http.Request, secure bool) *service.InstallCode {
+	ck, err := r.Cookie(installCodeCookie)
+	if err != nil {
+		return nil
+	}
+	http.SetCookie(w, &http.Cookie{Name: installCodeCookie, Path: r.URL.Path, HttpOnly: true, Secure: secure, SameSite: http.SameSiteStrictMode, MaxAge: -1})
+	b, err := base64.RawURLEncoding.DecodeString(ck.Value)
+	var code service.InstallCode
+	if err != nil || json.Unmarshal(b, &code) != nil || code.Code == "" {
+		return nil
+	}
+	return &code
 }
 
 // showConnection renders the page of the tenant's connection id, with
@@ -661,7 +695,9 @@ func (c *Console) testConnection(w http.ResponseWriter, r *http.Request, s *sess
 	return c.showConnection(w, r, s, id, func(v *connectionView) { v.Test = &res })
 }
 
-// issueInstallCode makes an agent install code and shows it, once.
+// issueInstallCode makes an agent install code and redirects to the
+// connection's page, which shows it once (putInstallCode): refreshing that
+// page makes no other code.
 func (c *Console) issueInstallCode(w http.ResponseWriter, r *http.Request, s *session) error {
 	id, err := postedID(r)
 	if err != nil {
@@ -671,7 +707,9 @@ func (c *Console) issueInstallCode(w http.ResponseWriter, r *http.Request, s *se
 	if err != nil {
 		return err
 	}
-	return c.showConnection(w, r, s, id, func(v *connectionView) { v.InstallCode = &code })
+	putInstallCode(w, id, code, c.secure(r))
+	http.Redirect(w, r, fmt.Sprintf("/connections/%d?done=install-code", id), http.StatusSeeOther)
+	return nil
 }
 
 func (c *Console) revokeAgent(w http.ResponseWriter, r *http.Request, s *session) error {

@@ -244,6 +244,19 @@ func TestBrowserAgentInstallCodeAndRevoke(t *testing.T) {
 		t.Fatalf("install code %q, command %q", code, command)
 	}
 	check(t, tb, "agent-install-code")
+	// The POST redirected: refreshing the page it led to neither shows the
+	// code again nor makes another.
+	conn, _, _ := strings.Cut(page, "?")
+	if at := get(t, tb, chromedp.Location()); at != conn+"?done=install-code" {
+		t.Errorf("the install code's POST led to %s, want a redirect to %s?done=install-code", at, conn)
+	}
+	run(t, tb, chromedp.Reload(), chromedp.WaitVisible(chromedp.CSS("#install-code-gone")))
+	if html := get(t, tb, chromedp.Evaluate[string](`document.documentElement.outerHTML`)); strings.Contains(html, code) || strings.Contains(html, `id="install-code-value"`) {
+		t.Error("the install code is shown again after a refresh")
+	}
+	if es, err := b.st.AuditLog(ctx, b.tenant.ID, store.AuditFilter{Action: "agent.install_code_created", Limit: 10}); err != nil || len(es) != 1 {
+		t.Errorf("%d install codes made (%v), want 1: a refresh made another", len(es), err)
+	}
 	// Shown once: the connection's page does not show it again.
 	run(t, tb, chromedp.Navigate(page), chromedp.WaitVisible(chromedp.CSS("#agent-state")))
 	if html := get(t, tb, chromedp.Evaluate[string](`document.documentElement.outerHTML`)); strings.Contains(html, code) {

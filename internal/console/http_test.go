@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 
+	"selfserve/connectors"
 	"selfserve/internal/store"
 )
 
@@ -191,5 +193,47 @@ func TestEndUsersPageWeighsUnder150KB(t *testing.T) {
 	t.Logf("first load of a page of %d end users: %d bytes compressed (the page alone %d bytes uncompressed)", pageSize, total, len(body))
 	if total > 150<<10 {
 		t.Errorf("first load weighs %d bytes, over 150 KB", total)
+	}
+}
+
+// TestInstallCodePostRedirectGet: the install code is made by a POST that
+// needs the CSRF token and redirects; the page it leads to shows the code
+// once, and refreshing it shows none and makes none.
+func TestInstallCodePostRedirectGet(t *testing.T) {
+	t.Parallel()
+	b := setup(t, 0)
+	ctx := context.Background()
+	co, _, err := b.st.UpsertConnection(ctx, store.Connection{TenantID: b.tenant.ID, CustomerID: &b.cust.ID, Name: "contoso-agent", Kind: connectors.KindAgent,
+		Settings: []byte(`{"directory":"ad"}`)}, false)
+	must(t, err)
+	c := b.client(t)
+	c.signIn("super@acme.example")
+	page := fmt.Sprintf("/connections/%d", co.ID)
+	made := func() int {
+		t.Helper()
+		es, err := b.st.AuditLog(ctx, b.tenant.ID, store.AuditFilter{Action: "agent.install_code_created", Limit: 10})
+		must(t, err)
+		return len(es)
+	}
+	if status, _, _ := c.do(http.MethodPost, page+"/agent/install-code", url.Values{}, nil); status != http.StatusForbidden || made() != 0 {
+		t.Fatalf("POST without the CSRF token: %d, %d codes made; want 403 and none", status, made())
+	}
+	status, body, h := c.do(http.MethodPost, page+"/agent/install-code", url.Values{"csrf": {c.csrf(page)}}, nil)
+	if status != http.StatusSeeOther || h.Get("Location") != page+"?done=install-code" || strings.Contains(body, "ssa_") {
+		t.Fatalf("POST: %d to %q, want 303 to %s?done=install-code without the code\n%s", status, h.Get("Location"), page, body)
+	}
+	status, body, h = c.do(http.MethodGet, page+"?done=install-code", nil, nil)
+	code := regexp.MustCompile(`id="install-code-value">(ssa_[^<]+)<`).FindStringSubmatch(body)
+	if status != http.StatusOK || code == nil || h.Get("Cache-Control") != "no-store" {
+		t.Fatalf("the page the POST led to: %d, cache %q, code %v\n%s", status, h.Get("Cache-Control"), code, body)
+	}
+	for range 2 {
+		status, body, _ = c.do(http.MethodGet, page+"?done=install-code", nil, nil)
+		if status != http.StatusOK || strings.Contains(body, code[1]) || !strings.Contains(body, `id="install-code-gone"`) {
+			t.Fatalf("refreshed: %d, the code shown again or no word of it\n%s", status, body)
+		}
+	}
+	if n := made(); n != 1 {
+		t.Fatalf("%d install codes made, want 1", n)
 	}
 }
