@@ -161,13 +161,17 @@ type Field struct {
 	Type FieldType
 	// Secret, Endpoint and File are the key's marks (see Keys).
 	Secret, Endpoint, File bool
+	// Help is the field's `help:"…"` tag: what the value is and where the
+	// technician finds it, in a sentence or two ("" when untagged).
+	Help string
 }
 
 var unmarshalerType = reflect.TypeFor[json.Unmarshaler]()
 
 // FieldsOf returns the fields of cfg, a pointer to a struct, in the order
-// the struct declares them; an embedded struct without a JSON name
-// contributes its own fields, as encoding/json decodes it.
+// the struct declares them, each with its help text (the `help:"…"` tag);
+// an embedded struct without a JSON name contributes its own fields, as
+// encoding/json decodes it.
 func FieldsOf(cfg Config) []Field {
 	t := reflect.TypeOf(cfg)
 	for t.Kind() == reflect.Pointer {
@@ -192,7 +196,7 @@ func fieldsOf(t reflect.Type, out []Field) []Field {
 		}
 		marks := strings.Split(f.Tag.Get("connector"), ",")
 		field := Field{Key: name, Type: FieldString, Secret: f.Type == secretType,
-			Endpoint: slices.Contains(marks, "endpoint"), File: slices.Contains(marks, "file")}
+			Endpoint: slices.Contains(marks, "endpoint"), File: slices.Contains(marks, "file"), Help: f.Tag.Get("help")}
 		switch k := f.Type.Kind(); {
 		case field.Secret:
 		case reflect.PointerTo(f.Type).Implements(unmarshalerType):

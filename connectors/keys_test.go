@@ -149,3 +149,23 @@ func TestFieldsDescribeTheForm(t *testing.T) {
 		t.Error("an unknown kind has fields")
 	}
 }
+
+// TestFieldsHaveHelp: every field of every shipped connector carries a
+// short help text (its help tag) for the console's forms.
+func TestFieldsHaveHelp(t *testing.T) {
+	reg := shipped.Registry()
+	for _, kind := range reg.Kinds() {
+		fields, _ := reg.Fields(connectors.Kind(kind))
+		for _, f := range fields {
+			if f.Help == "" || len(f.Help) > 200 || !strings.HasSuffix(f.Help, ".") {
+				t.Errorf("%s.%s: help %q, want one or two short sentences", kind, f.Key, f.Help)
+			}
+		}
+	}
+	fields, _ := reg.Fields(connectors.KindAD)
+	for _, f := range fields {
+		if f.Key == "bind_dn" && !strings.Contains(f.Help, `CORP\svc`) {
+			t.Errorf("bind_dn's help is not read from its tag as written: %q", f.Help)
+		}
+	}
+}

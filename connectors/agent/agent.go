@@ -16,7 +16,7 @@ import (
 type Config struct {
 	// Directory is what the agent reads: "ad" (Active Directory over LDAP,
 	// the default) or "file" (local account exports).
-	Directory string `json:"directory"`
+	Directory string `json:"directory" help:"What the agent reads: ad (Active Directory, the default) or file (local account exports)."`
 }
 
 // Validate checks the settings.

@@ -80,34 +80,34 @@ type Config struct {
 	// Site is the cloud region ("na", "eu", "au", "staging" → the api-
 	// host) or a site's own host or URL (https://cw.example.com). Required
 	// unless base_url is set.
-	Site string `json:"site,omitempty" connector:"endpoint"`
+	Site string `json:"site,omitempty" connector:"endpoint" help:"ConnectWise cloud region (na, eu, au) or your own server's address, e.g. https://cw.example.com."`
 	// BaseURL overrides the site (a test server, a proxy). A URL without a
 	// path gets /v4_6_release/apis/3.0. Default empty: the site's.
-	BaseURL string `json:"base_url,omitempty" connector:"endpoint"`
+	BaseURL string `json:"base_url,omitempty" connector:"endpoint" help:"Replaces the site's API address (a proxy, a test server). Usually empty."`
 	// CompanyID is the company id technicians log in with. Required.
-	CompanyID string `json:"company_id,omitempty"`
+	CompanyID string `json:"company_id,omitempty" help:"The company id you type when you log in to ConnectWise PSA."`
 	// ClientID is the integration's clientId from developer.connectwise.com,
 	// sent on every request. Required.
-	ClientID string `json:"client_id,omitempty"`
+	ClientID string `json:"client_id,omitempty" help:"Your integration's clientId, from developer.connectwise.com."`
 	// APIVersion is the model version pinned in Accept. Default "2025.1".
-	APIVersion string `json:"api_version,omitempty"`
+	APIVersion string `json:"api_version,omitempty" help:"API model version requested. Default 2025.1."`
 	// PublicKey and PrivateKey are the API member's keys. Required.
-	PublicKey  redact.Secret `json:"public_key,omitempty"`
-	PrivateKey redact.Secret `json:"private_key,omitempty"`
+	PublicKey  redact.Secret `json:"public_key,omitempty" help:"Public key of the API member (System › Members › API Members › API Keys)."`
+	PrivateKey redact.Secret `json:"private_key,omitempty" help:"Private key of the same API key, shown once when the key is made."`
 	// CompanyStatus, if set, imports only companies with this status name.
 	// Default empty: all statuses.
-	CompanyStatus string `json:"company_status,omitempty"`
+	CompanyStatus string `json:"company_status,omitempty" help:"Import only the companies with this status name. Empty: all statuses."`
 	// CompanyType, if set, imports only companies having this type name.
 	// Default empty: all types.
-	CompanyType string `json:"company_type,omitempty"`
+	CompanyType string `json:"company_type,omitempty" help:"Import only the companies of this type name. Empty: all types."`
 	// MobileTypes are the communication type names (matched
 	// case-insensitively) whose phone numbers are mobiles. Default
 	// ["Mobile", "Cell"].
-	MobileTypes []string `json:"mobile_types,omitempty"`
+	MobileTypes []string `json:"mobile_types,omitempty" help:"Communication types whose numbers are mobiles. Default Mobile, Cell."`
 	// PageSize is pageSize, 1 to 1000. Default 1000.
-	PageSize int `json:"page_size,omitempty"`
+	PageSize int `json:"page_size,omitempty" help:"Records per request, 1 to 1000. Default 1000."`
 	// RequestsPerMinute paces requests on this connection. Default 1000.
-	RequestsPerMinute int `json:"requests_per_minute,omitempty"`
+	RequestsPerMinute int `json:"requests_per_minute,omitempty" help:"Pace of API requests on this connection. Default 1000."`
 }
 
 // APIHost implements connectors.VendorHosted: ConnectWise's cloud is its

@@ -90,17 +90,17 @@ const (
 type Config struct {
 	// Path is the file to import. A relative path is read from the working
 	// directory of the process. Required.
-	Path string `json:"path" connector:"file"`
+	Path string `json:"path" connector:"file" help:"Name of a CSV or JSON export of the accounts in the tenant's import folder."`
 	// Format is "csv" or "json". Default: from Path's extension (.csv, .json),
 	// required when the extension says neither.
-	Format string `json:"format,omitempty"`
+	Format string `json:"format,omitempty" help:"csv or json. Empty: taken from the file's extension."`
 	// PageSize is how many rows each page holds, 1..10000. Default 500.
-	PageSize int `json:"page_size,omitempty"`
+	PageSize int `json:"page_size,omitempty" help:"Rows per page, 1 to 10000. Default 500."`
 	// MaxRows is the most account rows the file may hold; a larger file fails
 	// the listing rather than importing part of it. Default 1000000.
-	MaxRows int `json:"max_rows,omitempty"`
+	MaxRows int `json:"max_rows,omitempty" help:"Most account rows the file may hold; a larger file fails the import. Default 1000000."`
 	// MaxBytes is the largest file size accepted, in bytes. Default 1 GiB.
-	MaxBytes int64 `json:"max_bytes,omitempty"`
+	MaxBytes int64 `json:"max_bytes,omitempty" help:"Largest file size accepted, in bytes. Default 1 GiB."`
 }
 
 // Open checks the settings (all problems at once, wrapping

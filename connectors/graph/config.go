@@ -58,36 +58,36 @@ const (
 type Config struct {
 	// AzureTenantID is the directory (tenant) id, a GUID or a verified
 	// domain name. Required.
-	AzureTenantID string `json:"azure_tenant_id"`
+	AzureTenantID string `json:"azure_tenant_id" help:"Directory (tenant) ID from the app registration's Overview in the Entra admin center, or a verified domain."`
 	// ClientID is the application (client) id of the app registration, a
 	// GUID. Required.
-	ClientID string `json:"client_id"`
+	ClientID string `json:"client_id" help:"Application (client) ID from the app registration's Overview."`
 	// ClientSecret is the app registration's client secret value (not its
 	// secret id). Required; stored as a secret.
-	ClientSecret redact.Secret `json:"client_secret"`
+	ClientSecret redact.Secret `json:"client_secret" help:"The client secret's Value (not its Secret ID), from the app registration's Certificates & secrets."`
 	// GraphURL is the Microsoft Graph base URL including the version.
 	// Default "https://graph.microsoft.com/v1.0".
-	GraphURL string `json:"graph_url" connector:"endpoint"`
+	GraphURL string `json:"graph_url" connector:"endpoint" help:"Microsoft Graph base URL. Default https://graph.microsoft.com/v1.0."`
 	// AuthorityURL is the Microsoft identity platform host; tokens come from
 	// {authority_url}/{azure_tenant_id}/oauth2/v2.0/token. Default
 	// "https://login.microsoftonline.com".
-	AuthorityURL string `json:"authority_url" connector:"endpoint"`
+	AuthorityURL string `json:"authority_url" connector:"endpoint" help:"Microsoft sign-in host. Default https://login.microsoftonline.com."`
 	// CAFile is a PEM file of extra CA certificates to trust for both URLs
 	// (a private cloud, a TLS-inspecting proxy, tests). Default none: the
 	// system roots only.
-	CAFile string `json:"ca_file" connector:"endpoint,file"`
+	CAFile string `json:"ca_file" connector:"endpoint,file" help:"PEM file of extra CA certificates to trust (a TLS-inspecting proxy). Empty: the system's trusted roots."`
 	// PageSize is the $top of user listings, 1..999. Default 999. Delta
 	// queries ignore it: Graph chooses their page size.
-	PageSize int `json:"page_size"`
+	PageSize int `json:"page_size" help:"Users per page of a listing, 1 to 999. Default 999."`
 	// FetchAuthPhone, when true, reads a user's registered authentication
 	// phone methods (mobile, then alternate mobile) when mobilePhone is
 	// empty: one extra request per such user, within the request budget.
 	// Default false.
-	FetchAuthPhone bool `json:"fetch_auth_phone"`
+	FetchAuthPhone bool `json:"fetch_auth_phone" help:"When a user's mobile phone is empty, read their registered authentication phone (one more request per such user)."`
 	// RequestsPerSecond is this connection's client-side budget of Graph
 	// requests, with a burst of twice as many, so one big tenant cannot
 	// starve others. Default 10.
-	RequestsPerSecond float64 `json:"requests_per_second"`
+	RequestsPerSecond float64 `json:"requests_per_second" help:"Graph requests per second on this connection. Default 10."`
 }
 
 var _ connectors.Config = (*Config)(nil)

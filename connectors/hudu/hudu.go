@@ -71,26 +71,26 @@ var (
 type Config struct {
 	// BaseURL is the Hudu instance (https://acme.huducloud.com); the API
 	// path /api/v1 is added when the URL has no path. Required.
-	BaseURL string `json:"base_url,omitempty" connector:"endpoint"`
+	BaseURL string `json:"base_url,omitempty" connector:"endpoint" help:"Your Hudu address, e.g. https://acme.huducloud.com."`
 	// APIKey is the Hudu API key, sent as x-api-key. Required.
-	APIKey redact.Secret `json:"api_key,omitempty"`
+	APIKey redact.Secret `json:"api_key,omitempty" help:"Hudu API key, from Admin › API Keys."`
 	// PeopleLayout is the name of the asset layout whose assets are people.
 	// Default "People".
-	PeopleLayout string `json:"people_layout,omitempty"`
+	PeopleLayout string `json:"people_layout,omitempty" help:"Name of the asset layout whose assets are people. Default People."`
 	// EmailFields are the labels of the fields holding email addresses,
 	// matched case-insensitively; the asset's primary_mail is read too.
 	// Default ["Email", "Emails"].
-	EmailFields []string `json:"email_fields,omitempty"`
+	EmailFields []string `json:"email_fields,omitempty" help:"Labels of the asset fields that hold email addresses. Default Email, Emails."`
 	// MobileFields are the labels of the fields holding mobile numbers,
 	// matched case-insensitively, in order of preference. Inside a field, a
 	// number that carries its own label ("Work: …", a row of a phones table)
 	// counts only if that label is one of these or "Mobile"/"Cell".
 	// Default ["Mobile", "Cell", "Mobile Phone", "Phones"].
-	MobileFields []string `json:"mobile_fields,omitempty"`
+	MobileFields []string `json:"mobile_fields,omitempty" help:"Labels of the asset fields that hold mobile numbers, preferred first. Default Mobile, Cell, Mobile Phone, Phones."`
 	// PageSize is page_size, 1 to 1000. Default 1000.
-	PageSize int `json:"page_size,omitempty"`
+	PageSize int `json:"page_size,omitempty" help:"Records per request, 1 to 1000. Default 1000."`
 	// RequestsPerMinute paces requests on this connection. Default 300.
-	RequestsPerMinute int `json:"requests_per_minute,omitempty"`
+	RequestsPerMinute int `json:"requests_per_minute,omitempty" help:"Pace of API requests on this connection. Default 300."`
 }
 
 // APIHost implements connectors.VendorHosted: Hudu's cloud instances are

@@ -62,23 +62,23 @@ type Config struct {
 	// Region picks the API host: "us" (https://api.itglue.com), "eu"
 	// (https://api.eu.itglue.com) or "au" (https://api.au.itglue.com).
 	// Default "us".
-	Region string `json:"region,omitempty" connector:"endpoint"`
+	Region string `json:"region,omitempty" connector:"endpoint" help:"Where your IT Glue account is hosted: us (app.itglue.com), eu (app.eu.itglue.com) or au (app.au.itglue.com). Default us."`
 	// BaseURL overrides the regional host (a test server, a proxy). Default
 	// empty: the region's host.
-	BaseURL string `json:"base_url,omitempty" connector:"endpoint"`
+	BaseURL string `json:"base_url,omitempty" connector:"endpoint" help:"Replaces the region's API address (a proxy, a test server). Usually empty."`
 	// APIKey is the IT Glue API key, sent as x-api-key. Required.
-	APIKey redact.Secret `json:"api_key,omitempty"`
+	APIKey redact.Secret `json:"api_key,omitempty" help:"IT Glue API key, from Account › Settings › API Keys (administrators only)."`
 	// OrganizationTypeID, if set, imports only organizations of this type.
 	// Default 0: all types.
-	OrganizationTypeID int64 `json:"organization_type_id,omitempty"`
+	OrganizationTypeID int64 `json:"organization_type_id,omitempty" help:"Import only the organizations of this type id. Empty: all types."`
 	// OrganizationStatusID, if set, imports only organizations of this
 	// status. Default 0: all statuses.
-	OrganizationStatusID int64 `json:"organization_status_id,omitempty"`
+	OrganizationStatusID int64 `json:"organization_status_id,omitempty" help:"Import only the organizations of this status id. Empty: all statuses."`
 	// PageSize is page[size], 1 to 1000. Default 1000.
-	PageSize int `json:"page_size,omitempty"`
+	PageSize int `json:"page_size,omitempty" help:"Organizations per request, 1 to 1000. Default 1000."`
 	// RequestsPerMinute paces requests on this connection. Default 600
 	// (IT Glue's 3000 per 5 minutes).
-	RequestsPerMinute int `json:"requests_per_minute,omitempty"`
+	RequestsPerMinute int `json:"requests_per_minute,omitempty" help:"Pace of API requests on this connection. Default 600."`
 }
 
 // APIHost implements connectors.VendorHosted: IT Glue's cloud is its

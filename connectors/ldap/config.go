@@ -118,57 +118,57 @@ const (
 type Config struct {
 	// URL of the domain controller: ldaps://host[:636], or ldap://host[:389]
 	// with start_tls (or allow_insecure). Required.
-	URL string `json:"url" connector:"endpoint"`
+	URL string `json:"url" connector:"endpoint" help:"Domain controller address: ldaps://dc01.corp.example (port 636), or ldap:// with StartTLS."`
 	// BaseDN is the subtree whose users are imported. Required unless
 	// base_dns is set.
-	BaseDN string `json:"base_dn"`
+	BaseDN string `json:"base_dn" help:"Subtree whose users are imported, e.g. OU=Staff,DC=corp,DC=example (the OU's distinguishedName in Active Directory Users and Computers)."`
 	// BaseDNs lists further subtrees to import, in addition to base_dn.
 	// Subtrees may not overlap. Default: none.
-	BaseDNs []string `json:"base_dns"`
+	BaseDNs []string `json:"base_dns" help:"Further subtrees to import besides the base DN; they may not overlap."`
 	// CAFile is a PEM file of the CA certificates that issued the DC's
 	// certificate. Default: the system's trusted roots.
-	CAFile string `json:"ca_file" connector:"endpoint,file"`
+	CAFile string `json:"ca_file" connector:"endpoint,file" help:"PEM file of the CA that issued the domain controller's certificate. Empty: the system's trusted roots."`
 	// StartTLS upgrades an ldap:// connection with StartTLS. Default false.
-	StartTLS bool `json:"start_tls" connector:"endpoint"`
+	StartTLS bool `json:"start_tls" connector:"endpoint" help:"Upgrade an ldap:// connection with StartTLS."`
 	// AllowInsecure allows ldap:// without StartTLS: the password and the
 	// directory then cross the network in clear text. Default false.
-	AllowInsecure bool `json:"allow_insecure" connector:"endpoint"`
+	AllowInsecure bool `json:"allow_insecure" connector:"endpoint" help:"Allow ldap:// without StartTLS: the bind password crosses the network in clear text, and passwords cannot be reset."`
 	// ServerName is the name expected on the DC's certificate, when the URL
 	// uses another name or an IP address. Default: the URL's host.
-	ServerName string `json:"server_name" connector:"endpoint"`
+	ServerName string `json:"server_name" connector:"endpoint" help:"Name on the domain controller's certificate, when the address uses another name or an IP address."`
 	// PageSize is the LDAP paged-results page size, also the number of users
 	// per page handed to the sync engine. Default 500.
-	PageSize int `json:"page_size"`
+	PageSize int `json:"page_size" help:"Users read per LDAP page. Default 500."`
 	// GroupDNs limits the import to members of these groups, nested groups
 	// included (LDAP_MATCHING_RULE_IN_CHAIN; primary-group membership is
 	// not a member link and does not count). Default: no group scope.
-	GroupDNs []string `json:"group_dns"`
+	GroupDNs []string `json:"group_dns" help:"Import only members of these groups (DNs), nested groups included. Empty: no group scope."`
 	// ExcludeOUs skips users below these OUs. Default: none.
-	ExcludeOUs []string `json:"exclude_ous"`
+	ExcludeOUs []string `json:"exclude_ous" help:"Skip the users below these OUs (DNs)."`
 	// ExcludeGroups skips members of these groups, nested groups included.
 	// Default: none.
-	ExcludeGroups []string `json:"exclude_groups"`
+	ExcludeGroups []string `json:"exclude_groups" help:"Skip the members of these groups (DNs), nested groups included."`
 	// PrivilegedGroups lists further groups whose members (nested groups
 	// included) are privileged accounts, beside the protected groups found
 	// by their well-known SIDs (Domain Admins, Administrators, …: see
 	// privileged.go). Default: none.
-	PrivilegedGroups []string `json:"privileged_groups"`
+	PrivilegedGroups []string `json:"privileged_groups" help:"Further groups (DNs) whose members are privileged accounts, beside Domain Admins and the other protected groups."`
 	// ExcludeFilter is a raw LDAP filter; users matching it are skipped.
 	// Default: none.
-	ExcludeFilter string `json:"exclude_filter"`
+	ExcludeFilter string `json:"exclude_filter" help:"LDAP filter of users to skip, e.g. (description=service*)."`
 	// MobileAttributes are the attributes read for the mobile number, in
 	// order of preference: the first non-empty one wins. Default ["mobile"].
-	MobileAttributes []string `json:"mobile_attributes"`
+	MobileAttributes []string `json:"mobile_attributes" help:"Attributes read for the mobile number, first non-empty wins. Default mobile."`
 	// Timeout bounds connecting (TCP, TLS, bind) and each LDAP operation
 	// (one page of a search), as a Go duration ("30s") or a number of
 	// seconds. Default 30s.
-	Timeout Duration `json:"timeout"`
+	Timeout Duration `json:"timeout" help:"Limit on connecting and on each page of a search, e.g. 30s. Default 30s."`
 
 	// BindDN is the account the connector binds as: a DN, a UPN
 	// (svc@corp.example.com) or DOMAIN\name. Secret. Required.
-	BindDN redact.Secret `json:"bind_dn"`
+	BindDN redact.Secret `json:"bind_dn" help:"Service account the connector signs in as: a DN, a UPN (svc@corp.example) or CORP\\svc."`
 	// BindPassword is the bind account's password. Secret. Required.
-	BindPassword redact.Secret `json:"bind_password"`
+	BindPassword redact.Secret `json:"bind_password" help:"Password of that service account."`
 }
 
 // Duration is a time.Duration that decodes from a Go duration string ("30s",

@@ -237,3 +237,32 @@ func TestInstallCodePostRedirectGet(t *testing.T) {
 		t.Fatalf("%d install codes made, want 1", n)
 	}
 }
+
+// TestConnectionFormHelp: each connector field shows its help text under
+// its label, and the field is described by it (and by its error, when it
+// has one).
+func TestConnectionFormHelp(t *testing.T) {
+	t.Parallel()
+	b := setup(t, 0)
+	c := b.client(t)
+	c.signIn("super@acme.example")
+	status, body, _ := c.do(http.MethodGet, "/connections/new?kind=hudu", nil, nil)
+	if status != http.StatusOK {
+		t.Fatalf("form: %d", status)
+	}
+	for _, want := range []string{
+		`<p class="hint field-help" id="settings.base_url-help">Your Hudu address, e.g. https://acme.huducloud.com.</p>`,
+		`<input id="settings.base_url" name="settings.base_url" value=""  autocomplete="off" aria-describedby="settings.base_url-help">`,
+		`id="secrets.api_key-help">Hudu API key, from Admin › API Keys.</p>`,
+		`<textarea id="settings.email_fields" name="settings.email_fields" rows="3" aria-describedby="settings.email_fields-help">`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("the form lacks %s", want)
+		}
+	}
+	status, body, _ = c.do(http.MethodPost, "/connections", url.Values{"csrf": {c.csrf("/connections/new?kind=hudu")}, "kind": {"hudu"}, "name": {"h"},
+		"settings.base_url": {"https://acme.huducloud.com"}, "settings.page_size": {"lots"}, "secrets.api_key": {"k"}}, nil)
+	if want := `aria-invalid="true" aria-describedby="settings.page_size-help settings.page_size-error"`; status != http.StatusBadRequest || !strings.Contains(body, want) {
+		t.Errorf("refused form: %d, lacks %s", status, want)
+	}
+}
