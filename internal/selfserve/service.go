@@ -54,12 +54,12 @@ const (
 	// DefaultChallengeFloor is the least time a challenge request takes, so
 	// that real and decoy challenges cannot be told apart by time.
 	DefaultChallengeFloor = 300 * time.Millisecond
-	// DefaultTenantTTL is how long a tenant read by name is reused: a
-	// change to a tenant's self-serve settings reaches the public listener
-	// within it.
+	// DefaultTenantTTL is how long a tenant read by name (and a directory
+	// connection) is reused: a change to a tenant's self-serve settings or
+	// to a connection reaches the public listener within it.
 	DefaultTenantTTL = 2 * time.Second
-	// maxCachedTenants bounds the tenants remembered.
-	maxCachedTenants = 4096
+	// maxRemembered bounds the tenants (and the connections) remembered.
+	maxRemembered = 4096
 	// maxLoginLength bounds what a login may be.
 	maxLoginLength = 256
 )
@@ -97,8 +97,9 @@ type Options struct {
 	// ChallengeFloor is the least time a challenge request takes (default
 	// DefaultChallengeFloor; negative: none, for benchmarks).
 	ChallengeFloor time.Duration
-	// TenantTTL is how long a tenant read by name is reused, measured on
-	// Now (default DefaultTenantTTL; negative: read on every request).
+	// TenantTTL is how long a tenant read by name (and a directory
+	// connection) is reused, measured on Now (default DefaultTenantTTL;
+	// negative: read on every request).
 	TenantTTL time.Duration
 	// PublicURL is the external base URL pages link to (no trailing slash).
 	PublicURL string
@@ -116,15 +117,46 @@ type Service struct {
 	stop   chan struct{}
 	wg     sync.WaitGroup
 	policy policyCache
-	// tenants remembers tenants by name (see Options.TenantTTL).
-	tenantsMu sync.Mutex
-	tenants   map[string]cachedTenant
+	// tenants and connections remember what the store said for
+	// Options.TenantTTL: every request of a reset names its tenant, and
+	// each write-back needs its connection.
+	tenants     recent[string, store.Tenant]
+	connections recent[[2]int64, store.Connection]
 }
 
-// cachedTenant is a tenant as read at a time.
-type cachedTenant struct {
-	t  store.Tenant
+// recent remembers values read from the store, each for a while, at most
+// maxRemembered of them (when full, it forgets them all).
+type recent[K comparable, V any] struct {
+	mu      sync.Mutex
+	entries map[K]recentValue[V]
+}
+
+// recentValue is a value as read at a time.
+type recentValue[V any] struct {
+	v  V
 	at time.Time
+}
+
+// get returns the value of k if it was read less than ttl before now.
+func (r *recent[K, V]) get(k K, now time.Time, ttl time.Duration) (V, bool) {
+	r.mu.Lock()
+	e, ok := r.entries[k]
+	r.mu.Unlock()
+	if !ok || now.Before(e.at) || now.Sub(e.at) >= ttl {
+		var zero V
+		return zero, false
+	}
+	return e.v, true
+}
+
+// put remembers v, read at now, as the value of k.
+func (r *recent[K, V]) put(k K, v V, now time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.entries == nil || len(r.entries) >= maxRemembered {
+		r.entries = map[K]recentValue[V]{}
+	}
+	r.entries[k] = recentValue[V]{v: v, at: now}
 }
 
 // New returns the service; Close stops its background sender.
@@ -153,7 +185,6 @@ func New(o Options) (*Service, error) {
 	s := &Service{opt: o, keys: k, limit: limiter{rd: o.Redis}, log: o.Logger.With("component", "self-serve"),
 		sends: make(chan outgoing, 1024), stop: make(chan struct{})}
 	s.policy.entries = map[int64]policyEntry{}
-	s.tenants = map[string]cachedTenant{}
 	for range 4 {
 		s.wg.Go(s.deliverLoop)
 	}
@@ -279,29 +310,31 @@ func (s *Service) Tenant(ctx context.Context, name string) (store.Tenant, error)
 }
 
 // tenantByName reads the tenant named name, or reuses a read younger than
-// the TTL. Only tenants that exist are remembered, at most
-// maxCachedTenants of them.
+// the TTL. Only tenants that exist are remembered.
 func (s *Service) tenantByName(ctx context.Context, name string) (store.Tenant, error) {
 	now := s.opt.Now()
-	if s.opt.TenantTTL > 0 {
-		s.tenantsMu.Lock()
-		c, ok := s.tenants[name]
-		s.tenantsMu.Unlock()
-		if ok && now.Sub(c.at) < s.opt.TenantTTL && !now.Before(c.at) {
-			return c.t, nil
-		}
+	if t, ok := s.tenants.get(name, now, s.opt.TenantTTL); ok {
+		return t, nil
 	}
 	t, err := s.opt.Store.TenantByName(ctx, name)
-	if err != nil || s.opt.TenantTTL <= 0 {
-		return t, err
+	if err == nil && s.opt.TenantTTL > 0 {
+		s.tenants.put(name, t, now)
 	}
-	s.tenantsMu.Lock()
-	if len(s.tenants) >= maxCachedTenants {
-		clear(s.tenants)
+	return t, err
+}
+
+// connection reads the tenant's connection id, or reuses a read younger
+// than the TTL.
+func (s *Service) connection(ctx context.Context, tenantID, id int64) (store.Connection, error) {
+	now, key := s.opt.Now(), [2]int64{tenantID, id}
+	if c, ok := s.connections.get(key, now, s.opt.TenantTTL); ok {
+		return c, nil
 	}
-	s.tenants[name] = cachedTenant{t: t, at: now}
-	s.tenantsMu.Unlock()
-	return t, nil
+	c, err := s.opt.Store.Connection(ctx, tenantID, id)
+	if err == nil && s.opt.TenantTTL > 0 {
+		s.connections.put(key, c, now)
+	}
+	return c, err
 }
 
 // Factor is one channel a code went to, with the masked destination.
@@ -569,6 +602,22 @@ func (s *Service) Verify(ctx context.Context, tenantName, challengeID, channel, 
 		return Verified{}, errDeadChallenge
 	}
 	now := s.opt.Now()
+	// The common case first, in one statement: the right code of the last
+	// factor of a reset or unlock. It does not wait for the disk: a crash
+	// can only lose a grant, and the end user verifies again (resets and
+	// unlocks themselves commit durably).
+	grant, g := s.newGrant()
+	proved, err := s.opt.Store.Ephemeral().ProveLastFactor(ctx, t.ID, challengeID, channel, s.keys.codeHash(challengeID, channel, code), now, g)
+	if err == nil {
+		u, err := s.recordAccess(ctx, s.opt.Store.Ephemeral(), t, proved.EndUser, ip)
+		if err != nil {
+			return Verified{}, err
+		}
+		return s.withPolicy(ctx, t, proved.Challenge, Verified{Grant: grant, ExpiresAt: &g.ExpiresAt, user: u}), nil
+	}
+	if !errors.Is(err, store.ErrNotFound) {
+		return Verified{}, err
+	}
 	c, err := s.opt.Store.Challenge(ctx, t.ID, challengeID)
 	if errors.Is(err, store.ErrNotFound) {
 		return Verified{}, errDeadChallenge
@@ -601,17 +650,10 @@ func (s *Service) Verify(ctx context.Context, tenantName, challengeID, channel, 
 		return Verified{}, &Error{Status: 400, Code: "wrong_code", Field: "code", AttemptsLeft: &left,
 			Message: fmt.Sprintf("that code is not right; %d attempts left", left)}
 	}
-	if c.Purpose != store.PurposeEnrol && lastFactor(c, channel) {
-		out, err := s.grantOnProof(ctx, t, c, channel, ip)
-		if err != nil {
-			return Verified{}, err
-		}
-		return s.withPolicy(ctx, t, c, out), nil
-	}
-	// A factor that is not the last, or an enrolment: the code, the next
-	// codes asked for (or the stored mobile) and, should the other factors
-	// have been proven meanwhile, the grant commit together. An enrolment
-	// stores the mobile: that commit waits for the disk.
+	// A right code that is not the last factor, or an enrolment's: the
+	// code, the next codes asked for (or the stored mobile) and, should the
+	// other factors have been proven meanwhile, the grant commit together.
+	// An enrolment stores the mobile: that commit waits for the disk.
 	var out Verified
 	var msgs []outgoing
 	inTx := s.opt.Store.EphemeralTx
@@ -651,17 +693,6 @@ func (s *Service) Verify(ctx context.Context, tenantName, challengeID, channel, 
 	return s.withPolicy(ctx, t, c, out), nil
 }
 
-// lastFactor reports whether channel is the one factor of c not yet
-// verified.
-func lastFactor(c store.Challenge, channel string) bool {
-	for _, f := range c.FactorList() {
-		if f != channel && !c.Verified(f) {
-			return false
-		}
-	}
-	return true
-}
-
 // withPolicy adds to a reset's grant the policy the new password must
 // meet, shown before it is typed.
 func (s *Service) withPolicy(ctx context.Context, t store.Tenant, c store.Challenge, out Verified) Verified {
@@ -671,26 +702,6 @@ func (s *Service) withPolicy(ctx context.Context, t store.Tenant, c store.Challe
 		}
 	}
 	return out
-}
-
-// grantOnProof verifies the last factor of c and issues the grant in one
-// statement, then records the end user's first access. Neither waits for
-// the disk: a crash can only lose a grant, and the end user verifies again
-// (resets and unlocks themselves commit durably).
-func (s *Service) grantOnProof(ctx context.Context, t store.Tenant, c store.Challenge, channel, ip string) (Verified, error) {
-	st := s.opt.Store.Ephemeral()
-	grant, g := s.newGrant()
-	if _, err := st.VerifyChallengeFactor(ctx, t.ID, c.ID, channel, s.opt.Now(), &g); err != nil {
-		if errors.Is(err, store.ErrChallengeDead) {
-			return Verified{}, errDeadChallenge
-		}
-		return Verified{}, err
-	}
-	u, err := s.recordAccess(ctx, st, t, *c.EndUserID, ip)
-	if err != nil {
-		return Verified{}, err
-	}
-	return Verified{Grant: grant, ExpiresAt: &g.ExpiresAt, user: u}, nil
 }
 
 // newGrant returns a new grant and what the store keeps of it.
@@ -735,8 +746,11 @@ func (s *Service) issueGrant(ctx context.Context, tx *store.Store, t store.Tenan
 	if err := tx.IssueGrant(ctx, t.ID, c.ID, g.Hash, g.ExpiresAt); err != nil {
 		return Verified{}, err
 	}
-	u, err := s.recordAccess(ctx, tx, t, *c.EndUserID, ip)
+	u, err := tx.EndUser(ctx, t.ID, *c.EndUserID)
 	if err != nil {
+		return Verified{}, err
+	}
+	if u, err = s.recordAccess(ctx, tx, t, u, ip); err != nil {
 		return Verified{}, err
 	}
 	return Verified{Grant: grant, ExpiresAt: &g.ExpiresAt, user: u}, nil
@@ -744,27 +758,27 @@ func (s *Service) issueGrant(ctx context.Context, tx *store.Store, t store.Tenan
 
 // recordAccess records the end user's first access (Accessed Self-Serve),
 // audited, if this is it, and returns the end user.
-func (s *Service) recordAccess(ctx context.Context, st *store.Store, t store.Tenant, endUserID int64, ip string) (store.EndUser, error) {
-	after, newly, err := st.MarkFirstAccess(ctx, t.ID, endUserID, s.opt.Now())
-	if err != nil || !newly {
-		return after, err
+func (s *Service) recordAccess(ctx context.Context, st *store.Store, t store.Tenant, u store.EndUser, ip string) (store.EndUser, error) {
+	if u.FirstAccessAt != nil {
+		return u, nil
 	}
-	before := after
-	before.FirstAccessAt = nil
 	type accessView struct {
 		FirstAccessAt *time.Time   `json:"first_access_at"`
 		Status        rules.Status `json:"status"`
 		ClientIP      string       `json:"client_ip"`
 	}
-	return after, st.Audit(ctx, store.AuditRecord{
-		TenantID:   t.ID,
-		Actor:      endUserActor(after.ID),
-		Action:     "end_user.first_access",
-		ObjectType: "end_user",
-		ObjectID:   fmt.Sprint(after.ID),
-		Before:     accessView{before.FirstAccessAt, rules.StatusOf(before.Rules()), ip},
-		After:      accessView{after.FirstAccessAt, rules.StatusOf(after.Rules()), ip},
+	after, _, err := st.RecordFirstAccess(ctx, u, s.opt.Now(), func(before, after store.EndUser) store.AuditRecord {
+		return store.AuditRecord{
+			TenantID:   t.ID,
+			Actor:      endUserActor(u.ID),
+			Action:     "end_user.first_access",
+			ObjectType: "end_user",
+			ObjectID:   fmt.Sprint(u.ID),
+			Before:     accessView{before.FirstAccessAt, rules.StatusOf(before.Rules()), ip},
+			After:      accessView{after.FirstAccessAt, rules.StatusOf(after.Rules()), ip},
+		}
 	})
+	return after, err
 }
 
 func endUserActor(id int64) string { return fmt.Sprintf("end_user:%d", id) }

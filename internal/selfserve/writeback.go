@@ -152,7 +152,7 @@ func (s *Service) connectionRoute(ctx context.Context, t store.Tenant, u store.E
 	if u.ConnectionID == nil {
 		return s.demoOr(route{target: target, acct: acct, refusal: "your account has no directory connection; ask your IT provider"}), nil
 	}
-	c, err := s.opt.Store.Connection(ctx, t.ID, *u.ConnectionID)
+	c, err := s.connection(ctx, t.ID, *u.ConnectionID)
 	if err != nil {
 		return route{}, err
 	}

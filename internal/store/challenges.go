@@ -157,6 +157,43 @@ func (s *Store) VerifyChallengeFactor(ctx context.Context, tenantID int64, id, c
 	return c, nil
 }
 
+// ProveLastFactor is the common case of a right code in one statement on
+// PostgreSQL (one transaction on SQLite): when codeHash is the hash of the
+// live challenge's unverified code on channel, that channel is its last
+// factor not yet verified, and it is a reset or unlock of an end user, it
+// records the factor verified and ends the challenge with grant. It returns
+// the challenge after it with its end user. Anything else (a wrong code, a
+// decoy, a dead challenge, another factor still to prove, an enrolment)
+// changes nothing and is ErrNotFound: the caller looks closer.
+func (s *Store) ProveLastFactor(ctx context.Context, tenantID int64, id, channel string, codeHash []byte, now time.Time, grant Grant) (GrantUse, error) {
+	col, hashCol, other, otherCol := "sms_verified_at", "sms_code_hash", "email", "email_verified_at"
+	if channel == "email" {
+		col, hashCol, other, otherCol = otherCol, "email_code_hash", "sms", col
+	}
+	update := `UPDATE challenges SET ` + col + ` = ?, grant_hash = ?, grant_expires_at = ?
+		WHERE tenant_id = ? AND id = ? AND ` + hashCol + ` = ? AND ` + col + ` IS NULL AND voided_at IS NULL AND grant_hash IS NULL AND expires_at > ?
+		AND purpose <> 'enrol' AND end_user_id IS NOT NULL AND (factors NOT LIKE ? OR ` + otherCol + ` IS NOT NULL)`
+	args := []any{now.UTC(), grant.Hash, grant.ExpiresAt.UTC(), tenantID, id, codeHash, now.UTC(), "%" + other + "%"}
+	var g GrantUse
+	if s.dialect == Postgres {
+		err := s.get(ctx, &g, `WITH c AS (`+update+` RETURNING `+challengeColumns+`)
+			SELECT `+grantUseColumns+` FROM c JOIN end_users u ON u.id = c.end_user_id AND u.tenant_id = c.tenant_id`, args...)
+		if err != nil {
+			return g, notFound(err, "challenge to prove", "")
+		}
+		return g, nil
+	}
+	err := s.InTx(ctx, func(tx *Store) error {
+		if err := tx.get(ctx, &g.Challenge, update+` RETURNING `+challengeColumns, args...); err != nil {
+			return notFound(err, "challenge to prove", "")
+		}
+		var err error
+		g.EndUser, err = tx.EndUser(ctx, tenantID, *g.Challenge.EndUserID)
+		return err
+	})
+	return g, err
+}
+
 // SetChallengeCode stores the hash of the code sent on channel for a live
 // challenge that had none yet (a factor asked for once the first was
 // proven); the challenge's codes may then be tried until expires. A

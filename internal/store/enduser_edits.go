@@ -206,6 +206,54 @@ func (s *Store) MarkFirstAccess(ctx context.Context, tenantID, id int64, at time
 	return u, false, err
 }
 
+// RecordFirstAccess records the end user u's first self-serve access at
+// at, with the audit entry audit makes of u before and after it, in one
+// statement on PostgreSQL (one transaction on SQLite). When it was already
+// recorded (by another request meanwhile) nothing is written and it
+// reports false. It returns the end user after it.
+func (s *Store) RecordFirstAccess(ctx context.Context, u EndUser, at time.Time, audit func(before, after EndUser) AuditRecord) (EndUser, bool, error) {
+	after := u
+	at = at.UTC().Truncate(time.Microsecond)
+	after.FirstAccessAt, after.UpdatedAt = &at, s.stamp()
+	args, err := auditArgs(audit(u, after), after.UpdatedAt)
+	if err != nil {
+		return u, false, err
+	}
+	const mark = `UPDATE end_users SET first_access_at = ?, updated_at = ? WHERE tenant_id = ? AND id = ? AND first_access_at IS NULL`
+	markArgs := []any{at, after.UpdatedAt, u.TenantID, u.ID}
+	if s.dialect == Postgres {
+		var n int
+		err := s.get(ctx, &n, `WITH marked AS (`+mark+` RETURNING id),
+			audited AS (INSERT INTO audit_log (`+auditColumns+`)
+				SELECT ?::bigint, ?::bigint, ?::text, ?::text, ?::text, ?::text, ?::text, ?::text, ?::timestamptz FROM marked)
+			SELECT count(*) FROM marked`, append(markArgs, args...)...)
+		if err != nil {
+			return u, false, fmt.Errorf("record first access of end user %d: %w", u.ID, err)
+		}
+		if n == 0 {
+			return u, false, nil
+		}
+		return after, true, nil
+	}
+	newly := false
+	err = s.InTx(ctx, func(tx *Store) error {
+		res, err := tx.exec(ctx, mark, markArgs...)
+		if err != nil {
+			return fmt.Errorf("record first access of end user %d: %w", u.ID, err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return nil
+		}
+		newly = true
+		_, err = tx.exec(ctx, `INSERT INTO audit_log (`+auditColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, args...)
+		return err
+	})
+	if err != nil || !newly {
+		return u, false, err
+	}
+	return after, true, nil
+}
+
 // MarkWelcomeSent records that a welcome email went out to the end user.
 func (s *Store) MarkWelcomeSent(ctx context.Context, tenantID, id int64, at time.Time) error {
 	res, err := s.exec(ctx, `UPDATE end_users SET welcome_sent_at = ?, updated_at = ? WHERE tenant_id = ? AND id = ?`, at.UTC(), s.stamp(), tenantID, id)

@@ -20,7 +20,7 @@ func testSelfServe(t *testing.T, s *store.Store) {
 	ctx := context.Background()
 	f := newFixture(t, s, "ss")
 	other := newFixture(t, s, "ss-other")
-	applyPage(t, s, f, 1, user("alice", "+447700900001"))
+	applyPage(t, s, f, 1, user("alice", "+447700900001"), user("bob", "+447700900002"))
 	u := endUsers(t, s, f.tenant.ID)["alice"]
 	now := time.Date(2026, 12, 5, 9, 0, 0, 0, time.UTC)
 	c := store.Challenge{ID: "c1", TenantID: f.tenant.ID, EndUserID: &u.ID, Purpose: store.PurposeReset, Factors: "sms",
@@ -132,6 +132,54 @@ func testSelfServe(t *testing.T, s *store.Store) {
 		t.Errorf("another tenant's failed end left %d audit entries", len(entries))
 	}
 
+	codeHash := bytes.Repeat([]byte{5}, 32)
+	g4 := store.Grant{Hash: bytes.Repeat([]byte{4}, 32), ExpiresAt: now.Add(10 * time.Minute)}
+	for _, ch := range []store.Challenge{
+		{ID: "c4", Factors: "sms", Purpose: store.PurposeUnlock, EndUserID: &u.ID},
+		{ID: "c5", Factors: "sms,email", Purpose: store.PurposeReset, EndUserID: &u.ID},
+		{ID: "c6", Factors: "sms", Purpose: store.PurposeEnrol, EndUserID: &u.ID},
+		{ID: "c7", Factors: "sms", Purpose: store.PurposeReset},
+	} {
+		ch.TenantID, ch.SMSCodeHash, ch.EmailCodeHash, ch.ExpiresAt, ch.CreatedAt = f.tenant.ID, codeHash, codeHash, now.Add(10*time.Minute), now
+		if ch.ID == "c7" {
+			ch.SMSCodeHash, ch.EmailCodeHash = nil, nil
+		}
+		must(t, s.CreateChallenge(ctx, ch))
+	}
+	for name, try := range map[string]struct {
+		tenant int64
+		id, ch string
+		hash   []byte
+		at     time.Time
+	}{
+		"wrong code":              {f.tenant.ID, "c4", "sms", []byte{1}, now},
+		"another tenant":          {other.tenant.ID, "c4", "sms", codeHash, now},
+		"expired":                 {f.tenant.ID, "c4", "sms", codeHash, now.Add(11 * time.Minute)},
+		"a factor still to prove": {f.tenant.ID, "c5", "sms", codeHash, now},
+		"an enrolment":            {f.tenant.ID, "c6", "sms", codeHash, now},
+		"a decoy":                 {f.tenant.ID, "c7", "sms", nil, now},
+	} {
+		if _, err := s.ProveLastFactor(ctx, try.tenant, try.id, try.ch, try.hash, try.at, g4); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("prove, %s: %v, want ErrNotFound", name, err)
+		}
+	}
+	if c5, _ := s.Challenge(ctx, f.tenant.ID, "c5"); c5.Verified("sms") || c5.GrantHash != nil {
+		t.Errorf("a refused proof changed the challenge: %+v", c5)
+	}
+	p4, err := s.ProveLastFactor(ctx, f.tenant.ID, "c4", "sms", codeHash, now, g4)
+	if err != nil || !p4.Challenge.Verified("sms") || !bytes.Equal(p4.Challenge.GrantHash, g4.Hash) || p4.EndUser.ID != u.ID || p4.Challenge.Purpose != store.PurposeUnlock {
+		t.Errorf("prove the last factor: %+v %v", p4, err)
+	}
+	if _, err := s.ProveLastFactor(ctx, f.tenant.ID, "c4", "sms", codeHash, now, store.Grant{Hash: []byte{6}, ExpiresAt: now}); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("proved twice: %v", err)
+	}
+	_, err = s.VerifyChallengeFactor(ctx, f.tenant.ID, "c5", "email", now, nil)
+	must(t, err)
+	g5 := store.Grant{Hash: bytes.Repeat([]byte{7}, 32), ExpiresAt: now.Add(10 * time.Minute)}
+	if p5, err := s.ProveLastFactor(ctx, f.tenant.ID, "c5", "sms", codeHash, now, g5); err != nil || !bytes.Equal(p5.Challenge.GrantHash, g5.Hash) {
+		t.Errorf("prove the SMS after the email: %+v %v", p5, err)
+	}
+
 	c.ID, c.Purpose = "c3", store.PurposeReset
 	must(t, s.CreateChallenge(ctx, c))
 	hash3 := bytes.Repeat([]byte{3}, 32)
@@ -141,6 +189,25 @@ func testSelfServe(t *testing.T, s *store.Store) {
 	}
 	if g, err := s.UsableGrant(ctx, f.tenant.ID, hash3, now); err != nil || g.Challenge.ID != "c3" {
 		t.Errorf("the grant issued with the last factor: %+v %v", g, err)
+	}
+
+	bob := endUsers(t, s, f.tenant.ID)["bob"]
+	accessAudit := func(before, after store.EndUser) store.AuditRecord {
+		return store.AuditRecord{TenantID: f.tenant.ID, Actor: "end_user", Action: "end_user.first_access", ObjectType: "end_user", ObjectID: fmt.Sprint(bob.ID),
+			Before: before.FirstAccessAt, After: after.FirstAccessAt}
+	}
+	recorded, newly, err := s.RecordFirstAccess(ctx, bob, now, accessAudit)
+	if err != nil || !newly || recorded.FirstAccessAt == nil || !recorded.FirstAccessAt.Equal(now) {
+		t.Errorf("record first access: %+v %v %v", recorded.FirstAccessAt, newly, err)
+	}
+	if read, _ := s.EndUser(ctx, f.tenant.ID, bob.ID); read.FirstAccessAt == nil || !read.FirstAccessAt.Equal(now) {
+		t.Errorf("recorded first access read back: %+v", read.FirstAccessAt)
+	}
+	if _, newly, err := s.RecordFirstAccess(ctx, bob, now.Add(time.Minute), accessAudit); err != nil || newly {
+		t.Errorf("first access recorded twice: %v %v", newly, err)
+	}
+	if entries, err := s.AuditLog(ctx, f.tenant.ID, store.AuditFilter{Action: "end_user.first_access"}); err != nil || len(entries) != 1 || entries[0].Before != "null" {
+		t.Errorf("first access audit: %+v %v, want one entry", entries, err)
 	}
 
 	first := now.Add(-time.Hour)
@@ -168,7 +235,7 @@ func testSelfServe(t *testing.T, s *store.Store) {
 		t.Errorf("another tenant finds alice")
 	}
 
-	if n, err := s.DeleteExpiredChallenges(ctx, now.Add(time.Hour)); err != nil || n != 3 {
+	if n, err := s.DeleteExpiredChallenges(ctx, now.Add(time.Hour)); err != nil || n != 7 {
 		t.Errorf("swept %d: %v", n, err)
 	}
 }
