@@ -18,7 +18,7 @@
 //   - scan.go: the expiry scan (Scanner): it writes to the ledger, and
 //     queues, what package planner finds due, the plan the preview shows.
 //   - send.go: one attempt at one ledger row (Sender); a channel that
-//     panics is a failed attempt (*ProviderPanicError), not a dead worker.
+//     panics is a failed attempt (*notify.ProviderPanicError), not a dead worker.
 //   - enqueue.go: the narrow Client the admin API and the handlers enqueue
 //     through; duplicates are "already queued", not errors.
 //   - schedule.go: the periodic task manager's configuration, read from the

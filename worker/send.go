@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
-	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
@@ -214,28 +213,16 @@ func (s *Sender) attempt(ctx context.Context, n store.Notice, nc store.NoticeCon
 	return OutcomeSent, nil
 }
 
-// ProviderPanicError reports a channel whose Send panicked. The attempt is
-// a failed send like any temporary provider error: retried, then failed.
-type ProviderPanicError struct {
-	// Value is what the channel panicked with.
-	Value any
-}
-
-// Error implements error.
-func (e *ProviderPanicError) Error() string { return fmt.Sprintf("provider panicked: %v", e.Value) }
-
-// deliver hands msg to ch, turning a panic of the channel into a
-// *ProviderPanicError (logged with its stack) so that one faulty provider
-// cannot take the worker process down: Send runs the channel in goroutines
-// of its own, where asynq's recovery does not reach.
-func deliver(ctx context.Context, log *slog.Logger, ch notify.Sender, msg notify.Message) (err error) {
-	defer func() {
-		if v := recover(); v != nil {
-			err = &ProviderPanicError{Value: v}
-			log.Error("notice provider panicked; the attempt counts as failed", "err", err, "stack", string(debug.Stack()))
-		}
-	}()
-	return ch.Send(ctx, msg)
+// deliver hands msg to ch (notify.Deliver: a panic of the channel is a
+// *notify.ProviderPanicError, logged with its stack) so that one faulty
+// provider cannot take the worker process down: Send runs the channel in
+// goroutines of its own, where asynq's recovery does not reach.
+func deliver(ctx context.Context, log *slog.Logger, ch notify.Sender, msg notify.Message) error {
+	err := notify.Deliver(ctx, ch, msg)
+	if pe, ok := errors.AsType[*notify.ProviderPanicError](err); ok {
+		log.Error("notice provider panicked; the attempt counts as failed", "err", err, "stack", string(pe.Stack))
+	}
+	return err
 }
 
 // location is the customer's time zone, loaded once per zone name.

@@ -26,6 +26,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"time"
 )
 
@@ -47,6 +48,30 @@ type Message struct {
 type Sender interface {
 	// Send delivers m, returning nil once the provider accepted it.
 	Send(ctx context.Context, m Message) error
+}
+
+// ProviderPanicError reports a sender whose Send panicked: a failed send
+// like any temporary provider error (retried, then failed), not a dead
+// process.
+type ProviderPanicError struct {
+	// Value is what the sender panicked with; Stack is where.
+	Value any
+	Stack []byte
+}
+
+// Error implements error.
+func (e *ProviderPanicError) Error() string { return fmt.Sprintf("provider panicked: %v", e.Value) }
+
+// Deliver hands m to sender, turning a panic of the sender into a
+// *ProviderPanicError, so that one faulty provider cannot take down a
+// process that sends from goroutines of its own.
+func Deliver(ctx context.Context, sender Sender, m Message) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = &ProviderPanicError{Value: v, Stack: debug.Stack()}
+		}
+	}()
+	return sender.Send(ctx, m)
 }
 
 // Classes of delivery failure. Channels wrap them with %w and the

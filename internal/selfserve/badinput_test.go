@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"selfserve/internal/notify"
 	"selfserve/internal/selfserve"
 	"selfserve/internal/store"
 	"selfserve/internal/store/storetest"
@@ -222,5 +223,33 @@ func TestTenantChangesWithinTTL(t *testing.T) {
 	must(t, err)
 	if r := h.post(nil, newco, map[string]any{"login": "alice", "purpose": "reset"}); r.status != 202 {
 		t.Errorf("a tenant created after a 404: %d %s, want served at once", r.status, r.raw)
+	}
+}
+
+// panickingSMS is an SMS provider that panics on every message.
+type panickingSMS struct{}
+
+func (panickingSMS) Send(context.Context, notify.Message) error { panic("provider bug") }
+
+// TestCodeProviderPanics: an SMS provider panicking while it sends a code
+// (in the service's own background sender) is logged as a code not sent,
+// without the code; the process and the next challenges go on.
+func TestCodeProviderPanics(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, harnessOptions{st: storeForTest(t), sms: panickingSMS{}})
+	for range 2 {
+		if r := h.challenge("alice", "reset"); r.status != 202 {
+			t.Fatalf("challenge: %d %s", r.status, r.raw)
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for strings.Count(h.log.String(), "the provider panicked") < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the panics were not logged: %s", h.log.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if logged := h.log.String(); !strings.Contains(logged, "provider bug") || codeRE.MatchString(logged) {
+		t.Errorf("the log should name the panic and hold no code: %s", logged)
 	}
 }

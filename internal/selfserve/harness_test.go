@@ -86,6 +86,8 @@ type harnessOptions struct {
 	// tenantTTL is the service's (0: none, so a test's tenant change
 	// applies at once).
 	tenantTTL time.Duration
+	// sms replaces the SMS outbox.
+	sms notify.Sender
 }
 
 // backends runs fn on each store backend.
@@ -197,6 +199,9 @@ func (h *harness) service(o harnessOptions) *selfserve.Service {
 	}
 	if o.demo {
 		opts.DemoOutbox = h.outbox
+	}
+	if o.sms != nil {
+		opts.Channels[store.ChannelSMS] = o.sms
 	}
 	svc, err := selfserve.New(opts)
 	must(h.t, err)

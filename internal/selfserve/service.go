@@ -246,7 +246,10 @@ func (s *Service) deliverLoop() {
 			continue
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		if err := sender.Send(ctx, o.msg); err != nil {
+		err := notify.Deliver(ctx, sender, o.msg)
+		if pe, ok := errors.AsType[*notify.ProviderPanicError](err); ok {
+			s.log.Error("verification code not sent: the provider panicked", "channel", o.channel, "message", o.msg.ID, "err", err, "stack", string(pe.Stack))
+		} else if err != nil {
 			s.log.Warn("verification code not sent", "channel", o.channel, "message", o.msg.ID, "err", err)
 		}
 		cancel()
