@@ -435,7 +435,7 @@ func roundUp(d time.Duration) string {
 // findActive finds the one present end user login names and reports
 // whether they are served (an ambiguous login names nobody).
 func (s *Service) findActive(ctx context.Context, t store.Tenant, login string) (store.EndUser, bool, error) {
-	us, err := s.opt.Store.FindEndUsersByLogin(ctx, t.ID, login, 2)
+	us, err := s.opt.Store.Ephemeral().FindEndUsersByLogin(ctx, t.ID, login, 2)
 	if err != nil || len(us) != 1 {
 		return store.EndUser{}, false, err
 	}
@@ -795,7 +795,7 @@ func (s *Service) usableGrant(ctx context.Context, t store.Tenant, grant string,
 	if !ok {
 		return store.Challenge{}, store.EndUser{}, errBadGrant
 	}
-	g, err := s.opt.Store.UsableGrant(ctx, t.ID, hash, s.opt.Now())
+	g, err := s.opt.Store.Ephemeral().UsableGrant(ctx, t.ID, hash, s.opt.Now())
 	if errors.Is(err, store.ErrGrantUnusable) {
 		return g.Challenge, g.EndUser, errBadGrant
 	}

@@ -66,7 +66,8 @@ var migrations embed.FS
 type Store struct {
 	db *sqlx.DB
 	// relaxed is a small second pool of PostgreSQL sessions that commit
-	// without waiting for the disk (Ephemeral, EphemeralTx); nil on SQLite.
+	// without waiting for the disk and plan once (Ephemeral, EphemeralTx);
+	// nil on SQLite.
 	relaxed *sqlx.DB
 	tx      *sqlx.Tx
 	q       sqlx.ExtContext // db, or tx inside InTx
@@ -117,12 +118,16 @@ func Open(ctx context.Context, databaseURL string) (*Store, error) {
 	st := &Store{db: db, q: db, dialect: dialect, now: time.Now}
 	if dialect == Postgres {
 		// connects on first use
-		if st.relaxed, err = sqlx.Open("pgx", withRuntimeParam(dsn, "synchronous_commit", "off")); err != nil {
+		// Its statements are the self-serve flow's key lookups: a prepared
+		// statement's generic plan serves every call, where PostgreSQL
+		// would otherwise plan each call anew (custom plans won on cost).
+		relaxed := withRuntimeParam(withRuntimeParam(dsn, "synchronous_commit", "off"), "plan_cache_mode", "force_generic_plan")
+		if st.relaxed, err = sqlx.Open("pgx", relaxed); err != nil {
 			db.Close()
 			return nil, fmt.Errorf("open %s database: %w", dialect, err)
 		}
-		st.relaxed.SetMaxOpenConns(4)
-		st.relaxed.SetMaxIdleConns(4)
+		st.relaxed.SetMaxOpenConns(8)
+		st.relaxed.SetMaxIdleConns(8)
 		st.relaxed.SetConnMaxIdleTime(5 * time.Minute)
 	}
 	return st, nil
@@ -454,7 +459,9 @@ func (s *Store) EphemeralTx(ctx context.Context, fn func(tx *Store) error) error
 // Ephemeral returns the store whose single writes commit without waiting
 // for the disk (PostgreSQL sessions with synchronous_commit off; the store
 // itself on SQLite or inside a transaction): a one-statement write of the
-// kind EphemeralTx is for, in one round trip instead of four.
+// kind EphemeralTx is for, in one round trip instead of four. Its sessions
+// use generic plans: meant for key lookups (the self-serve flow's reads
+// too), not for searches whose best plan depends on the values.
 func (s *Store) Ephemeral() *Store {
 	if s.tx != nil || s.relaxed == nil {
 		return s
