@@ -119,11 +119,7 @@ func TestProviderFailures(t *testing.T) {
 	must(t, err)
 	drain(t, rd, 2*time.Minute)
 
-	users := map[int64]string{}
-	us, _ := st.EndUsers(context.Background(), f.tenant.ID, store.EndUserFilter{})
-	for _, u := range us {
-		users[u.ID] = u.Username
-	}
+	users := usernames(t, st, f.tenant.ID)
 	for _, nt := range notices(t, st, f.tenant.ID) {
 		who := users[nt.EndUserID] + "/" + string(nt.Channel)
 		switch who {
@@ -213,11 +209,7 @@ func TestProviderPanic(t *testing.T) {
 	must(t, err)
 	drain(t, rd, 2*time.Minute)
 
-	users := map[int64]string{}
-	us, _ := st.EndUsers(context.Background(), f.tenant.ID, store.EndUserFilter{})
-	for _, u := range us {
-		users[u.ID] = u.Username
-	}
+	users := usernames(t, st, f.tenant.ID)
 	for _, nt := range notices(t, st, f.tenant.ID) {
 		who := users[nt.EndUserID] + "/" + string(nt.Channel)
 		if who == "u00002/sms" {
@@ -246,4 +238,16 @@ func TestProviderPanic(t *testing.T) {
 	if !logged {
 		t.Errorf("no error-level log of the panic with its stack in:\n%s", logs.String())
 	}
+}
+
+// usernames maps the tenant's end users' ids to their user names.
+func usernames(t *testing.T, st *store.Store, tenantID int64) map[int64]string {
+	t.Helper()
+	us, err := st.EndUsers(context.Background(), tenantID, store.EndUserFilter{})
+	must(t, err)
+	users := map[int64]string{}
+	for _, u := range us {
+		users[u.ID] = u.Username
+	}
+	return users
 }
