@@ -173,29 +173,11 @@ func (s *Store) SetSelfServe(ctx context.Context, tenantID int64, ids []int64, o
 
 // MarkFirstAccess records the end user's first self-serve access (kept if
 // already set). It returns the end user after it and reports whether it
-// was newly set, in one statement on PostgreSQL.
+// was newly set.
 func (s *Store) MarkFirstAccess(ctx context.Context, tenantID, id int64, at time.Time) (EndUser, bool, error) {
-	at, stamp := at.UTC().Truncate(time.Microsecond), s.stamp()
-	const mark = `UPDATE end_users SET first_access_at = ?, updated_at = ? WHERE tenant_id = ? AND id = ? AND first_access_at IS NULL`
-	if s.dialect == Postgres {
-		// The SELECT sees the row as it was before the UPDATE beside it.
-		var row struct {
-			EndUser
-			Newly bool `db:"newly"`
-		}
-		err := s.get(ctx, &row, `WITH marked AS (`+mark+` RETURNING id)
-			SELECT `+endUserColumns+`, EXISTS (SELECT 1 FROM marked) AS newly FROM end_users WHERE tenant_id = ? AND id = ?`,
-			at, stamp, tenantID, id, tenantID, id)
-		if err != nil {
-			return row.EndUser, false, notFound(err, "end user", id)
-		}
-		if row.Newly {
-			row.FirstAccessAt, row.UpdatedAt = &at, stamp
-		}
-		return row.EndUser, row.Newly, nil
-	}
 	var u EndUser
-	err := s.get(ctx, &u, mark+` RETURNING `+endUserColumns, at, stamp, tenantID, id)
+	err := s.get(ctx, &u, `UPDATE end_users SET first_access_at = ?, updated_at = ? WHERE tenant_id = ? AND id = ? AND first_access_at IS NULL
+		RETURNING `+endUserColumns, at.UTC(), s.stamp(), tenantID, id)
 	if err == nil {
 		return u, true, nil
 	}

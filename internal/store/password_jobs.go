@@ -116,6 +116,10 @@ type JobEnd struct {
 	Notices func(finished PasswordJob) []NewNotice
 }
 
+// endJob ends a queued or running job: state, reason, finished_at, tenant,
+// id.
+const endJob = `UPDATE password_jobs SET state = ?, reason = ?, finished_at = ? WHERE tenant_id = ? AND id = ? AND state IN ('queued', 'running')`
+
 // EndPasswordJob moves the queued or running job j to its end, and writes
 // its audit entry and notices, in one statement on PostgreSQL (one
 // transaction on SQLite). It returns the job finished and the notices
@@ -131,8 +135,7 @@ func (s *Store) EndPasswordJob(ctx context.Context, j PasswordJob, end JobEnd) (
 	if s.dialect != Postgres || len(notices) == 0 {
 		var refs []NoticeRef
 		err := s.InTx(ctx, func(tx *Store) error {
-			res, err := tx.exec(ctx, `UPDATE password_jobs SET state = ?, reason = ?, finished_at = ? WHERE tenant_id = ? AND id = ? AND state IN ('queued', 'running')`,
-				j.State, j.Reason, at, j.TenantID, j.ID)
+			res, err := tx.exec(ctx, endJob, j.State, j.Reason, at, j.TenantID, j.ID)
 			if err != nil {
 				return fmt.Errorf("end password job %d: %w", j.ID, err)
 			}
@@ -164,7 +167,7 @@ func (s *Store) EndPasswordJob(ctx context.Context, j PasswordJob, end JobEnd) (
 	// Every data-modifying part runs once, whether read or not; the audit
 	// entry and the notices are written only when the job ended here.
 	rows, err := s.q.QueryContext(ctx, s.rebind(`WITH job AS (
-			UPDATE password_jobs SET state = ?, reason = ?, finished_at = ? WHERE tenant_id = ? AND id = ? AND state IN ('queued', 'running') RETURNING id),
+			`+endJob+` RETURNING id),
 		audit AS (
 			INSERT INTO audit_log (`+auditColumns+`)
 			SELECT ?::bigint, ?::bigint, ?::text, ?::text, ?::text, ?::text, ?::text, ?::text, ?::timestamptz FROM job),
