@@ -244,7 +244,7 @@ func (c *Config) Open(env connectors.Env) (connectors.Source, error) {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	src := &source{id: id, cfg: s, log: logger}
-	src.pool = newConnPool(src.dialPooled, poolMaxConns)
+	src.pool = newConnPool(src.dialPooled, poolMaxConns, poolPerConn)
 	return src, nil
 }
 

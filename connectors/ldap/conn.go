@@ -23,18 +23,37 @@ type conn struct {
 	*goldap.Conn
 	timeout time.Duration // for each request (one page of a search)
 	stop    func() bool   // unregisters the context watch
-	// wrote is set once a write was sent on the connection in the current
-	// operation (withConn): such an operation is never run again.
+	// wrote is set once a write was sent in the current operation: such an
+	// operation is never run again. The write-back's operations share a
+	// connection, each through its own copy (forOperation).
 	wrote bool
 }
 
-// modify sends a write, noting it.
-func (c *conn) modify(req *goldap.ModifyRequest) error {
-	c.wrote = true
-	return c.Modify(req)
+// forOperation returns the connection as one operation sees it: the same
+// LDAP connection, with the operation's own note of what it wrote.
+func (c *conn) forOperation() *conn {
+	op := *c
+	op.wrote = false
+	return &op
 }
 
-// Close closes the connection and stops watching the context.
+// modify sends a write, noting it, and waits for its answer, for at most
+// the connection's timeout (go-ldap's, set on write-back connections) or
+// until ctx ends. An answer nobody waits for any more is dropped: the write
+// may or may not have been applied, as when a connection is cut.
+func (c *conn) modify(ctx context.Context, req *goldap.ModifyRequest) error {
+	c.wrote = true
+	answer := make(chan error, 1)
+	go func() { answer <- c.Modify(req) }()
+	select {
+	case err := <-answer:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Close closes the connection.
 func (c *conn) Close() {
 	c.stop()
 	_ = c.Conn.Close()

@@ -3,6 +3,7 @@ package ldap
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"time"
 
@@ -15,20 +16,30 @@ import (
 // storm of unlocks would otherwise dial, handshake TLS and bind once per
 // end user, where a plain ldapmodify keeps one connection.
 //
-// The pool holds at most maxConns connections (in use and idle), so a storm
-// never opens more than that to the DC; an operation beyond waits for one
-// to come back (or for its context). A connection idle longer than
-// idleTimeout is closed (DCs close idle LDAP connections after 15 minutes
-// by default, MaxConnIdleTime, and a quiet server should not hold any); one
-// idle longer than probeAfter is probed (a RootDSE read) before it is used.
-// A connection that failed at the transport level (closed by the DC, timed
-// out, cut by a cancelled context) is dropped, never put back; an operation
+// Operations share connections. LDAP carries many requests on one
+// connection at once, each answered under its own message ID, so one
+// connection carries up to perConn operations together, and another is
+// dialled only when every open one is full, up to maxConns; an operation
+// beyond those waits for room (or for its context). A DC spends less on
+// one busy connection than on several: a Samba DC measured about a third
+// less CPU per unlock (BENCHMARKS.md, unlock-storm). Sharing changes what
+// ends an operation: its context abandons the search in flight, or stops
+// waiting for a write's answer, and leaves the connection to the others.
+//
+// A connection no operation uses is idle: one idle longer than idleTimeout
+// is closed (DCs close idle LDAP connections after 15 minutes by default,
+// MaxConnIdleTime, and a quiet server should not hold any); one idle longer
+// than probeAfter is probed (a RootDSE read) before it is used again. A
+// connection that failed at the transport level (closed by the DC, a
+// request unanswered within the timeout, an answer out of protocol) is
+// closed at once, which fails the other operations on it too; an operation
 // that found its reused connection dead before it wrote anything runs once
-// more on a fresh one.
+// more on another.
 
 // Limits of the write-back pool.
 const (
-	poolMaxConns    = 8
+	poolMaxConns    = 4
+	poolPerConn     = 8
 	poolIdleTimeout = time.Minute
 	poolProbeAfter  = 10 * time.Second
 )
@@ -37,149 +48,242 @@ const (
 // concurrent use.
 type connPool struct {
 	dial        func(context.Context) (*conn, error)
+	maxConns    int
+	perConn     int
 	idleTimeout time.Duration
 	probeAfter  time.Duration
 	now         func() time.Time
-	// slots holds one token per connection in use or being dialled; an
-	// idle one holds none, and an operation dials only when none is idle,
-	// so those in use and those idle stay within the bound together.
-	slots chan struct{}
 
-	mu     sync.Mutex
-	idle   []idleConn // most recently used last
-	reaper *time.Timer
-	closed bool
+	mu      sync.Mutex
+	conns   []*pooledConn // open ones, oldest first
+	dialing *pendingDial  // the dial in progress, if any
+	// changed is closed, and replaced, when an operation gives its
+	// connection back: those waiting for room look again.
+	changed chan struct{}
+	reaper  *time.Timer
+	closed  bool
 }
 
-// idleConn is a connection waiting in the pool since a time.
-type idleConn struct {
+// pooledConn is a connection of the pool with the operations using it.
+type pooledConn struct {
 	c     *conn
-	since time.Time
+	users int       // operations using it now
+	since time.Time // when the last operation gave it back
+	// private is a connection dialled by a closed pool: used by one
+	// operation, then closed.
+	private bool
 }
 
-func newConnPool(dial func(context.Context) (*conn, error), maxConns int) *connPool {
-	return &connPool{dial: dial, idleTimeout: poolIdleTimeout, probeAfter: poolProbeAfter, now: time.Now,
-		slots: make(chan struct{}, maxConns)}
+// pendingDial is a dial in progress: the operations waiting for room wait
+// for it, and share its failure.
+type pendingDial struct {
+	done chan struct{}
+	err  error
 }
 
-// get returns a bound connection: an idle one (probed when it has been idle
-// long) or a new one. reused tells which. The caller gives it back with put.
-// A closed pool still dials (an operation that took the source before it
-// was closed ends normally); put closes such connections.
-func (p *connPool) get(ctx context.Context) (c *conn, reused bool, err error) {
-	select {
-	case p.slots <- struct{}{}:
-	case <-ctx.Done():
-		return nil, false, ctx.Err()
-	}
+func newConnPool(dial func(context.Context) (*conn, error), maxConns, perConn int) *connPool {
+	return &connPool{dial: dial, maxConns: maxConns, perConn: perConn, idleTimeout: poolIdleTimeout, probeAfter: poolProbeAfter,
+		now: time.Now, changed: make(chan struct{})}
+}
+
+// get returns a bound connection for one operation: an open one with room
+// (probed when it has been idle long) or a new one. reused tells which.
+// The caller gives it back with put. A closed pool still dials (an
+// operation that took the source before it was closed ends normally), a
+// connection of the operation's own that put closes.
+func (p *connPool) get(ctx context.Context) (pc *pooledConn, reused bool, err error) {
 	for {
-		ic, ok := p.takeIdle()
-		if !ok {
-			break
+		p.mu.Lock()
+		if p.closed {
+			p.mu.Unlock()
+			c, err := p.dial(ctx)
+			if err != nil {
+				return nil, false, err
+			}
+			return &pooledConn{c: c, users: 1, private: true}, false, nil
 		}
-		if ic.c.IsClosing() || (p.now().Sub(ic.since) > p.probeAfter && !p.alive(ctx, ic.c)) {
-			ic.c.Close()
+		if pc := p.roomy(); pc != nil {
+			probe := pc.users == 0 && p.now().Sub(pc.since) > p.probeAfter
+			pc.users++
+			p.mu.Unlock()
+			if probe && !p.alive(ctx, pc.c) {
+				p.put(pc, false)
+				if err := ctx.Err(); err != nil {
+					return nil, false, err
+				}
+				continue
+			}
+			return pc, true, nil
+		}
+		if d := p.dialing; d != nil {
+			p.mu.Unlock()
+			select {
+			case <-d.done:
+			case <-ctx.Done():
+				return nil, false, ctx.Err()
+			}
+			if d.err != nil && !errors.Is(d.err, context.Canceled) && !errors.Is(d.err, context.DeadlineExceeded) {
+				return nil, false, d.err // the DC cannot be reached: no point in trying again at once
+			}
 			continue
 		}
-		return ic.c, true, nil
+		if len(p.conns) >= p.maxConns {
+			changed := p.changed
+			p.mu.Unlock()
+			select {
+			case <-changed:
+			case <-ctx.Done():
+				return nil, false, ctx.Err()
+			}
+			continue
+		}
+		return p.dialShared(ctx)
 	}
-	c, err = p.dial(ctx)
-	if err != nil {
-		<-p.slots
-		return nil, false, err
-	}
-	return c, false, nil
 }
 
-// takeIdle takes the most recently used idle connection, if any.
-func (p *connPool) takeIdle() (idleConn, bool) {
+// dialShared dials a connection for the pool, for the calling operation
+// and those that come while it dials. Called with p.mu held; returns
+// without it.
+func (p *connPool) dialShared(ctx context.Context) (*pooledConn, bool, error) {
+	d := &pendingDial{done: make(chan struct{})}
+	p.dialing = d
+	p.mu.Unlock()
+	c, err := p.dial(ctx)
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if len(p.idle) == 0 {
-		return idleConn{}, false
+	p.dialing, d.err = nil, err
+	close(d.done)
+	if err != nil {
+		return nil, false, err
 	}
-	ic := p.idle[len(p.idle)-1]
-	p.idle[len(p.idle)-1] = idleConn{}
-	p.idle = p.idle[:len(p.idle)-1]
-	return ic, true
+	pc := &pooledConn{c: c, users: 1, private: p.closed}
+	if !pc.private {
+		p.conns = append(p.conns, pc)
+	}
+	return pc, false, nil
+}
+
+// roomy returns the oldest open connection with room for one more
+// operation, if any, dropping those found closed. Called with p.mu held.
+func (p *connPool) roomy() *pooledConn {
+	for i := 0; i < len(p.conns); i++ {
+		pc := p.conns[i]
+		if pc.c.IsClosing() {
+			if pc.users == 0 {
+				p.conns = slices.Delete(p.conns, i, i+1)
+				i--
+			}
+			continue
+		}
+		if pc.users < p.perConn {
+			return pc
+		}
+	}
+	return nil
 }
 
 // alive probes a connection with a read of the RootDSE.
 func (p *connPool) alive(ctx context.Context, c *conn) bool {
-	stop := context.AfterFunc(ctx, func() { _ = c.Conn.Close() })
 	_, err := searchOne(ctx, c, "", goldap.ScopeBaseObject, "(objectClass=*)", []string{"1.1"})
-	return stop() && err == nil && !c.IsClosing()
+	return err == nil && !c.IsClosing()
 }
 
-// put gives c back: kept for the next operation when healthy, else closed.
-func (p *connPool) put(c *conn, healthy bool) {
-	defer func() { <-p.slots }()
+// put gives back an operation's connection: kept for the next ones while
+// healthy, else closed (and taken out of the pool).
+func (p *connPool) put(pc *pooledConn, healthy bool) {
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	if !healthy || p.closed || c.IsClosing() {
-		c.Close()
-		return
-	}
-	p.idle = append(p.idle, idleConn{c: c, since: p.now()})
-	if p.reaper == nil {
+	pc.users--
+	pc.since = p.now()
+	drop := !healthy || pc.c.IsClosing() || ((pc.private || p.closed) && pc.users == 0)
+	if drop {
+		p.conns = slices.DeleteFunc(p.conns, func(o *pooledConn) bool { return o == pc })
+	} else if pc.users == 0 && p.reaper == nil {
 		p.reaper = time.AfterFunc(p.idleTimeout, p.reap)
+	}
+	close(p.changed)
+	p.changed = make(chan struct{})
+	p.mu.Unlock()
+	if drop {
+		pc.c.Close() // outside the lock: a TLS close may wait on the network
 	}
 }
 
 // reap closes the connections idle longer than the idle timeout, and comes
-// back while any remain.
+// back while idle ones remain.
 func (p *connPool) reap() {
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	p.reaper = nil
 	if p.closed {
+		p.mu.Unlock()
 		return
 	}
 	cutoff := p.now().Add(-p.idleTimeout)
-	kept := p.idle[:0]
-	for _, ic := range p.idle {
-		if ic.since.After(cutoff) {
-			kept = append(kept, ic)
-		} else {
-			ic.c.Close()
+	var stale []*pooledConn
+	var next time.Time // when the oldest idle connection left turns stale
+	p.conns = slices.DeleteFunc(p.conns, func(pc *pooledConn) bool {
+		switch {
+		case pc.users > 0:
+			return false
+		case !pc.since.After(cutoff):
+			stale = append(stale, pc)
+			return true
+		case next.IsZero() || pc.since.Before(next):
+			next = pc.since
+		}
+		return false
+	})
+	if !next.IsZero() {
+		p.reaper = time.AfterFunc(next.Sub(cutoff), p.reap)
+	}
+	p.mu.Unlock()
+	closeAll(stale)
+}
+
+// counts tells how many connections are open and how many of them are
+// idle.
+func (p *connPool) counts() (open, idle int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, pc := range p.conns {
+		if pc.users == 0 {
+			idle++
 		}
 	}
-	clear(p.idle[len(kept):])
-	p.idle = kept
-	if len(p.idle) > 0 {
-		// the oldest left is the first: come back when it turns stale
-		p.reaper = time.AfterFunc(p.idle[0].since.Sub(cutoff), p.reap)
-	}
+	return len(p.conns), idle
 }
 
-// idleCount is how many connections wait in the pool.
-func (p *connPool) idleCount() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return len(p.idle)
-}
-
-// close closes the idle connections; those in use are closed when they
-// come back.
+// close closes the idle connections; those in use are closed when their
+// last operation gives them back.
 func (p *connPool) close() {
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	p.closed = true
 	if p.reaper != nil {
 		p.reaper.Stop()
 		p.reaper = nil
 	}
-	for _, ic := range p.idle {
-		ic.c.Close()
+	var idle []*pooledConn
+	p.conns = slices.DeleteFunc(p.conns, func(pc *pooledConn) bool {
+		if pc.users == 0 {
+			idle = append(idle, pc)
+			return true
+		}
+		return false
+	})
+	p.mu.Unlock()
+	closeAll(idle)
+}
+
+func closeAll(pcs []*pooledConn) {
+	for _, pc := range pcs {
+		pc.c.Close()
 	}
-	p.idle = nil
 }
 
 // brokenBy reports whether err means the connection can no longer be
-// trusted (lost, timed out, answered out of protocol): the directory's
-// own refusals (no such account, no right, a password policy) leave it
-// usable.
+// trusted (lost, a request unanswered in time, an answer out of protocol).
+// The directory's own refusals (no such account, no right, a password
+// policy) leave it usable, and so does an operation's own context ending:
+// the connection carries other operations' requests.
 func brokenBy(err error) bool {
-	return err != nil && (errors.Is(err, connectors.ErrUnavailable) || errors.Is(err, connectors.ErrBadResponse) ||
-		errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded))
+	return errors.Is(err, connectors.ErrUnavailable) || errors.Is(err, connectors.ErrBadResponse)
 }

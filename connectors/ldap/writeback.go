@@ -172,7 +172,7 @@ func (s *source) SetPassword(ctx context.Context, acct connectors.Account, newPa
 		}
 		req := goldap.NewModifyRequest(user.DN, []goldap.Control{hints})
 		req.Replace(attrUnicodePwd, []string{encodePassword(newPassword)})
-		if err := c.modify(req); err != nil {
+		if err := c.modify(ctx, req); err != nil {
 			return s.writeError("resetting the password of "+user.DN, "the Reset Password right", true, err)
 		}
 		s.log.Info("ad password reset", "dn", user.DN)
@@ -191,7 +191,7 @@ func (s *source) Unlock(ctx context.Context, acct connectors.Account) error {
 		}
 		req := goldap.NewModifyRequest(user.DN, nil)
 		req.Replace(attrLockoutTime, []string{"0"})
-		if err := c.modify(req); err != nil {
+		if err := c.modify(ctx, req); err != nil {
 			return s.writeError("unlocking "+user.DN, "write access to lockoutTime", false, err)
 		}
 		s.log.Info("ad account unlocked", "dn", user.DN)
@@ -249,10 +249,10 @@ func (s *source) CheckWriteAccess(ctx context.Context) error {
 }
 
 // withConn runs fn on a bound connection of the source's pool (refusing
-// a connection without TLS when write is set). The whole operation is
-// bounded by three times the configured timeout; ending its context closes
-// the connection, which ends the request in flight. A reused connection
-// found dead before fn wrote anything is replaced by a fresh one, once.
+// a connection without TLS when write is set), shared with other
+// operations. The whole operation is bounded by three times the configured
+// timeout; ending its context ends the request in flight. A reused
+// connection found dead before fn wrote anything is replaced, once.
 func (s *source) withConn(ctx context.Context, write bool, fn func(*conn) error) error {
 	if write && s.cfg.transport == transportPlain {
 		return fmt.Errorf("%w: password write-back needs an encrypted connection: use an ldaps:// url or start_tls "+
@@ -261,26 +261,24 @@ func (s *source) withConn(ctx context.Context, write bool, fn func(*conn) error)
 	ctx, cancel := context.WithTimeout(ctx, 3*s.cfg.timeout)
 	defer cancel()
 	for {
-		c, reused, err := s.pool.get(ctx)
+		pc, reused, err := s.pool.get(ctx)
 		if err != nil {
 			return err
 		}
-		c.SetTimeout(s.cfg.timeout) // for Modify, which pagedSearch does not time
-		c.wrote = false
-		stop := context.AfterFunc(ctx, func() { _ = c.Conn.Close() })
-		err = fn(c)
-		cut := !stop()
-		broken := cut || c.IsClosing() || brokenBy(err)
-		s.pool.put(c, !broken)
-		if broken && reused && !c.wrote && ctx.Err() == nil {
-			continue // a connection that died while idle: once more on a new one
+		op := pc.c.forOperation()
+		err = fn(op)
+		broken := op.IsClosing() || brokenBy(err)
+		s.pool.put(pc, !broken)
+		if broken && reused && !op.wrote && ctx.Err() == nil {
+			continue // a connection that died while idle: once more on another
 		}
 		return err
 	}
 }
 
 // dialPooled dials a connection for the pool: ctx bounds the dial, not the
-// connection's life.
+// connection's life. Each request on it, a write's included, must be
+// answered within the configured timeout.
 func (s *source) dialPooled(ctx context.Context) (*conn, error) {
 	c, err := s.dial(ctx)
 	if err != nil {
@@ -291,6 +289,7 @@ func (s *source) dialPooled(ctx context.Context) (*conn, error) {
 		return nil, ctx.Err()
 	}
 	c.stop = func() bool { return true }
+	c.SetTimeout(s.cfg.timeout)
 	return c, nil
 }
 

@@ -252,12 +252,18 @@ func (s *Service) writeBack(ctx context.Context, t store.Tenant, c store.Challen
 	}
 	// The job claims the grant. One this request carries out is recorded
 	// running from the start; a refused one is recorded queued, then
-	// failed.
+	// failed. The start does not wait for the disk: the job's end, which
+	// this request writes before it answers, commits durably and so makes
+	// the start durable too (PostgreSQL writes its log in order). Only a
+	// database crash in the few milliseconds between them loses the start,
+	// and then the end cannot be written either: the job is not on record
+	// (the directory alone tells whether it changed), and the grant may be
+	// used once more, by its end user, within its 10 minutes.
 	state := store.JobRunning
 	if r.refusal != "" {
 		state = store.JobQueued
 	}
-	job, err := s.opt.Store.StartPasswordJob(ctx, store.PasswordJob{TenantID: t.ID, EndUserID: u.ID, ChallengeID: c.ID, Action: action,
+	job, err := s.opt.Store.Ephemeral().StartPasswordJob(ctx, store.PasswordJob{TenantID: t.ID, EndUserID: u.ID, ChallengeID: c.ID, Action: action,
 		Target: r.target, ConnectionID: connID(r.conn), ExternalID: r.acct.ExternalID, ClientIP: ip, State: state}, s.opt.Now())
 	if errors.Is(err, store.ErrGrantUnusable) {
 		return Done{}, errBadGrant
