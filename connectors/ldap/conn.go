@@ -18,7 +18,9 @@ import (
 )
 
 // conn is one bound LDAP connection. Closing the context given to dial
-// closes the connection, which ends any operation in flight.
+// closes the connection, which ends any operation in flight; a connection
+// of the write-back's pool outlives it (dialPooled), and each operation on
+// it ends with its own context instead.
 type conn struct {
 	*goldap.Conn
 	timeout time.Duration // for each request (one page of a search)
